@@ -1,0 +1,305 @@
+//! The `keep-light` command line (DESIGN.md section 6): JSON lines on stdout, logs on stderr.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() -> std::process::ExitCode {
+    cli::main()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod cli {
+    use std::{path::PathBuf, process::ExitCode};
+
+    use clap::{Parser, Subcommand, ValueEnum};
+    use futures::StreamExt;
+    use keep_light::{
+        identity::OperatorKey,
+        net::{Node, NodeConfig, NodeEvent, NodeHandle, Role},
+    };
+    use libp2p::Multiaddr;
+    use serde_json::json;
+    use tokio::io::AsyncBufReadExt;
+
+    #[derive(Parser)]
+    #[command(
+        name = "keep-light",
+        version,
+        about = "keep-light relay, member node and tools"
+    )]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Print the peer ID and Ethereum address of a key.
+        Id {
+            /// 32-byte secp256k1 secret, hex (0x optional).
+            #[arg(long)]
+            key_hex: String,
+        },
+        /// Run a relay: routes pubsub for every topic its peers join.
+        Relay {
+            /// Listen address (repeatable). Default: WebSocket and TCP on 127.0.0.1, random ports.
+            #[arg(long = "listen")]
+            listen: Vec<Multiaddr>,
+            /// Directory holding the relay's identity (created when missing). Without it the relay
+            /// uses a fresh key.
+            #[arg(long)]
+            data_dir: Option<PathBuf>,
+            /// Identity key; overrides the one in --data-dir.
+            #[arg(long)]
+            key_hex: Option<String>,
+            /// Who may connect.
+            #[arg(long, value_enum, default_value_t = Firewall::Open)]
+            firewall: Firewall,
+        },
+        /// Run a member node: join topics, print events, publish lines read on stdin.
+        Node {
+            /// Relay address to connect to (repeatable).
+            #[arg(long = "bootstrap")]
+            bootstrap: Vec<String>,
+            /// Operator key, hex.
+            #[arg(long)]
+            key_hex: String,
+            /// Topic to join (repeatable).
+            #[arg(long = "join")]
+            join: Vec<String>,
+            /// Listen address (repeatable); members normally only dial.
+            #[arg(long = "listen")]
+            listen: Vec<Multiaddr>,
+            /// Republish every received message on its topic (a peer for round-trip benchmarks;
+            /// never run two echo nodes in one topic).
+            #[arg(long)]
+            echo: bool,
+        },
+    }
+
+    /// Connection policy. `attested` and `staked` arrive with connection management.
+    #[derive(Clone, Copy, ValueEnum)]
+    enum Firewall {
+        /// Everyone may connect.
+        Open,
+    }
+
+    pub fn main() -> ExitCode {
+        let cli = Cli::parse();
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info,libp2p_gossipsub=warn".into()),
+            )
+            .init();
+        let runtime = match tokio::runtime::Runtime::new() {
+            Ok(rt) => rt,
+            Err(e) => return fail(&format!("cannot start the runtime: {e}")),
+        };
+        let result = runtime.block_on(async {
+            match cli.command {
+                Command::Id { key_hex } => id(&key_hex),
+                Command::Relay {
+                    listen,
+                    data_dir,
+                    key_hex,
+                    firewall: Firewall::Open,
+                } => relay(listen, data_dir, key_hex).await,
+                Command::Node {
+                    bootstrap,
+                    key_hex,
+                    join,
+                    listen,
+                    echo,
+                } => node(bootstrap, &key_hex, join, listen, echo).await,
+            }
+        });
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        }
+    }
+
+    fn fail(error: &str) -> ExitCode {
+        println!("{}", json!({ "error": error }));
+        tracing::error!("{error}");
+        ExitCode::FAILURE
+    }
+
+    fn id(key_hex: &str) -> Result<(), String> {
+        let key = OperatorKey::from_hex(key_hex).map_err(|e| e.to_string())?;
+        println!(
+            "{}",
+            json!({
+                "address": key.address().to_string(),
+                "peer_id": key.peer_id().to_string(),
+                "public_key": format!("0x{}", hex::encode(key.public_key_compressed())),
+            })
+        );
+        Ok(())
+    }
+
+    /// The relay's identity: `--key-hex`, else `DIR/identity.key`, else (and saved there) a new one.
+    fn relay_key(
+        data_dir: Option<PathBuf>,
+        key_hex: Option<String>,
+    ) -> Result<OperatorKey, String> {
+        if let Some(hex) = key_hex {
+            return OperatorKey::from_hex(&hex).map_err(|e| e.to_string());
+        }
+        let Some(dir) = data_dir else {
+            return Ok(OperatorKey::generate());
+        };
+        let path = dir.join("identity.key");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                OperatorKey::from_hex(&text).map_err(|e| format!("{}: {e}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = OperatorKey::generate();
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                write_secret(&path, &hex::encode(key.secret_bytes()))?;
+                Ok(key)
+            }
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    fn write_secret(path: &std::path::Path, text: &str) -> Result<(), String> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        file.write_all(text.as_bytes())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    async fn relay(
+        listen: Vec<Multiaddr>,
+        data_dir: Option<PathBuf>,
+        key_hex: Option<String>,
+    ) -> Result<(), String> {
+        let key = relay_key(data_dir, key_hex)?;
+        let listen = if listen.is_empty() {
+            vec![
+                "/ip4/127.0.0.1/tcp/0/ws".parse().expect("valid literal"),
+                "/ip4/127.0.0.1/tcp/0".parse().expect("valid literal"),
+            ]
+        } else {
+            listen
+        };
+        let config = NodeConfig::new(key)
+            .with_role(Role::Relay)
+            .with_listen(listen);
+        let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
+        tracing::info!(peer = %handle.peer_id(), "relay started");
+        loop {
+            tokio::select! {
+                event = events.next() => match event {
+                    Some(NodeEvent::Listening { address }) => {
+                        println!("{}", json!({ "listening": address }));
+                    }
+                    Some(other) => tracing::debug!("{}", other.to_json()),
+                    None => return Err("the node stopped".into()),
+                },
+                () = shutdown_signal() => break,
+            }
+        }
+        tracing::info!("shutting down");
+        handle.shutdown().await;
+        Ok(())
+    }
+
+    async fn node(
+        bootstrap: Vec<String>,
+        key_hex: &str,
+        join: Vec<String>,
+        listen: Vec<Multiaddr>,
+        echo: bool,
+    ) -> Result<(), String> {
+        let key = OperatorKey::from_hex(key_hex).map_err(|e| e.to_string())?;
+        let config = NodeConfig::new(key)
+            .with_bootstrap(bootstrap)
+            .with_topics(join)
+            .with_listen(listen);
+        let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let mut stdin_open = true;
+        loop {
+            tokio::select! {
+                event = events.next() => {
+                    let Some(event) = event else { return Err("the node stopped".into()) };
+                    println!("{}", event.to_json());
+                    if let (true, NodeEvent::Message { topic, data, .. }) = (echo, &event) {
+                        report_publish(&handle, topic, data.clone()).await;
+                    }
+                }
+                line = stdin.next_line(), if stdin_open => match line {
+                    Ok(Some(line)) => run_line(&handle, &line).await,
+                    // End of input: keep serving until a signal.
+                    Ok(None) | Err(_) => stdin_open = false,
+                },
+                () = shutdown_signal() => break,
+            }
+        }
+        handle.shutdown().await;
+        Ok(())
+    }
+
+    /// One stdin command: `publish TOPIC TEXT`, `join TOPIC`, `leave TOPIC`.
+    async fn run_line(handle: &NodeHandle, line: &str) {
+        let line = line.trim();
+        let mut parts = line.splitn(3, ' ');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some("publish"), Some(topic), text) => {
+                report_publish(handle, topic, text.unwrap_or("").as_bytes().to_vec()).await;
+            }
+            (Some("join"), Some(topic), None) => handle.join(topic),
+            (Some("leave"), Some(topic), None) => handle.leave(topic),
+            (None | Some(""), ..) => {}
+            _ => println!(
+                "{}",
+                json!({"event": "command_error", "line": line,
+                       "error": "expected `publish TOPIC TEXT`, `join TOPIC` or `leave TOPIC`"})
+            ),
+        }
+    }
+
+    async fn report_publish(handle: &NodeHandle, topic: &str, data: Vec<u8>) {
+        if let Err(e) = handle.publish(topic, data).await {
+            println!(
+                "{}",
+                json!({"event": "publish_failed", "topic": topic, "error": e.to_string()})
+            );
+        }
+    }
+
+    async fn shutdown_signal() {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

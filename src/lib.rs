@@ -1,0 +1,17 @@
+//! keep-light: a browser light client for a Keep-style threshold random beacon network.
+//!
+//! One crate, compiled natively (relays, native members, the CLI) and to wasm32 (the node in a
+//! web page). Module map:
+//! - [`platform`]: the only wasm/native seam (spawn, sleep, clock, randomness);
+//! - [`identity`]: operator keys ↔ libp2p peer IDs ↔ Ethereum addresses;
+//! - [`wire`]: protobuf envelope, size-checked decoding;
+//! - [`net`]: libp2p node (event loop, behaviour, transports, bootstrap schedule);
+//! - `browser` (wasm32 only): the wasm-bindgen API used by the JS shell in `www/`.
+
+pub mod identity;
+pub mod net;
+pub mod platform;
+pub mod wire;
+
+#[cfg(target_arch = "wasm32")]
+pub mod browser;

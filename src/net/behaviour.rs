@@ -1,0 +1,65 @@
+//! The composed libp2p behaviour of every keep-light node and its gossipsub settings.
+
+use std::time::Duration;
+
+use libp2p::{gossipsub, identify, identity::Keypair, ping, swarm::NetworkBehaviour};
+
+use super::node::Role;
+
+/// Protocol name announced over identify.
+pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
+
+/// Gossipsub frames may carry a little more than one envelope (signature, key, topic, control):
+/// this margin lets slightly oversize envelopes reach our own counted size check instead of
+/// being cut off anonymously by the codec.
+const FRAME_OVERHEAD: usize = 4 * 1024;
+
+/// What every node runs.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub gossipsub: gossipsub::Behaviour,
+    pub identify: identify::Behaviour,
+    pub ping: ping::Behaviour,
+}
+
+/// Builds the behaviour for `role`; `max_message_size` is the envelope limit.
+pub fn build(
+    keypair: &Keypair,
+    role: Role,
+    max_message_size: usize,
+) -> Result<Behaviour, String> {
+    let mut config = gossipsub::ConfigBuilder::default();
+    config
+        // Every message is signed by its author (StrictSign) and checked on receipt.
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        // We answer each message ourselves (size, decode, author = sender) before it is forwarded.
+        .validate_messages()
+        .max_transmit_size(max_message_size + FRAME_OVERHEAD)
+        .flood_publish(true)
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .heartbeat_interval(Duration::from_millis(700));
+    match role {
+        // A member usually sees only its relays: a mesh of one must be healthy.
+        Role::Member => config
+            .mesh_n(4)
+            .mesh_n_low(1)
+            .mesh_n_high(8)
+            .mesh_outbound_min(0),
+        // Relays accept connections and dial none: no outbound quota.
+        Role::Relay => config.mesh_outbound_min(0),
+    };
+    let config = config.build().map_err(|e| e.to_string())?;
+    let gossipsub =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), config)
+            .map_err(str::to_string)?;
+    let identify = identify::Behaviour::new(
+        identify::Config::new(PROTOCOL_VERSION.into(), keypair.public())
+            .with_agent_version(format!("keep-light/{}", env!("CARGO_PKG_VERSION"))),
+    );
+    let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
+    Ok(Behaviour {
+        gossipsub,
+        identify,
+        ping,
+    })
+}

@@ -1,0 +1,8 @@
+//! libp2p networking: the node's event loop, its composed behaviour, transports and bootstrap.
+
+pub mod behaviour;
+pub mod bootstrap;
+pub mod node;
+pub mod transport;
+
+pub use node::{EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role, StartError};

@@ -1,0 +1,653 @@
+//! The node: a handle for commands, a stream of events, and the event loop that owns the swarm.
+//!
+//! # Overview
+//! [`Node::start`] builds the swarm, starts listening and dialing, spawns the event loop through
+//! [`crate::platform::spawn`] and returns a [`NodeHandle`] (cheap to clone) plus an event
+//! receiver. The loop owns everything mutable; the handle only sends [`Command`]s, so the same
+//! code runs on tokio and on the browser's single thread.
+//!
+//! # Usage
+//! ```no_run
+//! # async fn demo() -> Result<(), keep_light::net::StartError> {
+//! use futures::StreamExt;
+//! use keep_light::{identity::OperatorKey, net::{Node, NodeConfig}};
+//! let config = NodeConfig::new(OperatorKey::generate())
+//!     .with_bootstrap(vec!["/ip4/127.0.0.1/tcp/4001/ws".into()])
+//!     .with_topics(vec!["keep-light/demo/1".into()]);
+//! let (node, mut events) = Node::start(config).await?;
+//! node.publish("keep-light/demo/1", b"hello".to_vec()).await.ok();
+//! while let Some(event) = events.next().await { println!("{}", event.to_json()); }
+//! # Ok(()) }
+//! ```
+//!
+//! # Security
+//! Every pubsub message is signed by its author (StrictSign, checked by gossipsub) and then
+//! checked here: size limit before decoding, envelope decode, author's operator = envelope
+//! sender. Anything else is rejected with a counted reason, reported to gossipsub as `Reject`
+//! (which penalises the peer that forwarded it) and never delivered.
+
+use std::{collections::HashMap, time::Duration};
+
+use futures::{
+    channel::{mpsc, oneshot},
+    FutureExt, StreamExt,
+};
+use libp2p::{
+    gossipsub::{self, IdentTopic, MessageAcceptance},
+    multiaddr::Protocol,
+    swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent},
+    Multiaddr, PeerId, Swarm,
+};
+use rand::Rng as _;
+use serde::Serialize;
+
+use super::{
+    behaviour::{self, Behaviour, BehaviourEvent},
+    bootstrap::{Backoff, BootstrapSchedule, EntryId},
+    transport,
+};
+use crate::{
+    identity::{Address, OperatorKey},
+    platform,
+    wire::{self, Envelope},
+};
+
+/// Envelope type of free-text messages (`publish TOPIC TEXT`).
+pub const TEXT_TYPE: &str = "net.Text";
+
+/// What a node does in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// An operator: joins its own topics, publishes and receives.
+    Member,
+    /// Infrastructure: joins every topic a peer joins so it can route it, originates nothing and
+    /// delivers nothing to the application.
+    Relay,
+}
+
+/// Node settings. Defaults (from [`NodeConfig::new`]): role [`Role::Member`], no listen
+/// addresses, no bootstrap peers, no topics, 64 KiB message limit, default [`Backoff`].
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    key: OperatorKey,
+    role: Role,
+    listen: Vec<Multiaddr>,
+    bootstrap: Vec<String>,
+    topics: Vec<String>,
+    max_message_size: usize,
+    backoff: Backoff,
+}
+
+impl NodeConfig {
+    /// A member node with identity `key`.
+    pub fn new(key: OperatorKey) -> Self {
+        Self {
+            key,
+            role: Role::Member,
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            topics: Vec::new(),
+            max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Sets the role.
+    pub fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Addresses to listen on (native only; browsers cannot listen).
+    pub fn with_listen(mut self, listen: Vec<Multiaddr>) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Bootstrap addresses as text: a malformed one is reported as an event, not a start error,
+    /// so one bad entry in a list never stops the node.
+    pub fn with_bootstrap(mut self, bootstrap: Vec<String>) -> Self {
+        self.bootstrap = bootstrap;
+        self
+    }
+
+    /// Topics to join at start.
+    pub fn with_topics(mut self, topics: Vec<String>) -> Self {
+        self.topics = topics;
+        self
+    }
+
+    /// The envelope size limit, checked before decoding.
+    pub fn with_max_message_size(mut self, max: usize) -> Self {
+        self.max_message_size = max;
+        self
+    }
+
+    /// Bootstrap redial backoff.
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+}
+
+/// Why [`Node::start`] failed. Nothing here is transient: fix the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The behaviour or transport could not be built.
+    #[error("cannot build the swarm: {0}")]
+    Build(String),
+    /// A listen address was refused (malformed for this transport, port taken, …).
+    #[error("cannot listen on {address}: {error}")]
+    Listen { address: Multiaddr, error: String },
+}
+
+/// Why a publish failed. The node keeps running in every case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// No connected peer is in the topic yet: wait for a `peer_subscribed` event and retry.
+    #[error("no peer subscribed to the topic yet")]
+    NoPeers,
+    /// The envelope exceeds the size limit: send less.
+    #[error("message too large: {0}")]
+    TooLarge(String),
+    /// The node has stopped.
+    #[error("node stopped")]
+    Stopped,
+    /// Anything else gossipsub refused (duplicate, queues full, signing).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Everything the node reports. Serialised as one JSON object with an `event` tag, which is the
+/// CLI's output format and what the browser API hands to JavaScript.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum NodeEvent {
+    /// A listen address is active (full address including `/p2p/<id>`).
+    Listening { address: String },
+    /// First connection to `peer` established.
+    Connected { peer: String },
+    /// Last connection to `peer` closed.
+    Disconnected { peer: String },
+    /// We joined `topic`.
+    Subscribed { topic: String },
+    /// We left `topic`.
+    Unsubscribed { topic: String },
+    /// A connected peer joined `topic`: from now on it receives what we publish there.
+    PeerSubscribed { peer: String, topic: String },
+    /// A validated message on a topic we joined.
+    Message {
+        topic: String,
+        /// The author's peer ID (signed by libp2p).
+        from: String,
+        /// The author's operator address (EIP-55), equal to the envelope sender.
+        sender: String,
+        #[serde(rename = "type")]
+        kind: String,
+        sequence: u64,
+        /// UTF-8 text, or 0x-hex when the payload is not UTF-8.
+        #[serde(serialize_with = "text_or_hex")]
+        data: Vec<u8>,
+    },
+    /// A message was rejected; `total` is the count for this reason so far.
+    Rejected {
+        reason: &'static str,
+        from: String,
+        detail: String,
+        total: u64,
+    },
+    /// A bootstrap address could not be parsed; it is skipped and the others are used.
+    BootstrapInvalid { address: String, error: String },
+    /// A dial failed; the address is retried after `retry_in_ms`.
+    DialFailed {
+        address: String,
+        error: String,
+        retry_in_ms: u64,
+    },
+}
+
+impl NodeEvent {
+    /// One line of JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising these plain structs cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
+    }
+}
+
+fn text_or_hex<S: serde::Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    match std::str::from_utf8(data) {
+        Ok(text) => s.serialize_str(text),
+        Err(_) => s.serialize_str(&format!("0x{}", hex::encode(data))),
+    }
+}
+
+/// Requests from handles to the event loop.
+#[derive(Debug)]
+enum Command {
+    Publish {
+        topic: String,
+        kind: String,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), PublishError>>,
+    },
+    Join(String),
+    Leave(String),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The application's side of a running node. Dropping every handle stops the node.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    peer_id: PeerId,
+    address: Address,
+}
+
+/// Events from the node, in order. Unbounded for now; the channels issue adds back-pressure.
+pub type EventReceiver = mpsc::UnboundedReceiver<NodeEvent>;
+
+/// Entry point; see the module docs.
+pub struct Node;
+
+impl Node {
+    /// Builds the swarm, listens, starts dialing and spawns the event loop.
+    pub async fn start(config: NodeConfig) -> Result<(NodeHandle, EventReceiver), StartError> {
+        let keypair = config.key.libp2p_keypair();
+        let peer_id = config.key.peer_id();
+        let address = config.key.address();
+        let behaviour = behaviour::build(&keypair, config.role, config.max_message_size)
+            .map_err(StartError::Build)?;
+        let mut swarm = transport::build_swarm(keypair, behaviour)
+            .await
+            .map_err(StartError::Build)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| StartError::Listen {
+                    address: addr.clone(),
+                    error: e.to_string(),
+                })?;
+        }
+
+        let (events_tx, events_rx) = mpsc::unbounded();
+        let mut state = EventLoop {
+            events: events_tx,
+            role: config.role,
+            address,
+            max_message_size: config.max_message_size,
+            sequence: 0,
+            rejected: HashMap::new(),
+            bootstrap: BootstrapSchedule::new(Vec::new(), config.backoff.clone(), platform::now()),
+            dialing: HashMap::new(),
+            established: HashMap::new(),
+        };
+        let mut valid = Vec::new();
+        for text in &config.bootstrap {
+            match text.parse::<Multiaddr>() {
+                Ok(addr) => valid.push(addr),
+                Err(e) => state.emit(NodeEvent::BootstrapInvalid {
+                    address: text.clone(),
+                    error: e.to_string(),
+                }),
+            }
+        }
+        state.bootstrap = BootstrapSchedule::new(valid, config.backoff, platform::now());
+        for topic in &config.topics {
+            state.join(&mut swarm, topic);
+        }
+
+        let (commands_tx, commands_rx) = mpsc::unbounded();
+        platform::spawn(state.run(swarm, commands_rx));
+        Ok((
+            NodeHandle {
+                commands: commands_tx,
+                peer_id,
+                address,
+            },
+            events_rx,
+        ))
+    }
+}
+
+impl NodeHandle {
+    /// This node's peer ID.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// This node's operator address.
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    /// Publishes `text` on `topic` as a [`TEXT_TYPE`] envelope.
+    pub async fn publish(&self, topic: &str, text: Vec<u8>) -> Result<(), PublishError> {
+        self.publish_typed(topic, TEXT_TYPE, text).await
+    }
+
+    /// Publishes an envelope of type `kind` carrying `payload` on `topic`.
+    pub async fn publish_typed(
+        &self,
+        topic: &str,
+        kind: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::Publish {
+                topic: topic.to_owned(),
+                kind: kind.to_owned(),
+                payload,
+                reply,
+            })
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.unwrap_or(Err(PublishError::Stopped))
+    }
+
+    /// Joins `topic`; a `subscribed` event confirms it.
+    pub fn join(&self, topic: &str) {
+        let _ = self.commands.unbounded_send(Command::Join(topic.to_owned()));
+    }
+
+    /// Leaves `topic`.
+    pub fn leave(&self, topic: &str) {
+        let _ = self.commands.unbounded_send(Command::Leave(topic.to_owned()));
+    }
+
+    /// Stops the node: closes its connections and ends the event loop; resolves when done.
+    pub async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.unbounded_send(Command::Shutdown(done)).is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+/// The state the event loop owns besides the swarm.
+struct EventLoop {
+    events: mpsc::UnboundedSender<NodeEvent>,
+    role: Role,
+    address: Address,
+    max_message_size: usize,
+    sequence: u64,
+    rejected: HashMap<&'static str, u64>,
+    bootstrap: BootstrapSchedule,
+    /// Bootstrap dials in flight.
+    dialing: HashMap<ConnectionId, EntryId>,
+    /// Connections that came from a bootstrap dial.
+    established: HashMap<ConnectionId, EntryId>,
+}
+
+impl EventLoop {
+    async fn run(
+        mut self,
+        mut swarm: Swarm<Behaviour>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+    ) {
+        let far = Duration::from_secs(3600);
+        let mut timer = platform::sleep(far);
+        let mut timer_deadline = None;
+        loop {
+            self.dial_due(&mut swarm);
+            let deadline = self.bootstrap.poll_timeout();
+            if deadline != timer_deadline {
+                timer_deadline = deadline;
+                let wait = deadline.map_or(far, |at| at.saturating_duration_since(platform::now()));
+                timer.reset(wait);
+            }
+            futures::select! {
+                event = swarm.select_next_some() => self.on_swarm_event(&mut swarm, event),
+                command = commands.next() => match command {
+                    Some(Command::Shutdown(done)) => {
+                        drop(swarm);
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(&mut swarm, command),
+                    // Every handle is gone: stop.
+                    None => return,
+                },
+                _ = (&mut timer).fuse() => timer_deadline = None,
+            }
+        }
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // A closed receiver means nobody listens any more; the node still serves its peers.
+        let _ = self.events.unbounded_send(event);
+    }
+
+    fn join(&mut self, swarm: &mut Swarm<Behaviour>, topic: &str) {
+        match swarm.behaviour_mut().gossipsub.subscribe(&IdentTopic::new(topic)) {
+            Ok(true) => self.emit(NodeEvent::Subscribed {
+                topic: topic.to_owned(),
+            }),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(topic, error = %e, "cannot subscribe"),
+        }
+    }
+
+    fn dial_due(&mut self, swarm: &mut Swarm<Behaviour>) {
+        let now = platform::now();
+        while let Some((id, addr)) = self.bootstrap.poll_dial(now) {
+            let opts = match addr.iter().last() {
+                Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer).addresses(vec![addr.clone()]).build(),
+                _ => DialOpts::unknown_peer_id().address(addr.clone()).build(),
+            };
+            let connection = opts.connection_id();
+            match swarm.dial(opts) {
+                Ok(()) => {
+                    self.dialing.insert(connection, id);
+                }
+                Err(e) => self.dial_failed(id, e.to_string()),
+            }
+        }
+    }
+
+    fn dial_failed(&mut self, id: EntryId, error: String) {
+        let retry = self
+            .bootstrap
+            .dial_failed(id, platform::now(), platform::rng().gen::<f64>());
+        let address = self.bootstrap.address(id).map(ToString::to_string).unwrap_or_default();
+        tracing::warn!(%address, %error, "bootstrap dial failed");
+        self.emit(NodeEvent::DialFailed {
+            address,
+            error,
+            retry_in_ms: retry.as_millis() as u64,
+        });
+    }
+
+    fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, command: Command) {
+        match command {
+            Command::Publish {
+                topic,
+                kind,
+                payload,
+                reply,
+            } => {
+                let _ = reply.send(self.publish(swarm, &topic, kind, payload));
+            }
+            Command::Join(topic) => self.join(swarm, &topic),
+            Command::Leave(topic) => {
+                if swarm.behaviour_mut().gossipsub.unsubscribe(&IdentTopic::new(&topic)) {
+                    self.emit(NodeEvent::Unsubscribed { topic });
+                }
+            }
+            Command::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn publish(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        topic: &str,
+        kind: String,
+        payload: Vec<u8>,
+    ) -> Result<(), PublishError> {
+        self.sequence += 1;
+        let envelope = Envelope {
+            r#type: kind,
+            payload,
+            sender: self.address.as_bytes().to_vec(),
+            sequence: self.sequence,
+            group: Vec::new(),
+        };
+        let bytes = wire::encode_envelope(&envelope, self.max_message_size)
+            .map_err(|e| PublishError::TooLarge(e.to_string()))?;
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(IdentTopic::new(topic), bytes)
+            .map(|_| ())
+            .map_err(|e| match e {
+                gossipsub::PublishError::NoPeersSubscribedToTopic => PublishError::NoPeers,
+                gossipsub::PublishError::MessageTooLarge => PublishError::TooLarge(e.to_string()),
+                other => PublishError::Other(other.to_string()),
+            })
+    }
+
+    fn on_swarm_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address.with(Protocol::P2p(*swarm.local_peer_id()));
+                self.emit(NodeEvent::Listening {
+                    address: full.to_string(),
+                });
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                if let Some(id) = self.dialing.remove(&connection_id) {
+                    self.bootstrap.dial_succeeded(id);
+                    self.established.insert(connection_id, id);
+                }
+                if num_established.get() == 1 {
+                    self.emit(NodeEvent::Connected {
+                        peer: peer_id.to_string(),
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                num_established,
+                ..
+            } => {
+                if let Some(id) = self.established.remove(&connection_id) {
+                    self.bootstrap
+                        .disconnected(id, platform::now(), platform::rng().gen::<f64>());
+                }
+                if num_established == 0 {
+                    self.emit(NodeEvent::Disconnected {
+                        peer: peer_id.to_string(),
+                    });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some(id) = self.dialing.remove(&connection_id) {
+                    self.dial_failed(id, error.to_string());
+                }
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                tracing::debug!(%error, "incoming connection failed");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
+                self.on_gossipsub(swarm, event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                tracing::debug!(%peer_id, agent = %info.agent_version, "identified");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossipsub(&mut self, swarm: &mut Swarm<Behaviour>, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let verdict = self.check(&message);
+                let acceptance = match &verdict {
+                    Ok(_) => MessageAcceptance::Accept,
+                    Err(_) => MessageAcceptance::Reject,
+                };
+                swarm.behaviour_mut().gossipsub.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+                match verdict {
+                    Ok((envelope, sender)) if self.role == Role::Member => {
+                        self.emit(NodeEvent::Message {
+                            topic: message.topic.into_string(),
+                            from: message.source.map(|p| p.to_string()).unwrap_or_default(),
+                            sender: sender.to_string(),
+                            kind: envelope.r#type,
+                            sequence: envelope.sequence,
+                            data: envelope.payload,
+                        });
+                    }
+                    Ok(_) => {}
+                    Err((reason, detail)) => {
+                        let total = self.rejected.entry(reason).or_default();
+                        *total += 1;
+                        let total = *total;
+                        tracing::info!(reason, %detail, from = %propagation_source, "message rejected");
+                        self.emit(NodeEvent::Rejected {
+                            reason,
+                            from: propagation_source.to_string(),
+                            detail,
+                            total,
+                        });
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                // A relay routes every topic its peers join.
+                if self.role == Role::Relay {
+                    self.join(swarm, topic.as_str());
+                }
+                self.emit(NodeEvent::PeerSubscribed {
+                    peer: peer_id.to_string(),
+                    topic: topic.into_string(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// Inline checks, cheapest first. On success: the envelope and its verified sender.
+    fn check(
+        &self,
+        message: &gossipsub::Message,
+    ) -> Result<(Envelope, Address), (&'static str, String)> {
+        let envelope = wire::decode_envelope(&message.data, self.max_message_size)
+            .map_err(|e| (e.reason(), e.to_string()))?;
+        // StrictSign guarantees a source whose signature gossipsub has checked.
+        let author = message
+            .source
+            .as_ref()
+            .and_then(Address::from_peer_id)
+            .ok_or(("unknown_author", "author is not a secp256k1 operator key".to_owned()))?;
+        if envelope.sender.as_slice() != author.as_bytes() {
+            return Err((
+                "spoofed_sender",
+                format!("envelope sender 0x{} is not the author {author}", hex::encode(&envelope.sender)),
+            ));
+        }
+        Ok((envelope, author))
+    }
+}

@@ -1,0 +1,58 @@
+//! The one seam between the node core and where it runs (DESIGN.md section 2).
+//!
+//! Spawning, sleeping, the clock and randomness reach the rest of the crate only through here, so
+//! the same core runs on tokio natively and on the browser's event loop in wasm. Apart from
+//! transport construction (`net/transport.rs`) no other module writes `cfg(target_arch)`.
+//!
+//! - [`now`] is `web_time::Instant`: `std::time::Instant` panics in wasm32.
+//! - [`sleep`] is a `futures-timer` delay (backed by `setTimeout` in the browser; hidden tabs
+//!   throttle it, so protocol deadlines must follow chain blocks, not this clock).
+//! - [`spawn`] needs `Send` natively (tokio's multi-threaded runtime) and not in wasm
+//!   (single-threaded `spawn_local`); code written against the native bound compiles on both.
+
+use std::{future::Future, time::Duration};
+
+pub use web_time::Instant;
+
+/// The monotonic clock.
+pub fn now() -> Instant {
+    Instant::now()
+}
+
+/// A future that completes after `duration`.
+pub fn sleep(duration: Duration) -> futures_timer::Delay {
+    futures_timer::Delay::new(duration)
+}
+
+/// A cryptographically secure random generator (OS or `crypto.getRandomValues`).
+pub fn rng() -> impl rand::RngCore + rand::CryptoRng {
+    rand::rngs::OsRng
+}
+
+/// Runs `task` in the background on the current executor.
+///
+/// Natively this must be called from inside a tokio runtime.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn spawn<F>(task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(task);
+}
+
+/// Runs `task` in the background on the browser's event loop.
+#[cfg(target_arch = "wasm32")]
+pub fn spawn<F>(task: F)
+where
+    F: Future<Output = ()> + 'static,
+{
+    wasm_bindgen_futures::spawn_local(task);
+}
+
+/// Milliseconds since the Unix epoch, for human-facing timestamps only.
+pub fn unix_millis() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
