@@ -190,7 +190,8 @@ impl FromStr for Address {
             return Err(KeyError::MalformedAddress(text.into()));
         }
         let bytes = hex::decode(digits).map_err(|_| KeyError::MalformedAddress(text.into()))?;
-        let address = Address::from_slice(&bytes).ok_or_else(|| KeyError::MalformedAddress(text.into()))?;
+        let address =
+            Address::from_slice(&bytes).ok_or_else(|| KeyError::MalformedAddress(text.into()))?;
         let mixed = digits.chars().any(|c| c.is_ascii_lowercase())
             && digits.chars().any(|c| c.is_ascii_uppercase());
         if mixed && address.to_string() != text {
@@ -236,14 +237,23 @@ mod tests {
             assert_eq!(address.to_string(), text);
         }
         let broken = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD";
-        assert!(matches!(broken.parse::<Address>(), Err(KeyError::BadChecksum(_))));
+        assert!(matches!(
+            broken.parse::<Address>(),
+            Err(KeyError::BadChecksum(_))
+        ));
         assert!("0x1234".parse::<Address>().is_err());
     }
 
     #[test]
     fn bad_secrets_are_refused() {
-        assert_eq!(OperatorKey::from_hex("0x12").unwrap_err(), KeyError::WrongLength(1));
-        assert!(matches!(OperatorKey::from_hex("zz"), Err(KeyError::NotHex(_))));
+        assert_eq!(
+            OperatorKey::from_hex("0x12").unwrap_err(),
+            KeyError::WrongLength(1)
+        );
+        assert!(matches!(
+            OperatorKey::from_hex("zz"),
+            Err(KeyError::NotHex(_))
+        ));
         assert_eq!(
             OperatorKey::from_bytes(&[0u8; 32]).unwrap_err(),
             KeyError::InvalidSecret

@@ -23,11 +23,7 @@ pub struct Behaviour {
 }
 
 /// Builds the behaviour for `role`; `max_message_size` is the envelope limit.
-pub fn build(
-    keypair: &Keypair,
-    role: Role,
-    max_message_size: usize,
-) -> Result<Behaviour, String> {
+pub fn build(keypair: &Keypair, role: Role, max_message_size: usize) -> Result<Behaviour, String> {
     let mut config = gossipsub::ConfigBuilder::default();
     config
         // Every message is signed by its author (StrictSign) and checked on receipt.
@@ -49,9 +45,11 @@ pub fn build(
         Role::Relay => config.mesh_outbound_min(0),
     };
     let config = config.build().map_err(|e| e.to_string())?;
-    let gossipsub =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(keypair.clone()), config)
-            .map_err(str::to_string)?;
+    let gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+        config,
+    )
+    .map_err(str::to_string)?;
     let identify = identify::Behaviour::new(
         identify::Config::new(PROTOCOL_VERSION.into(), keypair.public())
             .with_agent_version(format!("keep-light/{}", env!("CARGO_PKG_VERSION"))),

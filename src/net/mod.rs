@@ -5,4 +5,6 @@ pub mod bootstrap;
 pub mod node;
 pub mod transport;
 
-pub use node::{EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role, StartError};
+pub use node::{
+    EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role, StartError,
+};

@@ -210,7 +210,8 @@ impl NodeEvent {
     /// One line of JSON.
     pub fn to_json(&self) -> String {
         // Serialising these plain structs cannot fail.
-        serde_json::to_string(self).unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
     }
 }
 
@@ -228,6 +229,11 @@ enum Command {
         topic: String,
         kind: String,
         payload: Vec<u8>,
+        reply: oneshot::Sender<Result<(), PublishError>>,
+    },
+    PublishRaw {
+        topic: String,
+        bytes: Vec<u8>,
         reply: oneshot::Sender<Result<(), PublishError>>,
     },
     Join(String),
@@ -344,20 +350,43 @@ impl NodeHandle {
         answer.await.unwrap_or(Err(PublishError::Stopped))
     }
 
+    /// Publishes `bytes` exactly as given, without an envelope. For interception tests that
+    /// play a misbehaving peer (garbage, forged senders, oversize); a correct node never needs it.
+    #[doc(hidden)]
+    pub async fn publish_raw(&self, topic: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::PublishRaw {
+                topic: topic.to_owned(),
+                bytes,
+                reply,
+            })
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.unwrap_or(Err(PublishError::Stopped))
+    }
+
     /// Joins `topic`; a `subscribed` event confirms it.
     pub fn join(&self, topic: &str) {
-        let _ = self.commands.unbounded_send(Command::Join(topic.to_owned()));
+        let _ = self
+            .commands
+            .unbounded_send(Command::Join(topic.to_owned()));
     }
 
     /// Leaves `topic`.
     pub fn leave(&self, topic: &str) {
-        let _ = self.commands.unbounded_send(Command::Leave(topic.to_owned()));
+        let _ = self
+            .commands
+            .unbounded_send(Command::Leave(topic.to_owned()));
     }
 
     /// Stops the node: closes its connections and ends the event loop; resolves when done.
     pub async fn shutdown(&self) {
         let (done, finished) = oneshot::channel();
-        if self.commands.unbounded_send(Command::Shutdown(done)).is_ok() {
+        if self
+            .commands
+            .unbounded_send(Command::Shutdown(done))
+            .is_ok()
+        {
             let _ = finished.await;
         }
     }
@@ -418,7 +447,11 @@ impl EventLoop {
     }
 
     fn join(&mut self, swarm: &mut Swarm<Behaviour>, topic: &str) {
-        match swarm.behaviour_mut().gossipsub.subscribe(&IdentTopic::new(topic)) {
+        match swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&IdentTopic::new(topic))
+        {
             Ok(true) => self.emit(NodeEvent::Subscribed {
                 topic: topic.to_owned(),
             }),
@@ -431,7 +464,9 @@ impl EventLoop {
         let now = platform::now();
         while let Some((id, addr)) = self.bootstrap.poll_dial(now) {
             let opts = match addr.iter().last() {
-                Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer).addresses(vec![addr.clone()]).build(),
+                Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer)
+                    .addresses(vec![addr.clone()])
+                    .build(),
                 _ => DialOpts::unknown_peer_id().address(addr.clone()).build(),
             };
             let connection = opts.connection_id();
@@ -448,7 +483,11 @@ impl EventLoop {
         let retry = self
             .bootstrap
             .dial_failed(id, platform::now(), platform::rng().gen::<f64>());
-        let address = self.bootstrap.address(id).map(ToString::to_string).unwrap_or_default();
+        let address = self
+            .bootstrap
+            .address(id)
+            .map(ToString::to_string)
+            .unwrap_or_default();
         tracing::warn!(%address, %error, "bootstrap dial failed");
         self.emit(NodeEvent::DialFailed {
             address,
@@ -467,9 +506,20 @@ impl EventLoop {
             } => {
                 let _ = reply.send(self.publish(swarm, &topic, kind, payload));
             }
+            Command::PublishRaw {
+                topic,
+                bytes,
+                reply,
+            } => {
+                let _ = reply.send(publish_bytes(swarm, &topic, bytes));
+            }
             Command::Join(topic) => self.join(swarm, &topic),
             Command::Leave(topic) => {
-                if swarm.behaviour_mut().gossipsub.unsubscribe(&IdentTopic::new(&topic)) {
+                if swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .unsubscribe(&IdentTopic::new(&topic))
+                {
                     self.emit(NodeEvent::Unsubscribed { topic });
                 }
             }
@@ -494,16 +544,7 @@ impl EventLoop {
         };
         let bytes = wire::encode_envelope(&envelope, self.max_message_size)
             .map_err(|e| PublishError::TooLarge(e.to_string()))?;
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(IdentTopic::new(topic), bytes)
-            .map(|_| ())
-            .map_err(|e| match e {
-                gossipsub::PublishError::NoPeersSubscribedToTopic => PublishError::NoPeers,
-                gossipsub::PublishError::MessageTooLarge => PublishError::TooLarge(e.to_string()),
-                other => PublishError::Other(other.to_string()),
-            })
+        publish_bytes(swarm, topic, bytes)
     }
 
     fn on_swarm_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
@@ -561,11 +602,9 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
                 self.on_gossipsub(swarm, event);
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received {
-                peer_id,
-                info,
-                ..
-            })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                libp2p::identify::Event::Received { peer_id, info, .. },
+            )) => {
                 tracing::debug!(%peer_id, agent = %info.agent_version, "identified");
             }
             _ => {}
@@ -584,11 +623,10 @@ impl EventLoop {
                     Ok(_) => MessageAcceptance::Accept,
                     Err(_) => MessageAcceptance::Reject,
                 };
-                swarm.behaviour_mut().gossipsub.report_message_validation_result(
-                    &message_id,
-                    &propagation_source,
-                    acceptance,
-                );
+                swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
                 match verdict {
                     Ok((envelope, sender)) if self.role == Role::Member => {
                         self.emit(NodeEvent::Message {
@@ -641,13 +679,36 @@ impl EventLoop {
             .source
             .as_ref()
             .and_then(Address::from_peer_id)
-            .ok_or(("unknown_author", "author is not a secp256k1 operator key".to_owned()))?;
+            .ok_or((
+                "unknown_author",
+                "author is not a secp256k1 operator key".to_owned(),
+            ))?;
         if envelope.sender.as_slice() != author.as_bytes() {
             return Err((
                 "spoofed_sender",
-                format!("envelope sender 0x{} is not the author {author}", hex::encode(&envelope.sender)),
+                format!(
+                    "envelope sender 0x{} is not the author {author}",
+                    hex::encode(&envelope.sender)
+                ),
             ));
         }
         Ok((envelope, author))
     }
+}
+
+fn publish_bytes(
+    swarm: &mut Swarm<Behaviour>,
+    topic: &str,
+    bytes: Vec<u8>,
+) -> Result<(), PublishError> {
+    swarm
+        .behaviour_mut()
+        .gossipsub
+        .publish(IdentTopic::new(topic), bytes)
+        .map(|_| ())
+        .map_err(|e| match e {
+            gossipsub::PublishError::NoPeersSubscribedToTopic => PublishError::NoPeers,
+            gossipsub::PublishError::MessageTooLarge => PublishError::TooLarge(e.to_string()),
+            other => PublishError::Other(other.to_string()),
+        })
 }

@@ -75,7 +75,10 @@ mod tests {
     #[test]
     fn round_trips() {
         let bytes = encode_envelope(&sample(), DEFAULT_MAX_MESSAGE_SIZE).unwrap();
-        assert_eq!(decode_envelope(&bytes, DEFAULT_MAX_MESSAGE_SIZE).unwrap(), sample());
+        assert_eq!(
+            decode_envelope(&bytes, DEFAULT_MAX_MESSAGE_SIZE).unwrap(),
+            sample()
+        );
     }
 
     #[test]
