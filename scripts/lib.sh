@@ -1,0 +1,60 @@
+# Shared helpers for the scripts: start a relay and a native node in the background and read
+# their addresses. Source it; it registers a cleanup trap that stops what it started.
+
+KL_PIDS=()
+KL_WORK=$(mktemp -d -t keep-light.XXXXXX)
+
+kl_cleanup() {
+  for pid in "${KL_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$KL_WORK"
+}
+trap kl_cleanup EXIT INT TERM
+
+# kl_wait_line FILE REGEX SECONDS: prints the first line of FILE matching REGEX, or fails.
+kl_wait_line() {
+  local file=$1 regex=$2 seconds=$3 i line
+  for ((i = 0; i < seconds * 10; i++)); do
+    line=$(grep -m1 -E "$regex" "$file" 2>/dev/null || true)
+    if [ -n "$line" ]; then printf '%s\n' "$line"; return 0; fi
+    sleep 0.1
+  done
+  echo "timed out after ${seconds}s waiting for /$regex/ in $file:" >&2
+  cat "$file" >&2 || true
+  return 1
+}
+
+# kl_json_field JSON NAME: the string value of NAME in a flat JSON line.
+kl_json_field() {
+  printf '%s' "$1" | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"
+}
+
+# kl_start_relay BIN NAME: starts a relay on loopback (WebSocket + TCP) and sets
+# KL_RELAY_WS and KL_RELAY_TCP to its full multiaddrs.
+kl_start_relay() {
+  local bin=$1 name=$2
+  "$bin" relay --listen /ip4/127.0.0.1/tcp/0/ws --listen /ip4/127.0.0.1/tcp/0 \
+    >"$KL_WORK/$name.out" 2>"$KL_WORK/$name.err" &
+  KL_PIDS+=($!)
+  KL_RELAY_WS=$(kl_json_field "$(kl_wait_line "$KL_WORK/$name.out" '/ws/p2p/' 30)" listening)
+  KL_RELAY_TCP=$(kl_json_field "$(kl_wait_line "$KL_WORK/$name.out" '/tcp/[0-9]+/p2p/' 30)" listening)
+}
+
+# kl_start_echo_node BIN NAME KEY BOOTSTRAP TOPIC [TICK_SECONDS]: starts a native member that
+# echoes every message and, with TICK_SECONDS, publishes `native-tick-N` that often.
+# Its events go to $KL_WORK/NAME.out.
+kl_start_echo_node() {
+  local bin=$1 name=$2 key=$3 bootstrap=$4 topic=$5 tick=${6:-}
+  if [ -n "$tick" ]; then
+    (
+      i=0
+      while sleep "$tick"; do i=$((i + 1)); echo "publish $topic native-tick-$i" || exit 0; done
+    ) | "$bin" node --bootstrap "$bootstrap" --key-hex "$key" --join "$topic" --echo \
+      >"$KL_WORK/$name.out" 2>"$KL_WORK/$name.err" &
+  else
+    "$bin" node --bootstrap "$bootstrap" --key-hex "$key" --join "$topic" --echo \
+      </dev/null >"$KL_WORK/$name.out" 2>"$KL_WORK/$name.err" &
+  fi
+  KL_PIDS+=($!)
+  kl_wait_line "$KL_WORK/$name.out" '"event":"connected"' 30 >/dev/null
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test: native unit, integration and doc tests, then the browser end-to-end test in
+# headless Chromium against a real relay and native node started here. Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-tools.sh
+
+echo "== native tests"
+cargo test --locked
+
+echo "== browser test (headless Chromium, wasm node ↔ relay ↔ native node)"
+cargo build --locked --bin keep-light
+bin=target/debug/keep-light
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+topic="keep-light/e2e/$$"
+native_key=0x$(printf '%064x' 7)
+native_peer=$(kl_json_field "$("$bin" id --key-hex "$native_key")" peer_id)
+kl_start_relay "$bin" relay
+kl_start_echo_node "$bin" native "$native_key" "$KL_RELAY_TCP" "$topic" 0.3
+
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
+KEEP_LIGHT_TEST_RELAY=$KL_RELAY_WS \
+KEEP_LIGHT_TEST_NATIVE_PEER=$native_peer \
+KEEP_LIGHT_TEST_TOPIC=$topic \
+  cargo test --locked --target wasm32-unknown-unknown --test browser
+
+# The browser's message must appear in the native node's own output, not only in its echo.
+if ! grep -q '"event":"message".*"data":"browser-hello-' "$KL_WORK/native.out"; then
+  echo "the native node never reported the browser's message:" >&2
+  cat "$KL_WORK/native.out" >&2
+  exit 1
+fi
+echo "browser e2e: the native node received the browser's message"
