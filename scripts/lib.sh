@@ -7,7 +7,7 @@ KL_WORK=$(mktemp -d -t keep-light.XXXXXX)
 kl_cleanup() {
   for pid in "${KL_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$KL_WORK"
+  [ -n "${KL_KEEP_WORK:-}" ] && echo "kept $KL_WORK" >&2 || rm -rf "$KL_WORK"
 }
 trap kl_cleanup EXIT INT TERM
 

@@ -51,6 +51,7 @@ pub async fn build_swarm(
             let noise = noise::Config::new(key)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
             Ok(websocket_websys::Transport::default()
+                .map(|connection, _| browser_ws::FlushOnSend(connection))
                 .upgrade(Version::V1Lazy)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
@@ -62,4 +63,53 @@ pub async fn build_swarm(
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
     Ok(swarm)
+}
+
+#[cfg(target_arch = "wasm32")]
+mod browser_ws {
+    //! `websocket-websys` answers `poll_flush` with `Pending` while the browser's `bufferedAmount`
+    //! is non-zero and wakes the task from a 100 ms interval. Every flush right after a send
+    //! (each Noise handshake message, each multistream-select line, yamux pings) therefore
+    //! stalls for up to 100 ms: that was ≈ 190 ms of our first connection. Once
+    //! `WebSocket.send` has accepted the bytes the browser delivers them in order or closes the
+    //! socket, so there is nothing more to wait for; back-pressure stays in `poll_write` (1 MiB
+    //! cap).
+
+    use std::{
+        io,
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use futures::{AsyncRead, AsyncWrite};
+
+    pub(super) struct FlushOnSend<C>(pub(super) C);
+
+    impl<C: AsyncRead + Unpin> AsyncRead for FlushOnSend<C> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_read(cx, buf)
+        }
+    }
+
+    impl<C: AsyncWrite + Unpin> AsyncWrite for FlushOnSend<C> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.0).poll_close(cx)
+        }
+    }
 }

@@ -1,0 +1,116 @@
+//! Browser round-trip harness (run by `scripts/bench-browser.sh`, not by the test suite).
+//!
+//! In headless Chromium against a loopback relay with a native echo node behind it, measures:
+//! - `connect_ms`: from `Node::start` to the first relay connection;
+//! - `page_to_connect_ms`: from navigation start (page load + wasm instantiation included) to it;
+//! - the round trip of a 256-byte message browser → relay → native echo → relay → browser,
+//!   sequential, after a warm-up: median, p99, mean and max over `ROUNDS` messages.
+//!
+//! Prints one JSON line (`KEEP_LIGHT_BENCH {...}`) to the console. Settings come at build time
+//! like the browser test: `KEEP_LIGHT_TEST_RELAY`, `KEEP_LIGHT_TEST_NATIVE_PEER`,
+//! `KEEP_LIGHT_TEST_TOPIC`.
+#![cfg(target_arch = "wasm32")]
+
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use keep_light::{
+    identity::OperatorKey,
+    net::{EventReceiver, Node, NodeConfig, NodeEvent},
+    platform,
+};
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const WARM_UP: usize = 20;
+const ROUNDS: usize = 300;
+const SIZE: usize = 256;
+
+fn performance_now() -> f64 {
+    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| js_sys::Reflect::get(&p, &"now".into()).ok().map(|f| (p, f)))
+        .and_then(|(p, f)| js_sys::Function::from(f).call0(&p).ok())
+        .and_then(|v| v.as_f64())
+        .unwrap_or(f64::NAN)
+}
+
+/// The next echo of `payload` from `native`, or `None` after `timeout`.
+async fn echo(events: &mut EventReceiver, native: &str, payload: &[u8], timeout: Duration) -> bool {
+    let mut deadline = platform::sleep(timeout).fuse();
+    loop {
+        futures::select! {
+            event = events.next() => match event.expect("node running") {
+                NodeEvent::Message { from, data, .. } if from == native && data == payload => return true,
+                _ => {}
+            },
+            _ = deadline => return false,
+        }
+    }
+}
+
+fn payload(round: usize) -> Vec<u8> {
+    let mut text = format!("rtt-{round:06}-").into_bytes();
+    text.resize(SIZE, b'x');
+    text
+}
+
+#[wasm_bindgen_test]
+async fn round_trip_through_relay_and_native_echo() {
+    let relay = option_env!("KEEP_LIGHT_TEST_RELAY").expect("KEEP_LIGHT_TEST_RELAY at build time");
+    let native = option_env!("KEEP_LIGHT_TEST_NATIVE_PEER").expect("KEEP_LIGHT_TEST_NATIVE_PEER");
+    let topic = option_env!("KEEP_LIGHT_TEST_TOPIC").expect("KEEP_LIGHT_TEST_TOPIC");
+
+    let started = platform::now();
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_bootstrap(vec![relay.into()])
+        .with_topics(vec![topic.into()]);
+    let (node, mut events) = Node::start(config).await.expect("node starts");
+    let built_ms = started.elapsed().as_secs_f64() * 1e3;
+    loop {
+        if let NodeEvent::Connected { .. } = events.next().await.expect("node running") {
+            break;
+        }
+    }
+    let connect_ms = started.elapsed().as_secs_f64() * 1e3;
+    let page_to_connect_ms = performance_now();
+
+    // Until the mesh carries our messages both ways, publish and wait briefly.
+    let mut ready = false;
+    for attempt in 0..100 {
+        let probe = payload(1_000_000 + attempt);
+        let _ = node.publish(topic, probe.clone()).await;
+        if echo(&mut events, native, &probe, Duration::from_millis(200)).await {
+            ready = true;
+            break;
+        }
+    }
+    assert!(ready, "the echo node never answered");
+    let mesh_ready_ms = started.elapsed().as_secs_f64() * 1e3;
+
+    let mut samples = Vec::with_capacity(ROUNDS);
+    for round in 0..WARM_UP + ROUNDS {
+        let body = payload(round);
+        let sent = performance_now();
+        node.publish(topic, body.clone()).await.expect("publish");
+        assert!(
+            echo(&mut events, native, &body, Duration::from_secs(5)).await,
+            "round {round} lost"
+        );
+        if round >= WARM_UP {
+            samples.push(performance_now() - sent);
+        }
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    let line = format!(
+        r#"KEEP_LIGHT_BENCH {{"built_ms":{built_ms:.1},"connect_ms":{connect_ms:.1},"page_to_connect_ms":{page_to_connect_ms:.1},"mesh_ready_ms":{mesh_ready_ms:.1},"rounds":{ROUNDS},"size":{SIZE},"rtt_p50_ms":{:.2},"rtt_p99_ms":{:.2},"rtt_mean_ms":{mean:.2},"rtt_max_ms":{:.2}}}"#,
+        pct(0.5),
+        pct(0.99),
+        samples[samples.len() - 1],
+    );
+    web_sys::console::log_1(&line.into());
+    node.shutdown().await;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Browser benchmark: wasm node in headless Chromium → loopback WebSocket relay → native echo
+# node and back. Prints the harness's JSON line (connect time, round-trip p50/p99 of 256-byte
+# messages). Release builds on both sides.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-tools.sh
+cargo build --locked --release --bin keep-light
+bin=target/release/keep-light
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+topic="keep-light/bench/$$"
+native_key=0x$(printf '%064x' 9)
+native_peer=$(kl_json_field "$("$bin" id --key-hex "$native_key")" peer_id)
+kl_start_relay "$bin" relay
+kl_start_echo_node "$bin" echo "$native_key" "$KL_RELAY_TCP" "$topic"
+
+export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
+KEEP_LIGHT_TEST_RELAY=$KL_RELAY_WS \
+KEEP_LIGHT_TEST_NATIVE_PEER=$native_peer \
+KEEP_LIGHT_TEST_TOPIC=$topic \
+  cargo test --locked --release --target wasm32-unknown-unknown --test browser_rtt -- --nocapture \
+  | tee "$KL_WORK/bench.log"
+grep -o 'KEEP_LIGHT_BENCH .*}' "$KL_WORK/bench.log" | sed 's/^KEEP_LIGHT_BENCH //'
