@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs, when missing, everything the build, the tests and the demo need on a fresh Debian
 # machine: the wasm32 target, wasm-bindgen-cli at the version in Cargo.lock, Debian's Chromium
-# and chromedriver (browser tests), binaryen (wasm-opt), and the npm packages of www/.
+# and chromedriver (browser tests), and the npm packages of www/ when it has any.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
