@@ -18,7 +18,7 @@ kl_start_relay "$bin" relay
 # A native member that echoes what the page sends and says hello every 10 s.
 kl_start_echo_node "$bin" native "0x$(printf '%064x' 7)" "$KL_RELAY_TCP" "$topic" 10
 
-python3 -m http.server --bind 127.0.0.1 --directory www "$port" >"$KL_WORK/http.log" 2>&1 &
+python3 -u -m http.server --bind 127.0.0.1 --directory www "$port" >"$KL_WORK/http.log" 2>&1 &
 KL_PIDS+=($!)
 kl_wait_line "$KL_WORK/http.log" 'Serving HTTP' 10 >/dev/null || true
 

@@ -35,3 +35,14 @@ if ! grep -q '"event":"message".*"data":"browser-hello-' "$KL_WORK/native.out"; 
   exit 1
 fi
 echo "browser e2e: the native node received the browser's message"
+
+echo "== page test (demo page in headless Chromium via playwright-core)"
+scripts/build-wasm.sh --dev
+python3 -u -m http.server --bind 127.0.0.1 --directory www 0 >"$KL_WORK/http.log" 2>&1 &
+KL_PIDS+=($!)
+port=$(kl_wait_line "$KL_WORK/http.log" 'Serving HTTP' 10 | sed -n 's/.* port \([0-9]*\).*/\1/p')
+enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+export KEEP_LIGHT_PAGE_URL="http://127.0.0.1:$port/?relay=$(enc "$KL_RELAY_WS")&topic=$(enc "$topic")"
+export KEEP_LIGHT_NATIVE_ADDRESS
+KEEP_LIGHT_NATIVE_ADDRESS=$(kl_json_field "$("$bin" id --key-hex "$native_key")" address)
+(cd www && node --test e2e/)
