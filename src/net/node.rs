@@ -276,6 +276,18 @@ impl Node {
         }
 
         let (events_tx, events_rx) = mpsc::unbounded();
+        let mut valid = Vec::new();
+        for text in &config.bootstrap {
+            match text.parse::<Multiaddr>() {
+                Ok(addr) => valid.push(addr),
+                Err(e) => {
+                    let _ = events_tx.unbounded_send(NodeEvent::BootstrapInvalid {
+                        address: text.clone(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
         let mut state = EventLoop {
             events: events_tx,
             role: config.role,
@@ -283,21 +295,10 @@ impl Node {
             max_message_size: config.max_message_size,
             sequence: 0,
             rejected: HashMap::new(),
-            bootstrap: BootstrapSchedule::new(Vec::new(), config.backoff.clone(), platform::now()),
+            bootstrap: BootstrapSchedule::new(valid, config.backoff, platform::now()),
             dialing: HashMap::new(),
             established: HashMap::new(),
         };
-        let mut valid = Vec::new();
-        for text in &config.bootstrap {
-            match text.parse::<Multiaddr>() {
-                Ok(addr) => valid.push(addr),
-                Err(e) => state.emit(NodeEvent::BootstrapInvalid {
-                    address: text.clone(),
-                    error: e.to_string(),
-                }),
-            }
-        }
-        state.bootstrap = BootstrapSchedule::new(valid, config.backoff, platform::now());
         for topic in &config.topics {
             state.join(&mut swarm, topic);
         }
@@ -711,4 +712,33 @@ fn publish_bytes(
             gossipsub::PublishError::MessageTooLarge => PublishError::TooLarge(e.to_string()),
             other => PublishError::Other(other.to_string()),
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(data: &[u8]) -> NodeEvent {
+        NodeEvent::Message {
+            topic: "t".into(),
+            from: "p".into(),
+            sender: "s".into(),
+            kind: TEXT_TYPE.into(),
+            sequence: 1,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn message_data_is_text_or_hex() {
+        assert!(message(b"hi there")
+            .to_json()
+            .contains(r#""data":"hi there""#));
+        assert!(message(&[0xff, 0x00, 0x12])
+            .to_json()
+            .contains(r#""data":"0xff0012""#));
+        assert!(message(b"x")
+            .to_json()
+            .starts_with(r#"{"event":"message","#));
+    }
 }
