@@ -4,6 +4,8 @@
 # messages). Release builds on both sides.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# rustup installs cargo tools here; a non-login shell may not have it on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/install-tools.sh
 cargo build --locked --release --bin keep-light

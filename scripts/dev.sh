@@ -4,6 +4,8 @@
 # Settings (environment): KEEP_LIGHT_PORT (page, default 8080), KEEP_LIGHT_TOPIC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# rustup installs cargo tools here; a non-login shell may not have it on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/install-tools.sh
 scripts/build-wasm.sh

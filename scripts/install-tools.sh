@@ -5,6 +5,8 @@
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# rustup installs cargo tools here; a non-login shell may not have it on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 say() { printf '[install] %s\n' "$*" >&2; }
 

@@ -3,6 +3,8 @@
 # headless Chromium against a real relay and native node started here. Installs what it needs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# rustup installs cargo tools here; a non-login shell may not have it on PATH.
+export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/install-tools.sh
 
