@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn failed_dials_are_retried_after_backoff() {
-        let t0 = Instant::now();
+        let t0 = crate::platform::now();
         let mut s = BootstrapSchedule::new(addrs(2), Backoff::default(), t0);
         let (a, _) = s.poll_dial(t0).unwrap();
         let (b, _) = s.poll_dial(t0).unwrap();
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn a_lost_connection_is_redialled() {
-        let t0 = Instant::now();
+        let t0 = crate::platform::now();
         let mut s = BootstrapSchedule::new(addrs(1), Backoff::default(), t0);
         let (a, _) = s.poll_dial(t0).unwrap();
         s.dial_failed(a, t0, 0.0);
