@@ -50,6 +50,11 @@ async fn echo(events: &mut EventReceiver, native: &str, payload: &[u8], timeout:
     }
 }
 
+fn setting(value: Option<&'static str>, name: &str) -> &'static str {
+    value
+        .unwrap_or_else(|| panic!("{name} was not set at build time: run scripts/bench-browser.sh"))
+}
+
 fn payload(round: usize) -> Vec<u8> {
     let mut text = format!("rtt-{round:06}-").into_bytes();
     text.resize(SIZE, b'x');
@@ -58,9 +63,18 @@ fn payload(round: usize) -> Vec<u8> {
 
 #[wasm_bindgen_test]
 async fn round_trip_through_relay_and_native_echo() {
-    let relay = option_env!("KEEP_LIGHT_TEST_RELAY").expect("KEEP_LIGHT_TEST_RELAY at build time");
-    let native = option_env!("KEEP_LIGHT_TEST_NATIVE_PEER").expect("KEEP_LIGHT_TEST_NATIVE_PEER");
-    let topic = option_env!("KEEP_LIGHT_TEST_TOPIC").expect("KEEP_LIGHT_TEST_TOPIC");
+    let relay = setting(
+        option_env!("KEEP_LIGHT_TEST_RELAY"),
+        "KEEP_LIGHT_TEST_RELAY",
+    );
+    let native = setting(
+        option_env!("KEEP_LIGHT_TEST_NATIVE_PEER"),
+        "KEEP_LIGHT_TEST_NATIVE_PEER",
+    );
+    let topic = setting(
+        option_env!("KEEP_LIGHT_TEST_TOPIC"),
+        "KEEP_LIGHT_TEST_TOPIC",
+    );
 
     let started = platform::now();
     let config = NodeConfig::new(OperatorKey::generate())

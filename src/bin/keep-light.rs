@@ -198,6 +198,8 @@ mod cli {
         let config = NodeConfig::new(key)
             .with_role(Role::Relay)
             .with_listen(listen);
+        let shutdown = shutdown_signal()?;
+        tokio::pin!(shutdown);
         let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
         tracing::info!(peer = %handle.peer_id(), "relay started");
         loop {
@@ -209,7 +211,7 @@ mod cli {
                     Some(other) => tracing::debug!("{}", other.to_json()),
                     None => return Err("the node stopped".into()),
                 },
-                () = shutdown_signal() => break,
+                () = &mut shutdown => break,
             }
         }
         tracing::info!("shutting down");
@@ -229,6 +231,8 @@ mod cli {
             .with_bootstrap(bootstrap)
             .with_topics(join)
             .with_listen(listen);
+        let shutdown = shutdown_signal()?;
+        tokio::pin!(shutdown);
         let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         let mut stdin_open = true;
@@ -246,7 +250,7 @@ mod cli {
                     // End of input: keep serving until a signal.
                     Ok(None) | Err(_) => stdin_open = false,
                 },
-                () = shutdown_signal() => break,
+                () = &mut shutdown => break,
             }
         }
         handle.shutdown().await;
@@ -281,25 +285,26 @@ mod cli {
         }
     }
 
-    async fn shutdown_signal() {
+    /// Installs the SIGINT/SIGTERM handlers now (so a signal arriving right after start is not
+    /// fatal) and returns a future that completes on the first of them.
+    fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
-                        _ = term.recv() => {}
-                    }
+            let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+            let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+            Ok(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
                 }
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                }
-            }
+            })
         }
         #[cfg(not(unix))]
         {
-            let _ = tokio::signal::ctrl_c().await;
+            Ok(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
         }
     }
 }
