@@ -13,13 +13,17 @@
 
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use keep_light::{
     identity::OperatorKey,
-    net::{EventReceiver, Node, NodeConfig, NodeEvent},
+    net::{Node, NodeConfig, NodeEvent},
     platform,
 };
 use wasm_bindgen_test::*;
+
+#[path = "../tests/support/browser.rs"]
+mod support;
+use support::{echo_of, Peers};
 
 wasm_bindgen_test_configure!(run_in_browser);
 
@@ -36,25 +40,6 @@ fn performance_now() -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The next echo of `payload` from `native`, or `None` after `timeout`.
-async fn echo(events: &mut EventReceiver, native: &str, payload: &[u8], timeout: Duration) -> bool {
-    let mut deadline = platform::sleep(timeout).fuse();
-    loop {
-        futures::select! {
-            event = events.next() => match event.expect("node running") {
-                NodeEvent::Message { from, data, .. } if from == native && data == payload => return true,
-                _ => {}
-            },
-            _ = deadline => return false,
-        }
-    }
-}
-
-fn setting(value: Option<&'static str>, name: &str) -> &'static str {
-    value
-        .unwrap_or_else(|| panic!("{name} was not set at build time: run scripts/bench-browser.sh"))
-}
-
 fn payload(round: usize) -> Vec<u8> {
     let mut text = format!("rtt-{round:06}-").into_bytes();
     text.resize(SIZE, b'x');
@@ -63,18 +48,11 @@ fn payload(round: usize) -> Vec<u8> {
 
 #[wasm_bindgen_test]
 async fn round_trip_through_relay_and_native_echo() {
-    let relay = setting(
-        option_env!("KEEP_LIGHT_TEST_RELAY"),
-        "KEEP_LIGHT_TEST_RELAY",
-    );
-    let native = setting(
-        option_env!("KEEP_LIGHT_TEST_NATIVE_PEER"),
-        "KEEP_LIGHT_TEST_NATIVE_PEER",
-    );
-    let topic = setting(
-        option_env!("KEEP_LIGHT_TEST_TOPIC"),
-        "KEEP_LIGHT_TEST_TOPIC",
-    );
+    let Peers {
+        relay,
+        native,
+        topic,
+    } = Peers::from_build_env();
 
     let started = platform::now();
     let config = NodeConfig::new(OperatorKey::generate())
@@ -95,7 +73,7 @@ async fn round_trip_through_relay_and_native_echo() {
     for attempt in 0..100 {
         let probe = payload(1_000_000 + attempt);
         let _ = node.publish(topic, probe.clone()).await;
-        if echo(&mut events, native, &probe, Duration::from_millis(200)).await {
+        if echo_of(&mut events, native, &probe, Duration::from_millis(200)).await {
             ready = true;
             break;
         }
@@ -109,7 +87,7 @@ async fn round_trip_through_relay_and_native_echo() {
         let sent = performance_now();
         node.publish(topic, body.clone()).await.expect("publish");
         assert!(
-            echo(&mut events, native, &body, Duration::from_secs(5)).await,
+            echo_of(&mut events, native, &body, Duration::from_secs(5)).await,
             "round {round} lost"
         );
         if round >= WARM_UP {

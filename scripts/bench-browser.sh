@@ -13,17 +13,8 @@ bin=target/release/keep-light
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 
-topic="keep-light/bench/$$"
-native_key=0x$(printf '%064x' 9)
-native_peer=$(kl_json_field "$("$bin" id --key-hex "$native_key")" peer_id)
-kl_start_relay "$bin" relay
-kl_start_echo_node "$bin" echo "$native_key" "$KL_RELAY_TCP" "$topic"
-
-export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+kl_start_browser_peers "$bin" "keep-light/bench/$$" "0x$(printf '%064x' 9)"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
-KEEP_LIGHT_TEST_RELAY=$KL_RELAY_WS \
-KEEP_LIGHT_TEST_NATIVE_PEER=$native_peer \
-KEEP_LIGHT_TEST_TOPIC=$topic \
-  cargo test --locked --release --target wasm32-unknown-unknown --test browser_rtt -- --nocapture \
+cargo test --locked --release --target wasm32-unknown-unknown --test browser_rtt -- --nocapture \
   | tee "$KL_WORK/bench.log"
 grep -o 'KEEP_LIGHT_BENCH .*}' "$KL_WORK/bench.log" | sed 's/^KEEP_LIGHT_BENCH //'

@@ -58,3 +58,31 @@ kl_start_echo_node() {
   KL_PIDS+=($!)
   kl_wait_line "$KL_WORK/$name.out" '"event":"connected"' 30 >/dev/null
 }
+
+# kl_start_browser_peers BIN TOPIC KEY [TICK_SECONDS]: what a browser test or harness talks to:
+# a relay and a native echo member (KEY) in TOPIC. Exports the KEEP_LIGHT_TEST_* variables the
+# wasm tests read at build time and sets KL_NATIVE_ADDRESS; the echo node's events go to
+# $KL_WORK/native.out.
+kl_start_browser_peers() {
+  local bin=$1 topic=$2 key=$3 tick=${4:-} id
+  id=$("$bin" id --key-hex "$key")
+  KL_NATIVE_ADDRESS=$(kl_json_field "$id" address)
+  kl_start_relay "$bin" relay
+  kl_start_echo_node "$bin" native "$key" "$KL_RELAY_TCP" "$topic" "$tick"
+  export KEEP_LIGHT_TEST_RELAY=$KL_RELAY_WS
+  export KEEP_LIGHT_TEST_NATIVE_PEER
+  KEEP_LIGHT_TEST_NATIVE_PEER=$(kl_json_field "$id" peer_id)
+  export KEEP_LIGHT_TEST_TOPIC=$topic
+  export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+}
+
+# kl_serve_www PORT TOPIC: serves www/ on 127.0.0.1:PORT (0 = any free port) and sets
+# KL_PAGE_URL to the demo page joined to the started relay and TOPIC.
+kl_serve_www() {
+  local port=$1 topic=$2 enc
+  python3 -u -m http.server --bind 127.0.0.1 --directory www "$port" >"$KL_WORK/http.log" 2>&1 &
+  KL_PIDS+=($!)
+  port=$(kl_wait_line "$KL_WORK/http.log" 'Serving HTTP' 10 | sed -n 's/.* port \([0-9]*\).*/\1/p')
+  enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+  KL_PAGE_URL="http://127.0.0.1:$port/?relay=$(enc "$KL_RELAY_WS")&topic=$(enc "$topic")"
+}

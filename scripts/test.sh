@@ -18,17 +18,9 @@ bin=target/debug/keep-light
 . scripts/lib.sh
 
 topic="keep-light/e2e/$$"
-native_key=0x$(printf '%064x' 7)
-native_peer=$(kl_json_field "$("$bin" id --key-hex "$native_key")" peer_id)
-kl_start_relay "$bin" relay
-kl_start_echo_node "$bin" native "$native_key" "$KL_RELAY_TCP" "$topic" 0.3
-
-export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
+kl_start_browser_peers "$bin" "$topic" "0x$(printf '%064x' 7)" 0.3
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
-KEEP_LIGHT_TEST_RELAY=$KL_RELAY_WS \
-KEEP_LIGHT_TEST_NATIVE_PEER=$native_peer \
-KEEP_LIGHT_TEST_TOPIC=$topic \
-  cargo test --locked --target wasm32-unknown-unknown --test browser
+cargo test --locked --target wasm32-unknown-unknown --test browser
 
 # The browser's message must appear in the native node's own output, not only in its echo.
 if ! grep -q '"event":"message".*"data":"browser-hello-' "$KL_WORK/native.out"; then
@@ -40,11 +32,6 @@ echo "browser e2e: the native node received the browser's message"
 
 echo "== page test (demo page in headless Chromium via playwright-core)"
 scripts/build-wasm.sh --dev
-python3 -u -m http.server --bind 127.0.0.1 --directory www 0 >"$KL_WORK/http.log" 2>&1 &
-KL_PIDS+=($!)
-port=$(kl_wait_line "$KL_WORK/http.log" 'Serving HTTP' 10 | sed -n 's/.* port \([0-9]*\).*/\1/p')
-enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
-export KEEP_LIGHT_PAGE_URL="http://127.0.0.1:$port/?relay=$(enc "$KL_RELAY_WS")&topic=$(enc "$topic")"
-export KEEP_LIGHT_NATIVE_ADDRESS
-KEEP_LIGHT_NATIVE_ADDRESS=$(kl_json_field "$("$bin" id --key-hex "$native_key")" address)
+kl_serve_www 0 "$topic"
+export KEEP_LIGHT_PAGE_URL=$KL_PAGE_URL KEEP_LIGHT_NATIVE_ADDRESS=$KL_NATIVE_ADDRESS
 (cd www && node --test e2e/)

@@ -48,11 +48,3 @@ where
 {
     wasm_bindgen_futures::spawn_local(task);
 }
-
-/// Milliseconds since the Unix epoch, for human-facing timestamps only.
-pub fn unix_millis() -> u64 {
-    web_time::SystemTime::now()
-        .duration_since(web_time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

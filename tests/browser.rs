@@ -9,56 +9,25 @@
 
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
 use keep_light::{
     identity::OperatorKey,
-    net::{EventReceiver, Node, NodeConfig, NodeEvent, PublishError},
-    platform,
+    net::{Node, NodeConfig, NodeEvent, PublishError},
 };
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn setting(value: Option<&'static str>, name: &str) -> &'static str {
-    value.unwrap_or_else(|| {
-        panic!("{name} was not set when this test was built: run scripts/test.sh")
-    })
-}
-
-/// The next event accepted by `pick`, or `None` after `timeout`.
-async fn wait_for<T>(
-    events: &mut EventReceiver,
-    timeout: Duration,
-    mut pick: impl FnMut(&NodeEvent) -> Option<T>,
-) -> Option<T> {
-    let mut deadline = platform::sleep(timeout).fuse();
-    loop {
-        futures::select! {
-            event = events.next() => {
-                let event = event.expect("the node stopped");
-                if let Some(found) = pick(&event) {
-                    return Some(found);
-                }
-            }
-            _ = deadline => return None,
-        }
-    }
-}
+#[path = "support/browser.rs"]
+mod support;
+use support::{echo_of, wait_for, Peers};
 
 #[wasm_bindgen_test]
 async fn browser_and_native_node_exchange_messages_through_the_relay() {
-    let relay = setting(
-        option_env!("KEEP_LIGHT_TEST_RELAY"),
-        "KEEP_LIGHT_TEST_RELAY",
-    );
-    let native = setting(
-        option_env!("KEEP_LIGHT_TEST_NATIVE_PEER"),
-        "KEEP_LIGHT_TEST_NATIVE_PEER",
-    );
-    let topic = setting(
-        option_env!("KEEP_LIGHT_TEST_TOPIC"),
-        "KEEP_LIGHT_TEST_TOPIC",
-    );
+    let Peers {
+        relay,
+        native,
+        topic,
+    } = Peers::from_build_env();
 
     // A bad bootstrap entry must not stop the node from using the good one.
     let config = NodeConfig::new(OperatorKey::generate())
@@ -99,14 +68,14 @@ async fn browser_and_native_node_exchange_messages_through_the_relay() {
             Ok(()) | Err(PublishError::NoPeers) => {}
             Err(e) => panic!("publish failed: {e}"),
         }
-        let echoed = wait_for(&mut events, Duration::from_millis(500), |e| match e {
-            NodeEvent::Message { from, data, .. } if from == native && data == hello.as_bytes() => {
-                Some(())
-            }
-            _ => None,
-        })
+        let echoed = echo_of(
+            &mut events,
+            native,
+            hello.as_bytes(),
+            Duration::from_millis(500),
+        )
         .await;
-        if echoed.is_some() {
+        if echoed {
             break;
         }
         assert!(attempt < 40, "the native node never echoed our message");

@@ -339,29 +339,35 @@ impl NodeHandle {
         kind: &str,
         payload: Vec<u8>,
     ) -> Result<(), PublishError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .unbounded_send(Command::Publish {
-                topic: topic.to_owned(),
-                kind: kind.to_owned(),
-                payload,
-                reply,
-            })
-            .map_err(|_| PublishError::Stopped)?;
-        answer.await.unwrap_or(Err(PublishError::Stopped))
+        self.request(|reply| Command::Publish {
+            topic: topic.to_owned(),
+            kind: kind.to_owned(),
+            payload,
+            reply,
+        })
+        .await
     }
 
     /// Publishes `bytes` exactly as given, without an envelope. For interception tests that
     /// play a misbehaving peer (garbage, forged senders, oversize); a correct node never needs it.
     #[doc(hidden)]
     pub async fn publish_raw(&self, topic: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
+        self.request(|reply| Command::PublishRaw {
+            topic: topic.to_owned(),
+            bytes,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends the command built by `command` and waits for the event loop's answer.
+    async fn request(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<(), PublishError>>) -> Command,
+    ) -> Result<(), PublishError> {
         let (reply, answer) = oneshot::channel();
         self.commands
-            .unbounded_send(Command::PublishRaw {
-                topic: topic.to_owned(),
-                bytes,
-                reply,
-            })
+            .unbounded_send(command(reply))
             .map_err(|_| PublishError::Stopped)?;
         answer.await.unwrap_or(Err(PublishError::Stopped))
     }

@@ -1,0 +1,80 @@
+//! Shared by the browser test (`tests/browser.rs`) and the browser harness
+//! (`benches/browser_rtt.rs`): the peers the driving script started, and waiting on events.
+
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use keep_light::{
+    net::{EventReceiver, NodeEvent},
+    platform,
+};
+
+/// What the script (`scripts/test.sh`, `scripts/bench-browser.sh`) started before the browser:
+/// passed at build time, so a missing value fails the run instead of skipping it.
+pub struct Peers {
+    /// The relay's `/ws` multiaddr.
+    pub relay: &'static str,
+    /// The native echo node's peer ID.
+    pub native: &'static str,
+    /// The topic both join.
+    pub topic: &'static str,
+}
+
+impl Peers {
+    pub fn from_build_env() -> Self {
+        fn setting(value: Option<&'static str>, name: &str) -> &'static str {
+            value.unwrap_or_else(|| {
+                panic!("{name} was not set when this test was built: run it through its script")
+            })
+        }
+        Self {
+            relay: setting(
+                option_env!("KEEP_LIGHT_TEST_RELAY"),
+                "KEEP_LIGHT_TEST_RELAY",
+            ),
+            native: setting(
+                option_env!("KEEP_LIGHT_TEST_NATIVE_PEER"),
+                "KEEP_LIGHT_TEST_NATIVE_PEER",
+            ),
+            topic: setting(
+                option_env!("KEEP_LIGHT_TEST_TOPIC"),
+                "KEEP_LIGHT_TEST_TOPIC",
+            ),
+        }
+    }
+}
+
+/// The next event accepted by `pick`, or `None` after `timeout`.
+pub async fn wait_for<T>(
+    events: &mut EventReceiver,
+    timeout: Duration,
+    mut pick: impl FnMut(&NodeEvent) -> Option<T>,
+) -> Option<T> {
+    let mut deadline = platform::sleep(timeout).fuse();
+    loop {
+        futures::select! {
+            event = events.next() => {
+                let event = event.expect("the node stopped");
+                if let Some(found) = pick(&event) {
+                    return Some(found);
+                }
+            }
+            _ = deadline => return None,
+        }
+    }
+}
+
+/// Waits for `native` to send `payload` back (the echo node's answer).
+pub async fn echo_of(
+    events: &mut EventReceiver,
+    native: &str,
+    payload: &[u8],
+    timeout: Duration,
+) -> bool {
+    wait_for(events, timeout, |e| match e {
+        NodeEvent::Message { from, data, .. } if from == native && data == payload => Some(()),
+        _ => None,
+    })
+    .await
+    .is_some()
+}
