@@ -5,9 +5,11 @@
 //! - [`platform`]: the only wasm/native seam (spawn, sleep, clock, randomness);
 //! - [`identity`]: operator keys ↔ libp2p peer IDs ↔ Ethereum addresses;
 //! - [`wire`]: protobuf envelope, size-checked decoding;
+//! - [`beacon`]: BN254 threshold BLS, relay entries, group selection (pure, no I/O);
 //! - [`net`]: libp2p node (event loop, behaviour, transports, bootstrap schedule);
 //! - `browser` (wasm32 only): the wasm-bindgen API used by the JS shell in `www/`.
 
+pub mod beacon;
 pub mod identity;
 pub mod net;
 pub mod platform;

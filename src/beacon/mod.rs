@@ -1,0 +1,13 @@
+//! The random beacon's cryptography and (later) its protocol state machines.
+//!
+//! - [`bls`]: BN254 BLS keys, signatures, hash-to-G1 and encodings (keep-core / EIP-197);
+//! - [`threshold`]: Shamir dealing, signature shares, verified Lagrange combination;
+//! - [`entry`]: relay entry chain and the random number handed to requesters;
+//! - [`selection`]: group selection by tickets.
+//!
+//! Everything here is pure: no I/O, randomness passed in.
+
+pub mod bls;
+pub mod entry;
+pub mod selection;
+pub mod threshold;
