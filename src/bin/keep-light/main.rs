@@ -9,6 +9,9 @@ fn main() -> std::process::ExitCode {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+mod bls;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod cli {
     use std::{path::PathBuf, process::ExitCode};
 
@@ -76,6 +79,11 @@ mod cli {
             #[arg(long)]
             echo: bool,
         },
+        /// BN254 threshold BLS: keygen, sign, verify, deal, combine.
+        Bls {
+            #[command(subcommand)]
+            command: crate::bls::BlsCommand,
+        },
     }
 
     /// Connection policy. `attested` and `staked` arrive with connection management.
@@ -87,6 +95,11 @@ mod cli {
 
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
+        // Pure computations: no runtime, no log set-up.
+        let cli = match cli.command {
+            Command::Bls { command } => return crate::bls::run(command),
+            other => Cli { command: other },
+        };
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -115,6 +128,7 @@ mod cli {
                     listen,
                     echo,
                 } => node(bootstrap, &key_hex, join, listen, echo).await,
+                Command::Bls { .. } => unreachable!("handled before the runtime starts"),
             }
         });
         match result {
