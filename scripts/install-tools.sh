@@ -37,3 +37,10 @@ if [ -f www/package.json ] && [ ! -d www/node_modules ]; then
   say "installing npm packages of www/"
   (cd www && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# py_ecc (the Ethereum Foundation's BN254 reference) for the BLS cross-check, in a project venv.
+if ! .venv/bin/python -c 'import py_ecc, Crypto' 2>/dev/null; then
+  say "installing the Python cross-check packages into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r tests/crosscheck/requirements.txt
+fi

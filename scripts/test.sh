@@ -11,6 +11,10 @@ scripts/install-tools.sh
 echo "== native tests"
 cargo test --locked
 
+echo "== BLS cross-check against py_ecc (live: our CLI ↔ the reference)"
+cargo build --locked --bin keep-light
+.venv/bin/python tests/crosscheck/bls_cli.py target/debug/keep-light
+
 echo "== browser test (headless Chromium, wasm node ↔ relay ↔ native node)"
 cargo build --locked --bin keep-light
 bin=target/debug/keep-light
@@ -21,6 +25,7 @@ topic="keep-light/e2e/$$"
 kl_start_browser_peers "$bin" "$topic" "0x$(printf '%064x' 7)" 0.3
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 cargo test --locked --target wasm32-unknown-unknown --test browser
+cargo test --locked --target wasm32-unknown-unknown --test beacon_wasm
 
 # The browser's message must appear in the native node's own output, not only in its echo.
 if ! grep -q '"event":"message".*"data":"browser-hello-' "$KL_WORK/native.out"; then
