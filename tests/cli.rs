@@ -190,3 +190,177 @@ fn nodes_publish_stdin_lines_and_print_messages() {
     assert_eq!(v["sender"], id["address"]);
     assert_eq!(v["from"], id["peer_id"]);
 }
+
+/// Runs `keep-light bls ARGS` with `stdin`; returns (exit success, the one JSON line).
+fn bls(args: &[&str], stdin: &[u8]) -> (bool, Value) {
+    let mut child = Command::new(BIN)
+        .arg("bls")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    // Write on a thread: the child may exit before reading all of a large input.
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON line expected: {text}");
+    (out.status.success(), serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn bls_sign_verify_and_deal_follow_the_contract() {
+    let (ok, key) = bls(&["keygen"], b"");
+    assert!(ok);
+    let secret = key["secret"].as_str().unwrap();
+    let public_key = key["public_key"].as_str().unwrap();
+    assert_eq!((secret.len(), public_key.len()), (2 + 64, 2 + 256));
+    let (ok, sig) = bls(&["sign", "--secret", secret, "--message", "0xabcd"], b"");
+    assert!(ok);
+    let signature = sig["signature"].as_str().unwrap();
+    assert_eq!(signature.len(), 2 + 128);
+    let verify = |message: &str, signature: &str| {
+        bls(
+            &[
+                "verify",
+                "--public-key",
+                public_key,
+                "--message",
+                message,
+                "--signature",
+                signature,
+            ],
+            b"",
+        )
+    };
+    assert_eq!(
+        verify("0xabcd", signature),
+        (true, serde_json::json!({"valid": true}))
+    );
+
+    // Each bad input: exit 1, valid false, and an error naming what was wrong.
+    let mut off_curve = signature.to_string();
+    off_curve.replace_range(129.., if signature.ends_with('0') { "1" } else { "0" });
+    let cases = [
+        ("0xabce", signature.to_string(), "does not verify"),
+        ("0xabcd", off_curve, "not on the curve"),
+        ("0xabcd", format!("0x{}", "0".repeat(128)), "identity"),
+        ("0xabcd", signature[..100].to_string(), "expected 64 bytes"),
+        ("0xabcd", format!("0x{}", "f".repeat(128)), "canonical"),
+        ("0xabc", signature.to_string(), "message: not hex"),
+    ];
+    for (message, signature, error) in cases {
+        let (ok, v) = verify(message, &signature);
+        assert!(!ok, "{signature}");
+        assert_eq!(v["valid"], false);
+        assert!(
+            v["error"].as_str().unwrap().contains(error),
+            "{v} should say {error}"
+        );
+    }
+
+    let (ok, v) = bls(
+        &[
+            "sign",
+            "--secret",
+            &format!("0x{}", "0".repeat(64)),
+            "--message",
+            "0x",
+        ],
+        b"",
+    );
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("non-zero"),
+        "{v}"
+    );
+    let (ok, v) = bls(&["deal", "--n", "4", "--t", "3"], b"");
+    assert!(ok);
+    assert_eq!(v["shares"].as_array().unwrap().len(), 4);
+    let (ok, v) = bls(&["deal", "--n", "4", "--t", "0"], b"");
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("threshold"),
+        "{v}"
+    );
+}
+
+#[test]
+fn bls_combine_rejects_bad_input_clearly() {
+    let (ok, v) = bls(&["combine"], b"{not json");
+    assert!(
+        !ok && v["error"].as_str().unwrap().starts_with("malformed input"),
+        "{v}"
+    );
+    let (ok, v) = bls(&["combine"], &[0xff, 0xfe, 0x00]);
+    assert!(
+        !ok && v["error"].as_str().unwrap().starts_with("malformed input"),
+        "{v}"
+    );
+    let (ok, v) = bls(&["combine"], &vec![b' '; 10 << 20]);
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("exceeds"),
+        "{v}"
+    );
+    let many = format!(
+        r#"{{"message":"0x","threshold":1,"shares":[{}]}}"#,
+        vec![r#"{"index":1,"signature":"0x","public_key":"0x"}"#; 1025].join(",")
+    );
+    let (ok, v) = bls(&["combine"], many.as_bytes());
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("group size limit"),
+        "{v}"
+    );
+
+    // Shares that do not decode, index 0 and duplicates: each named with its reason.
+    let (_, dealing) = bls(&["deal", "--n", "3", "--t", "2"], b"");
+    let share = |i: usize| dealing["shares"][i].clone();
+    let sign = |i: usize| {
+        bls(
+            &[
+                "sign",
+                "--secret",
+                share(i)["secret"].as_str().unwrap(),
+                "--message",
+                "0x01",
+            ],
+            b"",
+        )
+        .1["signature"]
+            .clone()
+    };
+    let entry = |index: u64, i: usize, signature: Value| serde_json::json!({"index": index, "signature": signature, "public_key": share(i)["public_key"]});
+    let input = serde_json::json!({
+        "message": "0x01",
+        "threshold": 2,
+        "shares": [
+            entry(1, 0, "0x1234".into()),
+            entry(0, 1, sign(1)),
+            entry(2, 1, sign(1)),
+            entry(2, 1, sign(1)),
+        ],
+    });
+    let (ok, v) = bls(&["combine"], input.to_string().as_bytes());
+    assert!(!ok);
+    let reasons: Vec<(u64, &str)> = v["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["index"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![(1, "malformed"), (0, "zero_index"), (2, "duplicate_index")]
+    );
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("1 valid shares, 2 needed"),
+        "{v}"
+    );
+}
