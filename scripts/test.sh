@@ -10,6 +10,8 @@ scripts/install-tools.sh
 
 echo "== native tests"
 cargo test --locked
+# Benchmarks are not built by `cargo test`; keep them compiling.
+cargo check --locked --benches
 
 echo "== BLS cross-check against py_ecc (live: our CLI ↔ the reference)"
 cargo build --locked --bin keep-light
