@@ -28,7 +28,11 @@ use ark_ec::{
     pairing::Pairing, short_weierstrass::SWCurveConfig, AffineRepr, CurveGroup, PrimeGroup,
 };
 use ark_ff::{BigInteger, Field, PrimeField, UniformRand, Zero};
+use std::sync::OnceLock;
+
 use sha2::{Digest, Sha256};
+
+type G2Prepared = <Bn254 as Pairing>::G2Prepared;
 
 /// Uncompressed G1 point length (x‖y).
 pub const G1_LEN: usize = 64;
@@ -283,7 +287,14 @@ pub fn g1_to_bytes(point: G1Affine) -> [u8; G1_LEN] {
 
 /// e(σ, G2) · e(−h, pk) == 1, one multi-pairing (one final exponentiation).
 pub(crate) fn pairing_check(signature: G1Affine, hash: G1Affine, public_key: G2Affine) -> bool {
-    Bn254::multi_pairing([signature, -hash], [G2Affine::generator(), public_key]).is_zero()
+    let generator = g2_generator_prepared().clone();
+    Bn254::multi_pairing([signature, -hash], [generator, public_key.into()]).is_zero()
+}
+
+/// The G2 generator's Miller-loop line coefficients, computed once: every check pairs with it.
+pub(crate) fn g2_generator_prepared() -> &'static G2Prepared {
+    static PREPARED: OnceLock<G2Prepared> = OnceLock::new();
+    PREPARED.get_or_init(|| G2Affine::generator().into())
 }
 
 /// The y that keep-core picks for x: (x³+3)^((p+1)/4) (p ≡ 3 mod 4), if x³+3 is a square.

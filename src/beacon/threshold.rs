@@ -24,7 +24,7 @@
 //! that no one ever holds s.
 
 use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
-use ark_ec::{pairing::Pairing, AffineRepr, CurveGroup, VariableBaseMSM};
+use ark_ec::{CurveGroup, VariableBaseMSM};
 use ark_ff::{batch_inversion, UniformRand, Zero};
 
 use super::bls::{hash_to_g1, pairing_check, PublicKey, RngAdapter, SecretKey, Signature};
@@ -322,7 +322,7 @@ fn batch_verify<R: rand::RngCore + ?Sized>(
     let public_keys: Vec<G2Affine> = shares.iter().map(|s| s.public_key.0).collect();
     let sigma = G1Projective::msm_unchecked(&signatures, &weights).into_affine();
     let key = G2Projective::msm_unchecked(&public_keys, &weights).into_affine();
-    ark_bn254::Bn254::multi_pairing([sigma, -hash], [G2Affine::generator(), key]).is_zero()
+    pairing_check(sigma, hash, key)
 }
 
 /// Lagrange-combines the first `threshold` of `shares`, which the caller has already verified.
