@@ -33,7 +33,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ -f www/package.json ] && [ ! -d www/node_modules ]; then
+# npm writes node_modules/.package-lock.json on install; an older one means the lock changed.
+if [ -f www/package.json ] && { [ ! -f www/node_modules/.package-lock.json ] ||
+  [ www/package-lock.json -nt www/node_modules/.package-lock.json ]; }; then
   say "installing npm packages of www/"
   (cd www && npm ci --no-audit --no-fund --loglevel=error)
 fi

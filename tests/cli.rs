@@ -364,3 +364,51 @@ fn bls_combine_rejects_bad_input_clearly() {
         "{v}"
     );
 }
+
+#[test]
+fn id_reads_keystores_with_a_password_from_env_or_file() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/keystores");
+    let keystore = format!("{dir}/ethers-scrypt-light.json");
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/index.json")).unwrap())
+            .unwrap();
+    let case = index
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["file"] == "ethers-scrypt-light.json")
+        .unwrap();
+    let run = |password_env: Option<&str>, extra: &[&str]| {
+        let mut command = Command::new(BIN);
+        command.args(["id", "--keystore", &keystore]).args(extra);
+        command.env_remove("KEEP_LIGHT_PASSWORD");
+        if let Some(p) = password_env {
+            command.env("KEEP_LIGHT_PASSWORD", p);
+        }
+        let out = command.stderr(Stdio::null()).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.success(), v)
+    };
+    let password = case["password"].as_str().unwrap();
+    let (ok, v) = run(Some(password), &[]);
+    assert!(ok, "{v}");
+    assert_eq!(v["address"], case["address"]);
+
+    let file = std::env::temp_dir().join(format!("keep-light-pw-{}", std::process::id()));
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let (ok, v) = run(None, &["--password-file", file.to_str().unwrap()]);
+    std::fs::remove_file(&file).unwrap();
+    assert!(ok, "{v}");
+    assert_eq!(v["address"], case["address"]);
+
+    let (ok, v) = run(Some("wrong"), &[]);
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("wrong password"),
+        "{v}"
+    );
+    let (ok, v) = run(None, &[]);
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("KEEP_LIGHT_PASSWORD"),
+        "{v}"
+    );
+}

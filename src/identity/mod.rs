@@ -14,6 +14,8 @@
 //! assert!(key.peer_id().to_string().starts_with("16Uiu2"));
 //! ```
 
+pub mod keystore;
+
 use std::{fmt, str::FromStr};
 
 use libp2p::{

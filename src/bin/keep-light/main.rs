@@ -18,7 +18,7 @@ mod cli {
     use clap::{Parser, Subcommand, ValueEnum};
     use futures::StreamExt;
     use keep_light::{
-        identity::OperatorKey,
+        identity::{keystore, OperatorKey},
         net::{Node, NodeConfig, NodeEvent, NodeHandle, Role},
     };
     use libp2p::Multiaddr;
@@ -40,9 +40,8 @@ mod cli {
     enum Command {
         /// Print the peer ID and Ethereum address of a key.
         Id {
-            /// 32-byte secp256k1 secret, hex (0x optional).
-            #[arg(long)]
-            key_hex: String,
+            #[command(flatten)]
+            key: KeyArgs,
         },
         /// Run a relay: routes pubsub for every topic its peers join.
         Relay {
@@ -65,9 +64,8 @@ mod cli {
             /// Relay address to connect to (repeatable).
             #[arg(long = "bootstrap")]
             bootstrap: Vec<String>,
-            /// Operator key, hex.
-            #[arg(long)]
-            key_hex: String,
+            #[command(flatten)]
+            key: KeyArgs,
             /// Topic to join (repeatable).
             #[arg(long = "join")]
             join: Vec<String>,
@@ -84,6 +82,57 @@ mod cli {
             #[command(subcommand)]
             command: crate::bls::BlsCommand,
         },
+    }
+
+    /// Where the operator key comes from: exactly one of a hex secret or a V3 keystore file.
+    #[derive(clap::Args)]
+    struct KeyArgs {
+        /// 32-byte secp256k1 secret, hex (0x optional).
+        #[arg(
+            long,
+            required_unless_present = "keystore",
+            conflicts_with = "keystore"
+        )]
+        key_hex: Option<String>,
+        /// Ethereum V3 keystore (geth, ethers, MetaMask export); password from
+        /// KEEP_LIGHT_PASSWORD or --password-file.
+        #[arg(long)]
+        keystore: Option<PathBuf>,
+        /// File whose first line is the keystore password.
+        #[arg(long, requires = "keystore")]
+        password_file: Option<PathBuf>,
+    }
+
+    impl KeyArgs {
+        fn load(&self) -> Result<OperatorKey, String> {
+            if let Some(hex) = &self.key_hex {
+                return OperatorKey::from_hex(hex).map_err(|e| e.to_string());
+            }
+            let path = self.keystore.as_ref().ok_or("no key given")?;
+            let password = match &self.password_file {
+                Some(file) => {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| format!("{}: {e}", file.display()))?;
+                    text.lines().next().unwrap_or("").to_string()
+                }
+                None => std::env::var("KEEP_LIGHT_PASSWORD").map_err(|_| {
+                    "a keystore needs a password: set KEEP_LIGHT_PASSWORD or pass --password-file"
+                        .to_string()
+                })?,
+            };
+            // Read at most one byte past the limit so a huge file is refused without loading it.
+            let mut json = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?,
+                    keystore::MAX_KEYSTORE_LEN as u64 + 1,
+                ),
+                &mut json,
+            )
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+            keystore::decrypt_keystore(&json, &password)
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }
     }
 
     /// Connection policy. `attested` and `staked` arrive with connection management.
@@ -114,7 +163,7 @@ mod cli {
         };
         let result = runtime.block_on(async {
             match cli.command {
-                Command::Id { key_hex } => id(&key_hex),
+                Command::Id { key } => id(&key),
                 Command::Relay {
                     listen,
                     data_dir,
@@ -123,11 +172,11 @@ mod cli {
                 } => relay(listen, data_dir, key_hex).await,
                 Command::Node {
                     bootstrap,
-                    key_hex,
+                    key,
                     join,
                     listen,
                     echo,
-                } => node(bootstrap, &key_hex, join, listen, echo).await,
+                } => node(bootstrap, &key, join, listen, echo).await,
                 Command::Bls { .. } => unreachable!("handled before the runtime starts"),
             }
         });
@@ -143,8 +192,8 @@ mod cli {
         ExitCode::FAILURE
     }
 
-    fn id(key_hex: &str) -> Result<(), String> {
-        let key = OperatorKey::from_hex(key_hex).map_err(|e| e.to_string())?;
+    fn id(key: &KeyArgs) -> Result<(), String> {
+        let key = key.load()?;
         println!(
             "{}",
             json!({
@@ -235,12 +284,12 @@ mod cli {
 
     async fn node(
         bootstrap: Vec<String>,
-        key_hex: &str,
+        key: &KeyArgs,
         join: Vec<String>,
         listen: Vec<Multiaddr>,
         echo: bool,
     ) -> Result<(), String> {
-        let key = OperatorKey::from_hex(key_hex).map_err(|e| e.to_string())?;
+        let key = key.load()?;
         let config = NodeConfig::new(key)
             .with_bootstrap(bootstrap)
             .with_topics(join)
