@@ -14,6 +14,7 @@
 //! assert!(key.peer_id().to_string().starts_with("16Uiu2"));
 //! ```
 
+pub mod attestation;
 pub mod keystore;
 
 use std::{fmt, str::FromStr};
