@@ -143,10 +143,10 @@ pub enum AttestationError {
     /// The peer resource names another peer than the connecting one.
     #[error("the attestation is for peer {got}, not {expected}")]
     WrongPeer {
-        /// The connecting peer.
-        expected: PeerId,
-        /// The peer the message names.
-        got: PeerId,
+        /// The connecting peer (base58).
+        expected: String,
+        /// The peer the message names (base58).
+        got: String,
     },
 }
 
@@ -312,8 +312,8 @@ pub fn verify(
     if let Some(expected) = expect.peer {
         if peer_id != expected {
             return Err(AttestationError::WrongPeer {
-                expected,
-                got: peer_id,
+                expected: expected.to_string(),
+                got: peer_id.to_string(),
             });
         }
     }
