@@ -4,7 +4,8 @@
 //! the same core runs on tokio natively and on the browser's event loop in wasm. Apart from
 //! transport construction (`net/transport.rs`) no other module writes `cfg(target_arch)`.
 //!
-//! - [`now`] is `web_time::Instant`: `std::time::Instant` panics in wasm32.
+//! - [`now`] is `web_time::Instant`: `std::time::Instant` panics in wasm32; [`unix_time`] is the
+//!   wall clock, from `web_time::SystemTime` for the same reason.
 //! - [`sleep`] is a `futures-timer` delay (backed by `setTimeout` in the browser; hidden tabs
 //!   throttle it, so protocol deadlines must follow chain blocks, not this clock).
 //! - [`spawn`] needs `Send` natively (tokio's multi-threaded runtime) and not in wasm
@@ -17,6 +18,19 @@ pub use web_time::Instant;
 /// The monotonic clock.
 pub fn now() -> Instant {
     Instant::now()
+}
+
+/// Wall-clock time since the Unix epoch (`Date.now()` in the browser), for validity windows such
+/// as attestation expiry. Protocol code takes it as an argument; only drivers call this.
+pub fn unix_time() -> Duration {
+    web_time::SystemTime::now()
+        .duration_since(web_time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// The wall clock as a UTC date-time (what attestation checks take).
+pub fn utc_now() -> time::OffsetDateTime {
+    time::OffsetDateTime::UNIX_EPOCH + unix_time()
 }
 
 /// A future that completes after `duration`.

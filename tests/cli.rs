@@ -412,3 +412,81 @@ fn id_reads_keystores_with_a_password_from_env_or_file() {
         "{v}"
     );
 }
+
+/// Runs `keep-light ARGS` with `stdin`; returns (exit success, the one JSON line).
+fn run_json(args: &[&str], stdin: &[u8]) -> (bool, Value) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON line expected: {text}");
+    (out.status.success(), serde_json::from_str(&text).unwrap())
+}
+
+#[test]
+fn attest_create_then_verify_follows_the_contract() {
+    let session = "16Uiu2HAm8kegYGp6XeybmZAuNcnLosyjsRwZ44yLgfEuqLqYL9zt";
+    let (ok, attestation) = run_json(
+        &[
+            "attest",
+            "create",
+            "--key-hex",
+            &format!("0x{}", "09".repeat(32)),
+            "--peer",
+            session,
+            "--chain-id",
+            "31337",
+            "--domain",
+            "localhost:8080",
+            "--ttl",
+            "30m",
+        ],
+        b"",
+    );
+    assert!(ok, "{attestation}");
+    let input = attestation.to_string();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["attest", "verify", "-"];
+        args.extend_from_slice(extra);
+        run_json(&args, input.as_bytes())
+    };
+    let (ok, v) = verify(&["--chain-id", "31337", "--peer", session]);
+    assert!(ok, "{v}");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["peer_id"], session);
+    assert_eq!(v["chain_id"], 31337);
+    assert!(v["operator"].as_str().unwrap().starts_with("0x"));
+
+    for (extra, reason) in [
+        (vec!["--chain-id", "1"], "wrong_chain"),
+        (
+            vec![
+                "--peer",
+                "16Uiu2HAmCCQRbp36trRMKRjqhRv1GAD7i1Epty3q2LiutAYCJ1oN",
+            ],
+            "wrong_peer",
+        ),
+        (vec!["--now", "2099-01-01T00:00:00Z"], "expired"),
+    ] {
+        let (ok, v) = verify(&extra);
+        assert!(!ok);
+        assert_eq!(v["valid"], false);
+        assert!(v["error"].as_str().unwrap().starts_with(reason), "{v}");
+    }
+    let (ok, v) = run_json(&["attest", "verify", "-"], b"{\"message\":");
+    assert!(
+        !ok && v["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed attestation JSON"),
+        "{v}"
+    );
+    let (ok, v) = run_json(&["attest", "verify", "/nonexistent/attestation.json"], b"");
+    assert!(!ok && v["valid"] == false, "{v}");
+}

@@ -9,6 +9,8 @@ fn main() -> std::process::ExitCode {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+mod attest;
+#[cfg(not(target_arch = "wasm32"))]
 mod bls;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -76,6 +78,11 @@ mod cli {
             /// never run two echo nodes in one topic).
             #[arg(long)]
             echo: bool,
+        },
+        /// Wallet delegations (SIWE attestations): create, verify.
+        Attest {
+            #[command(subcommand)]
+            command: crate::attest::AttestCommand,
         },
         /// BN254 threshold BLS: keygen, sign, verify, deal, combine.
         Bls {
@@ -147,6 +154,7 @@ mod cli {
         // Pure computations: no runtime, no log set-up.
         let cli = match cli.command {
             Command::Bls { command } => return crate::bls::run(command),
+            Command::Attest { command } => return crate::attest::run(command),
             other => Cli { command: other },
         };
         tracing_subscriber::fmt()
@@ -177,7 +185,9 @@ mod cli {
                     listen,
                     echo,
                 } => node(bootstrap, &key, join, listen, echo).await,
-                Command::Bls { .. } => unreachable!("handled before the runtime starts"),
+                Command::Bls { .. } | Command::Attest { .. } => {
+                    unreachable!("handled before the runtime starts")
+                }
             }
         });
         match result {
