@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use keep_light::{
-    identity::OperatorKey,
+    identity::{attestation, OperatorKey},
     net::{EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role},
     wire::{self, Envelope},
 };
@@ -192,5 +192,107 @@ async fn bad_bootstrap_entries_are_reported_and_the_good_one_is_used() {
             NodeEvent::Connected { .. } => connected = true,
             _ => {}
         }
+    }
+}
+
+/// A browser-style member: a session key whose attestation, signed by `wallet`, names `named`.
+async fn start_attested_member(
+    relay: String,
+    wallet: &OperatorKey,
+    session: OperatorKey,
+    named: libp2p::PeerId,
+    chain_id: u64,
+) -> (NodeHandle, EventReceiver) {
+    let now = keep_light::platform::utc_now();
+    let attestation = attestation::create(
+        wallet,
+        &named,
+        chain_id,
+        "localhost",
+        now,
+        Duration::from_secs(600),
+        "abcdefgh12",
+    )
+    .unwrap();
+    let config = NodeConfig::new(session)
+        .with_bootstrap(vec![relay])
+        .with_attestation(attestation);
+    Node::start(config).await.unwrap()
+}
+
+#[tokio::test]
+async fn relay_maps_an_attested_session_key_to_its_wallet_and_refuses_bad_attestations() {
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_chain_id(31337)
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()]);
+    let (relay, mut relay_events) = Node::start(config).await.unwrap();
+    let ws = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } => Some(address.clone()),
+        _ => None,
+    })
+    .await
+    .unwrap();
+    let wallet = OperatorKey::generate();
+
+    // A good delegation: the relay maps the session peer to the wallet; the member hears "accepted".
+    let session = OperatorKey::generate();
+    let session_peer = session.peer_id();
+    let (_good, mut good_events) =
+        start_attested_member(ws.clone(), &wallet, session, session_peer, 31337).await;
+    let attested = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::PeerAttested { peer, operator, .. } => Some((peer.clone(), operator.clone())),
+        _ => None,
+    })
+    .await
+    .expect("relay verifies the attestation");
+    assert_eq!(
+        attested,
+        (session_peer.to_string(), wallet.address().to_string())
+    );
+    let ack = next_matching(&mut good_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::AttestationAcknowledged { accepted, .. } => Some(*accepted),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ack, Some(true));
+    assert_eq!(
+        relay.peer_operator(session_peer).await,
+        Some(wallet.address())
+    );
+
+    // A delegation naming another peer, and one for another chain: refused, each with its reason.
+    for (named_other, chain_id, reason) in [(true, 31337, "wrong_peer"), (false, 1, "wrong_chain")]
+    {
+        let session = OperatorKey::generate();
+        let peer = session.peer_id();
+        let named = if named_other {
+            OperatorKey::generate().peer_id()
+        } else {
+            peer
+        };
+        let (_bad, mut bad_events) =
+            start_attested_member(ws.clone(), &wallet, session, named, chain_id).await;
+        let rejected = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+            NodeEvent::AttestationRejected {
+                peer: p, reason, ..
+            } if *p == peer.to_string() => Some(*reason),
+            _ => None,
+        })
+        .await;
+        assert_eq!(rejected, Some(reason));
+        let ack = next_matching(&mut bad_events, Duration::from_secs(10), |e| match e {
+            NodeEvent::AttestationAcknowledged {
+                accepted, reason, ..
+            } => Some((*accepted, reason.clone())),
+            _ => None,
+        })
+        .await;
+        assert_eq!(ack, Some((false, Some(reason.to_string()))));
+        // Unattested, the peer counts as its own key's operator, never the wallet's.
+        assert_eq!(
+            relay.peer_operator(peer).await,
+            keep_light::identity::Address::from_peer_id(&peer)
+        );
     }
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use libp2p::{gossipsub, identify, identity::Keypair, ping, swarm::NetworkBehaviour};
 
-use super::node::Role;
+use super::{attest, node::Role};
 
 /// Protocol name announced over identify.
 pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
@@ -20,6 +20,8 @@ pub struct Behaviour {
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
+    /// `/keep-light/attest/1`: wallet delegations exchanged right after connecting.
+    pub attest: attest::Behaviour,
 }
 
 /// Builds the behaviour for `role`; `max_message_size` is the envelope limit.
@@ -59,5 +61,6 @@ pub fn build(keypair: &Keypair, role: Role, max_message_size: usize) -> Result<B
         gossipsub,
         identify,
         ping,
+        attest: attest::behaviour(),
     })
 }

@@ -1,5 +1,7 @@
-//! libp2p networking: the node's event loop, its composed behaviour, transports and bootstrap.
+//! libp2p networking: the node's event loop, its composed behaviour, transports, bootstrap and
+//! the attestation exchange.
 
+pub mod attest;
 pub mod behaviour;
 pub mod bootstrap;
 pub mod node;

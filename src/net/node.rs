@@ -35,6 +35,7 @@ use futures::{
 use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance},
     multiaddr::Protocol,
+    request_response,
     swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
@@ -42,12 +43,16 @@ use rand::Rng as _;
 use serde::Serialize;
 
 use super::{
+    attest::{AttestRequest, AttestResponse, PeerOperators},
     behaviour::{self, Behaviour, BehaviourEvent},
     bootstrap::{Backoff, BootstrapSchedule, EntryId},
     transport,
 };
 use crate::{
-    identity::{Address, OperatorKey},
+    identity::{
+        attestation::{self, Attestation, Expect},
+        Address, OperatorKey,
+    },
     platform,
     wire::{self, Envelope},
 };
@@ -66,7 +71,8 @@ pub enum Role {
 }
 
 /// Node settings. Defaults (from [`NodeConfig::new`]): role [`Role::Member`], no listen
-/// addresses, no bootstrap peers, no topics, 64 KiB message limit, default [`Backoff`].
+/// addresses, no bootstrap peers, no topics, 64 KiB message limit, default [`Backoff`], no
+/// attestation (the key is the operator key), attestations from any chain accepted.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     key: OperatorKey,
@@ -76,6 +82,8 @@ pub struct NodeConfig {
     topics: Vec<String>,
     max_message_size: usize,
     backoff: Backoff,
+    attestation: Option<Attestation>,
+    chain_id: Option<u64>,
 }
 
 impl NodeConfig {
@@ -89,7 +97,22 @@ impl NodeConfig {
             topics: Vec::new(),
             max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
             backoff: Backoff::default(),
+            attestation: None,
+            chain_id: None,
         }
+    }
+
+    /// The wallet's delegation to this node's key, sent to every peer right after connecting
+    /// (browser session keys). Without one, peers take the key itself as the operator.
+    pub fn with_attestation(mut self, attestation: Attestation) -> Self {
+        self.attestation = Some(attestation);
+        self
+    }
+
+    /// Only accept peers' attestations for this chain id.
+    pub fn with_chain_id(mut self, chain_id: u64) -> Self {
+        self.chain_id = Some(chain_id);
+        self
     }
 
     /// Sets the role.
@@ -204,6 +227,28 @@ pub enum NodeEvent {
         error: String,
         retry_in_ms: u64,
     },
+    /// A peer's attestation verified: `peer` acts for `operator` until `expires_at`.
+    PeerAttested {
+        peer: String,
+        operator: String,
+        expires_at: String,
+    },
+    /// A peer's attestation was refused; `total` counts refusals for this reason.
+    AttestationRejected {
+        peer: String,
+        reason: &'static str,
+        detail: String,
+        total: u64,
+    },
+    /// A peer's verdict on our attestation.
+    AttestationAcknowledged {
+        peer: String,
+        accepted: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Our attestation got no answer (peer without the protocol, timeout, closed connection).
+    AttestationFailed { peer: String, error: String },
 }
 
 impl NodeEvent {
@@ -238,6 +283,7 @@ enum Command {
     },
     Join(String),
     Leave(String),
+    PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -298,6 +344,10 @@ impl Node {
             bootstrap: BootstrapSchedule::new(valid, config.backoff, platform::now()),
             dialing: HashMap::new(),
             established: HashMap::new(),
+            attestation: config.attestation,
+            chain_id: config.chain_id,
+            peers: PeerOperators::default(),
+            attestation_rejections: HashMap::new(),
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
@@ -386,6 +436,16 @@ impl NodeHandle {
             .unbounded_send(Command::Leave(topic.to_owned()));
     }
 
+    /// The operator address behind a connected peer: from its verified attestation, else from its
+    /// key. `None` when unknown, not connected, or the node has stopped.
+    pub async fn peer_operator(&self, peer: PeerId) -> Option<Address> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::PeerOperator(peer, reply))
+            .ok()?;
+        answer.await.ok().flatten()
+    }
+
     /// Stops the node: closes its connections and ends the event loop; resolves when done.
     pub async fn shutdown(&self) {
         let (done, finished) = oneshot::channel();
@@ -412,6 +472,13 @@ struct EventLoop {
     dialing: HashMap<ConnectionId, EntryId>,
     /// Connections that came from a bootstrap dial.
     established: HashMap<ConnectionId, EntryId>,
+    /// Our delegation, sent to each new peer.
+    attestation: Option<Attestation>,
+    /// The chain peers' attestations must name.
+    chain_id: Option<u64>,
+    /// What each connected peer is known to be.
+    peers: PeerOperators,
+    attestation_rejections: HashMap<&'static str, u64>,
 }
 
 impl EventLoop {
@@ -530,6 +597,9 @@ impl EventLoop {
                     self.emit(NodeEvent::Unsubscribed { topic });
                 }
             }
+            Command::PeerOperator(peer, reply) => {
+                let _ = reply.send(self.peers.operator(&peer, platform::utc_now()));
+            }
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
     }
@@ -573,6 +643,15 @@ impl EventLoop {
                     self.established.insert(connection_id, id);
                 }
                 if num_established.get() == 1 {
+                    self.peers.connected(peer_id);
+                    if let Some(attestation) = &self.attestation {
+                        swarm.behaviour_mut().attest.send_request(
+                            &peer_id,
+                            AttestRequest {
+                                attestation: attestation.clone(),
+                            },
+                        );
+                    }
                     self.emit(NodeEvent::Connected {
                         peer: peer_id.to_string(),
                     });
@@ -589,6 +668,7 @@ impl EventLoop {
                         .disconnected(id, platform::now(), platform::rng().gen::<f64>());
                 }
                 if num_established == 0 {
+                    self.peers.disconnected(&peer_id);
                     self.emit(NodeEvent::Disconnected {
                         peer: peer_id.to_string(),
                     });
@@ -609,6 +689,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
                 self.on_gossipsub(swarm, event);
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Attest(event)) => self.on_attest(swarm, event),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
@@ -671,6 +752,86 @@ impl EventLoop {
                 });
             }
             _ => {}
+        }
+    }
+
+    fn on_attest(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        event: request_response::Event<AttestRequest, AttestResponse>,
+    ) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let mut expect = Expect::new().with_peer(peer);
+                if let Some(chain_id) = self.chain_id {
+                    expect = expect.with_chain_id(chain_id);
+                }
+                let response =
+                    match attestation::verify(&request.attestation, platform::utc_now(), &expect) {
+                        Ok(verified) => {
+                            self.peers.attested(peer, &verified);
+                            tracing::info!(%peer, operator = %verified.operator, "peer attested");
+                            self.emit(NodeEvent::PeerAttested {
+                                peer: peer.to_string(),
+                                operator: verified.operator.to_string(),
+                                expires_at: attestation::timestamp(verified.expires_at),
+                            });
+                            AttestResponse {
+                                accepted: true,
+                                reason: None,
+                            }
+                        }
+                        Err(error) => {
+                            let reason = error.reason();
+                            let total = self.attestation_rejections.entry(reason).or_default();
+                            *total += 1;
+                            let total = *total;
+                            tracing::warn!(%peer, reason, %error, "attestation rejected");
+                            self.emit(NodeEvent::AttestationRejected {
+                                peer: peer.to_string(),
+                                reason,
+                                detail: error.to_string(),
+                                total,
+                            });
+                            AttestResponse {
+                                accepted: false,
+                                reason: Some(reason.to_owned()),
+                            }
+                        }
+                    };
+                // The peer may have gone already; nothing to do then.
+                let _ = swarm
+                    .behaviour_mut()
+                    .attest
+                    .send_response(channel, response);
+            }
+            Event::Message {
+                peer,
+                message: Message::Response { response, .. },
+                ..
+            } => self.emit(NodeEvent::AttestationAcknowledged {
+                peer: peer.to_string(),
+                accepted: response.accepted,
+                reason: response.reason,
+            }),
+            Event::OutboundFailure { peer, error, .. } => {
+                self.emit(NodeEvent::AttestationFailed {
+                    peer: peer.to_string(),
+                    error: error.to_string(),
+                });
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound attestation failed");
+            }
+            Event::ResponseSent { .. } => {}
         }
     }
 
