@@ -41,4 +41,13 @@ echo "== page test (demo page in headless Chromium via playwright-core)"
 scripts/build-wasm.sh --dev
 kl_serve_www 0 "$topic"
 export KEEP_LIGHT_PAGE_URL=$KL_PAGE_URL KEEP_LIGHT_NATIVE_ADDRESS=$KL_NATIVE_ADDRESS
-(cd www && node --test e2e/)
+(cd www && node --test e2e/) | tee "$KL_WORK/e2e.log"
+
+# The relay's own record must show the tab's session key acting for the viem wallet.
+attested=$(sed -n 's/.*KEEP_LIGHT_ATTESTED \([^ ]*\) \(0x[0-9a-fA-F]*\).*/"peer":"\1","operator":"\2"/p' "$KL_WORK/e2e.log")
+if [ -z "$attested" ] || ! grep -q "\"event\":\"peer_attested\",$attested" "$KL_WORK/relay.out"; then
+  echo "the relay never reported the wallet-delegated session key (${attested:-no peer}):" >&2
+  cat "$KL_WORK/relay.out" >&2
+  exit 1
+fi
+echo "identity e2e: the relay accepted the tab's wallet attestation ($attested)"

@@ -6,6 +6,7 @@
 //!
 //! - [`now`] is `web_time::Instant`: `std::time::Instant` panics in wasm32; [`unix_time`] is the
 //!   wall clock, from `web_time::SystemTime` for the same reason.
+//! - [`load`]/[`store`] keep small values (the browser session key) in `localStorage`.
 //! - [`sleep`] is a `futures-timer` delay (backed by `setTimeout` in the browser; hidden tabs
 //!   throttle it, so protocol deadlines must follow chain blocks, not this clock).
 //! - [`spawn`] needs `Send` natively (tokio's multi-threaded runtime) and not in wasm
@@ -31,6 +32,54 @@ pub fn unix_time() -> Duration {
 /// The wall clock as a UTC date-time (what attestation checks take).
 pub fn utc_now() -> time::OffsetDateTime {
     time::OffsetDateTime::UNIX_EPOCH + unix_time()
+}
+
+/// Reads a small persisted value (the page's `localStorage` in wasm; an in-process map natively,
+/// where the CLI keeps its state in `--data-dir` instead). `None` when absent or unavailable
+/// (a worker has no `localStorage`).
+pub fn load(key: &str) -> Option<String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        web_sys::window()?
+            .local_storage()
+            .ok()??
+            .get_item(key)
+            .ok()?
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        memory_store().lock().ok()?.get(key).cloned()
+    }
+}
+
+/// Persists a small value; see [`load`]. Fails when the storage refuses (quota, private mode).
+pub fn store(key: &str, value: &str) -> Result<(), String> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let storage = web_sys::window()
+            .ok_or("no window")?
+            .local_storage()
+            .map_err(|_| "localStorage is not available")?
+            .ok_or("localStorage is not available")?;
+        storage
+            .set_item(key, value)
+            .map_err(|_| format!("localStorage refused {key}"))
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        memory_store()
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(key.to_owned(), value.to_owned());
+        Ok(())
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn memory_store() -> &'static std::sync::Mutex<std::collections::HashMap<String, String>> {
+    static STORE: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+        std::sync::OnceLock::new();
+    STORE.get_or_init(Default::default)
 }
 
 /// A future that completes after `duration`.

@@ -9,11 +9,13 @@
 //!   synchronously expecting an answer; queue work with a microtask instead.
 //! - A Rust panic is printed to the console by `console_error_panic_hook` and aborts the module.
 
+pub mod wallet;
+
 use futures::StreamExt;
 use wasm_bindgen::prelude::*;
 
 use crate::{
-    identity::OperatorKey,
+    identity::{attestation::Attestation, OperatorKey},
     net::{EventReceiver, Node, NodeConfig, NodeHandle},
     platform,
 };
@@ -45,18 +47,26 @@ pub struct KeepClient {
 impl KeepClient {
     /// Starts a node that dials `bootstrap` (multiaddrs, `/ws` or `/wss`) and joins `topics`.
     /// `key_hex` is the session key's secret; a fresh key is made when it is absent.
+    /// `attestation_json` is the wallet's delegation to that key (from `requestAttestation`),
+    /// sent to every peer right after connecting.
     pub async fn start(
         bootstrap: Vec<String>,
         topics: Vec<String>,
         key_hex: Option<String>,
+        attestation_json: Option<String>,
     ) -> Result<KeepClient, JsError> {
         let key = match key_hex {
             Some(hex) => OperatorKey::from_hex(&hex)?,
             None => OperatorKey::generate(),
         };
-        let config = NodeConfig::new(key)
+        let mut config = NodeConfig::new(key)
             .with_bootstrap(bootstrap)
             .with_topics(topics);
+        if let Some(json) = attestation_json {
+            let attestation: Attestation = serde_json::from_str(&json)
+                .map_err(|e| JsError::new(&format!("attestation: {e}")))?;
+            config = config.with_attestation(attestation);
+        }
         let (handle, events) = Node::start(config).await?;
         Ok(KeepClient {
             handle,

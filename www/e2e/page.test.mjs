@@ -4,7 +4,7 @@
 // server, and passes KEEP_LIGHT_PAGE_URL and KEEP_LIGHT_NATIVE_ADDRESS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launchChromium, waitConnected } from './chromium.mjs';
 
 const url = process.env.KEEP_LIGHT_PAGE_URL;
 const nativeAddress = process.env.KEEP_LIGHT_NATIVE_ADDRESS;
@@ -12,18 +12,13 @@ const nativeAddress = process.env.KEEP_LIGHT_NATIVE_ADDRESS;
 test('the demo page connects, receives and sends through the relay', async () => {
   assert.ok(url, 'KEEP_LIGHT_PAGE_URL must be set (run scripts/test.sh)');
   assert.ok(nativeAddress, 'KEEP_LIGHT_NATIVE_ADDRESS must be set (run scripts/test.sh)');
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (err) => errors.push(err.message));
     await page.goto(url);
-    await page.waitForFunction(() => document.getElementById('status').textContent === 'connected',
-      null, { timeout: 30_000 });
+    await waitConnected(page);
     assert.match(await page.textContent('#peer'), /^16Uiu2/);
 
     // native → page: the native member publishes `native-tick-N`.

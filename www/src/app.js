@@ -1,11 +1,14 @@
-// The first demo page: connect to the relay given in the URL (?relay=MULTIADDR&topic=NAME),
-// show connection status and the topic's messages live, and send text.
+// The demo page: connect to the relay given in the URL (?relay=MULTIADDR&topic=NAME), show
+// connection status and the topic's messages live, and send text. Identity: the page's
+// persisted session key; "Connect wallet" has an EIP-1193 wallet (window.ethereum) delegate to
+// it; "Use keystore" runs as the operator key of a V3 keystore file (decrypted in a worker).
 import { KeepLight } from './keep-light.js';
 
 const params = new URLSearchParams(location.search);
 const relay = params.get('relay');
 const topic = params.get('topic') ?? 'keep-light/demo/1';
 const $ = (id) => document.getElementById(id);
+let node;
 let connectedPeers = 0;
 
 function log(line) {
@@ -28,14 +31,12 @@ function showMessage(from, text, mine = false) {
   $('messages').prepend(li);
 }
 
-async function main() {
-  $('relay').textContent = relay ?? '(none: add ?relay=MULTIADDR to the URL)';
-  $('topic').textContent = topic;
-  if (!relay) {
-    setStatus('no relay', 'disconnected');
-    return;
-  }
-  const node = await KeepLight.connect({ bootstrap: [relay], topics: [topic] });
+/** (Re)starts the node with this identity; the previous one is closed first. */
+async function start(keyHex, attestation) {
+  if (node) await node.close();
+  connectedPeers = 0;
+  setStatus('connecting', '');
+  node = await KeepLight.connect({ bootstrap: [relay], topics: [topic], keyHex, attestation });
   $('peer').textContent = node.peerId;
   $('address').textContent = node.address;
   node.addEventListener('event', (e) => log(JSON.stringify(e.detail)));
@@ -50,7 +51,53 @@ async function main() {
   });
   node.addEventListener('dial_failed', (e) =>
     setStatus(`cannot reach relay, retry in ${e.detail.retry_in_ms} ms`, 'disconnected'));
+  node.addEventListener('attestation_acknowledged', (e) => {
+    $('identity').dataset.relayVerdict = e.detail.accepted ? 'accepted' : e.detail.reason;
+    $('identity').textContent += e.detail.accepted
+      ? ' — accepted by the relay' : ` — refused by the relay (${e.detail.reason})`;
+  });
   node.addEventListener('message', (e) => showMessage(e.detail.sender, e.detail.data));
+  window.keepLight = node; // for the console and page tests
+}
+
+async function main() {
+  $('relay').textContent = relay ?? '(none: add ?relay=MULTIADDR to the URL)';
+  $('topic').textContent = topic;
+  if (!relay) {
+    setStatus('no relay', 'disconnected');
+    return;
+  }
+  const sessionKey = await KeepLight.sessionKey();
+  await start(sessionKey);
+
+  $('wallet').disabled = !window.ethereum;
+  $('wallet').addEventListener('click', async () => {
+    try {
+      const attestation = await KeepLight.requestAttestation(window.ethereum, { sessionKey });
+      const operator = attestation.message.split('\n')[1];
+      $('identity').textContent = `${operator} (wallet, delegated to this session)`;
+      $('identity').dataset.operator = operator;
+      await start(sessionKey, attestation);
+    } catch (err) {
+      $('identity').textContent = `wallet failed: ${err.message}`;
+    }
+  });
+
+  $('keystore-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const file = $('keystore-file').files[0];
+    if (!file) return;
+    $('identity').textContent = 'decrypting keystore…';
+    try {
+      const key = await KeepLight.decryptKeystore(await file.text(), $('keystore-password').value);
+      $('identity').textContent = `${key.address} (keystore)`;
+      $('identity').dataset.operator = key.address;
+      await start(key.secret);
+    } catch (err) {
+      $('identity').textContent = `keystore refused: ${err.message}`;
+    }
+  });
+
   $('send').addEventListener('submit', async (event) => {
     event.preventDefault();
     const text = $('text').value;
@@ -64,7 +111,6 @@ async function main() {
       setStatus(`send failed: ${err.message}`, 'disconnected');
     }
   });
-  window.keepLight = node; // for the console and page tests
 }
 
 main().catch((err) => {

@@ -7,6 +7,13 @@
 //   node.addEventListener('message', (e) => console.log(e.detail.from, e.detail.data));
 //   await node.publish('keep-light/demo/1', 'hello');
 //
+// Identity (DESIGN.md section 3):
+//   const key = await KeepLight.sessionKey();                  // persisted in localStorage
+//   const attestation = await KeepLight.requestAttestation(window.ethereum, { sessionKey: key });
+//   const node = await KeepLight.connect({ bootstrap, topics, keyHex: key, attestation });
+//   // or an operator key from a keystore file, decrypted in a Web Worker:
+//   const { secret } = await KeepLight.decryptKeystore(jsonText, password);
+//
 // Contract:
 // - Events are the objects the CLI prints (`{event: 'connected', peer}` …). Each is dispatched
 //   twice: as its own type ('connected', 'message', …) and as 'event'. None is lost before the
@@ -15,7 +22,7 @@
 // - Listeners must not block; the node's event loop shares the page's thread.
 // - Errors from the node reject the returned promises with an Error whose message says why.
 
-import init, { KeepClient } from '../pkg/keep_light.js';
+import init, { KeepClient, requestAttestation, sessionKey } from '../pkg/keep_light.js';
 
 let wasmReady;
 
@@ -31,13 +38,64 @@ export class KeepLight extends EventTarget {
 
   /**
    * Starts a node and dials the bootstrap relays.
-   * @param {{bootstrap: string[], topics?: string[], keyHex?: string}} options
+   * @param {{bootstrap: string[], topics?: string[], keyHex?: string,
+   *          attestation?: {message: string, signature: string}}} options
+   *   `attestation` (from requestAttestation) is sent to every peer right after connecting.
    * @returns {Promise<KeepLight>}
    */
-  static async connect({ bootstrap, topics = [], keyHex } = {}) {
+  static async connect({ bootstrap, topics = [], keyHex, attestation } = {}) {
     await loadWasm();
-    const client = await KeepClient.start(bootstrap ?? [], topics, keyHex);
+    const client = await KeepClient.start(bootstrap ?? [], topics, keyHex,
+      attestation ? JSON.stringify(attestation) : undefined);
     return new KeepLight(client);
+  }
+
+  /**
+   * The page's session key (hex secret), made and saved in localStorage on first use.
+   * @returns {Promise<string>}
+   */
+  static async sessionKey() {
+    await loadWasm();
+    return sessionKey();
+  }
+
+  /**
+   * Asks an EIP-1193 wallet (`window.ethereum`, or any `{request}` object) to delegate its
+   * operator identity to the session key: eth_requestAccounts, eth_chainId, then personal_sign
+   * of a Sign-In with Ethereum message naming the session key's peer ID.
+   * @param {{request: (args: {method: string, params?: unknown[]}) => Promise<unknown>}} provider
+   * @param {{sessionKey?: string, domain?: string, ttlSeconds?: number}} [options]
+   * @returns {Promise<{message: string, signature: string}>} the verified attestation
+   */
+  static async requestAttestation(provider, { sessionKey: key, domain = location.host,
+    ttlSeconds = 3600 } = {}) {
+    await loadWasm();
+    key ??= sessionKey();
+    return JSON.parse(await requestAttestation(provider, key, domain, ttlSeconds));
+  }
+
+  /**
+   * Decrypts an Ethereum V3 keystore (geth, ethers, MetaMask) in a Web Worker, so scrypt's
+   * second or so of work never freezes the page.
+   * @param {string} json the keystore file's text
+   * @param {string} password
+   * @returns {Promise<{secret: string, address: string, peer_id: string}>}
+   */
+  static decryptKeystore(json, password) {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(new URL('./keystore-worker.js', import.meta.url), { type: 'module' });
+      const done = () => worker.terminate();
+      worker.onmessage = ({ data }) => {
+        done();
+        if (data.error) reject(new Error(data.error));
+        else resolve(data.key);
+      };
+      worker.onerror = (event) => {
+        done();
+        reject(new Error(event.message || 'keystore worker failed'));
+      };
+      worker.postMessage({ json, password });
+    });
   }
 
   constructor(client) {

@@ -60,6 +60,9 @@ mod cli {
             /// Who may connect.
             #[arg(long, value_enum, default_value_t = Firewall::Open)]
             firewall: Firewall,
+            /// Accept only attestations for this chain id.
+            #[arg(long)]
+            chain_id: Option<u64>,
         },
         /// Run a member node: join topics, print events, publish lines read on stdin.
         Node {
@@ -177,7 +180,8 @@ mod cli {
                     data_dir,
                     key_hex,
                     firewall: Firewall::Open,
-                } => relay(listen, data_dir, key_hex).await,
+                    chain_id,
+                } => relay(listen, data_dir, key_hex, chain_id).await,
                 Command::Node {
                     bootstrap,
                     key,
@@ -258,6 +262,7 @@ mod cli {
         listen: Vec<Multiaddr>,
         data_dir: Option<PathBuf>,
         key_hex: Option<String>,
+        chain_id: Option<u64>,
     ) -> Result<(), String> {
         let key = relay_key(data_dir, key_hex)?;
         let listen = if listen.is_empty() {
@@ -268,9 +273,12 @@ mod cli {
         } else {
             listen
         };
-        let config = NodeConfig::new(key)
+        let mut config = NodeConfig::new(key)
             .with_role(Role::Relay)
             .with_listen(listen);
+        if let Some(chain_id) = chain_id {
+            config = config.with_chain_id(chain_id);
+        }
         let shutdown = shutdown_signal()?;
         tokio::pin!(shutdown);
         let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
@@ -280,6 +288,11 @@ mod cli {
                 event = events.next() => match event {
                     Some(NodeEvent::Listening { address }) => {
                         println!("{}", json!({ "listening": address }));
+                    }
+                    // Who a peer acts for, and refusals: what an operator audits.
+                    Some(event @ (NodeEvent::PeerAttested { .. }
+                        | NodeEvent::AttestationRejected { .. })) => {
+                        println!("{}", event.to_json());
                     }
                     Some(other) => tracing::debug!("{}", other.to_json()),
                     None => return Err("the node stopped".into()),

@@ -1,0 +1,16 @@
+// Launches Debian's headless Chromium for the page tests (flags: DESIGN.md section 7).
+import { chromium } from 'playwright-core';
+
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+/** Waits until the page's status pill says "connected". */
+export function waitConnected(page) {
+  return page.waitForFunction(() => document.getElementById('status').textContent === 'connected',
+    null, { timeout: 30_000 });
+}

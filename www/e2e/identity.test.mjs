@@ -1,0 +1,113 @@
+// Identity in the page (issue: operator identity). scripts/test.sh serves the demo page
+// (KEEP_LIGHT_PAGE_URL) against a relay whose stdout it checks afterwards for `peer_attested`.
+// - Wallet delegation: the tab's window.ethereum is an EIP-1193 provider backed by viem, signing
+//   with a test private key in this Node process; the page asks it for a SIWE delegation of its
+//   session key and the relay accepts the attestation.
+// - Keystore: a geth-default scrypt keystore written by ethers is decrypted in a Web Worker; the
+//   page's own timers keep running meanwhile.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { privateKeyToAccount } from 'viem/accounts';
+import { launchChromium, waitConnected } from './chromium.mjs';
+
+const url = process.env.KEEP_LIGHT_PAGE_URL;
+// Anvil/Hardhat account 0: a well-known test key, never a real wallet.
+export const WALLET_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
+const wallet = privateKeyToAccount(WALLET_KEY);
+const keystores = new URL('../../tests/vectors/keystores/', import.meta.url);
+
+/** A viem-backed EIP-1193 provider: `request` runs here, in Node, through an exposed function. */
+async function installViemWallet(page, chainId = 31337) {
+  await page.exposeFunction('__viemRequest', async (method, params) => {
+    switch (method) {
+      case 'eth_requestAccounts':
+      case 'eth_accounts':
+        return [wallet.address];
+      case 'eth_chainId':
+        return `0x${chainId.toString(16)}`;
+      case 'personal_sign':
+        assert.equal(params[1].toLowerCase(), wallet.address.toLowerCase());
+        return wallet.signMessage({ message: { raw: params[0] } });
+      default:
+        throw new Error(`unsupported method ${method}`);
+    }
+  });
+  await page.addInitScript(() => {
+    window.ethereum = {
+      request: ({ method, params = [] }) => window.__viemRequest(method, params),
+    };
+  });
+}
+
+test('a viem-backed wallet delegates to the session key and the relay accepts it', async () => {
+  assert.ok(url, 'KEEP_LIGHT_PAGE_URL must be set (run scripts/test.sh)');
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await installViemWallet(page);
+    await page.goto(url);
+    await waitConnected(page);
+    const sessionPeer = await page.textContent('#peer');
+
+    await page.click('#wallet');
+    await page.waitForFunction(() => document.getElementById('identity').dataset.relayVerdict,
+      null, { timeout: 30_000 });
+    const identity = page.locator('#identity');
+    assert.equal(await identity.getAttribute('data-relay-verdict'), 'accepted');
+    assert.equal(await identity.getAttribute('data-operator'), wallet.address);
+    // Same session key after the restart: the delegation names this peer.
+    assert.equal(await page.textContent('#peer'), sessionPeer);
+    // The session key survives a reload (localStorage).
+    await page.reload();
+    await waitConnected(page);
+    assert.equal(await page.textContent('#peer'), sessionPeer);
+    assert.deepEqual(errors, []);
+    console.log(`KEEP_LIGHT_ATTESTED ${sessionPeer} ${wallet.address}`);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a geth-default keystore decrypts in a worker without freezing the page', async () => {
+  assert.ok(url, 'KEEP_LIGHT_PAGE_URL must be set (run scripts/test.sh)');
+  const index = JSON.parse(readFileSync(new URL('index.json', keystores), 'utf8'));
+  const heavy = index.find((k) => k.file === 'ethers-scrypt-geth-default.json');
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await waitConnected(page);
+    const json = readFileSync(new URL(heavy.file, keystores), 'utf8');
+    const result = await page.evaluate(async ({ json, password }) => {
+      const { KeepLight } = await import('./src/keep-light.js');
+      // A timer queued now fires before the decryption finishes only if the main thread is free.
+      let timerRan = false;
+      setTimeout(() => { timerRan = true; }, 0);
+      const started = performance.now();
+      const key = await KeepLight.decryptKeystore(json, password);
+      const ms = performance.now() - started;
+      const wrong = await KeepLight.decryptKeystore(json, `${password}!`).then(
+        () => 'accepted', (err) => err.message);
+      return { key, timerRan, ms, wrong };
+    }, { json, password: heavy.password });
+    assert.equal(result.key.address, heavy.address);
+    assert.equal(result.key.secret, heavy.secret);
+    assert.equal(result.timerRan, true, 'the page was blocked while decrypting');
+    assert.match(result.wrong, /wrong password/);
+    console.log(`KEEP_LIGHT_BENCH {"keystore_decrypt_in_worker_ms":${result.ms.toFixed(0)}}`);
+
+    // The page's own form: use the keystore as the node's operator key.
+    await page.setInputFiles('#keystore-file', new URL(heavy.file, keystores).pathname);
+    await page.fill('#keystore-password', heavy.password);
+    await page.click('#keystore-open');
+    await page.waitForFunction((a) => document.getElementById('identity').dataset.operator === a,
+      heavy.address, { timeout: 60_000 });
+    await waitConnected(page);
+    assert.equal(await page.textContent('#address'), heavy.address);
+  } finally {
+    await browser.close();
+  }
+});
