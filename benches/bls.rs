@@ -1,5 +1,5 @@
 //! Native BLS benchmarks: `cargo bench --bench bls`. The cases are in `support/bls_cases.rs`,
-//! shared with the browser harness `bls_wasm.rs`.
+//! shared with the browser harness `crypto_wasm.rs`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 

@@ -191,10 +191,9 @@ fn nodes_publish_stdin_lines_and_print_messages() {
     assert_eq!(v["from"], id["peer_id"]);
 }
 
-/// Runs `keep-light bls ARGS` with `stdin`; returns (exit success, the one JSON line).
-fn bls(args: &[&str], stdin: &[u8]) -> (bool, Value) {
+/// Runs `keep-light ARGS` with `stdin`; returns (exit success, the one JSON line).
+fn run_json(args: &[&str], stdin: &[u8]) -> (bool, Value) {
     let mut child = Command::new(BIN)
-        .arg("bls")
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -212,6 +211,13 @@ fn bls(args: &[&str], stdin: &[u8]) -> (bool, Value) {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 1, "one JSON line expected: {text}");
     (out.status.success(), serde_json::from_str(&text).unwrap())
+}
+
+/// Runs `keep-light bls ARGS` with `stdin`; returns (exit success, the one JSON line).
+fn bls(args: &[&str], stdin: &[u8]) -> (bool, Value) {
+    let mut all = vec!["bls"];
+    all.extend_from_slice(args);
+    run_json(&all, stdin)
 }
 
 #[test]
@@ -413,22 +419,6 @@ fn id_reads_keystores_with_a_password_from_env_or_file() {
     );
 }
 
-/// Runs `keep-light ARGS` with `stdin`; returns (exit success, the one JSON line).
-fn run_json(args: &[&str], stdin: &[u8]) -> (bool, Value) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(text.lines().count(), 1, "one JSON line expected: {text}");
-    (out.status.success(), serde_json::from_str(&text).unwrap())
-}
-
 #[test]
 fn attest_create_then_verify_follows_the_contract() {
     let session = "16Uiu2HAm8kegYGp6XeybmZAuNcnLosyjsRwZ44yLgfEuqLqYL9zt";
@@ -485,6 +475,19 @@ fn attest_create_then_verify_follows_the_contract() {
             .as_str()
             .unwrap()
             .contains("malformed attestation JSON"),
+        "{v}"
+    );
+    let (ok, v) = run_json(&["attest", "verify", "-"], &[0xff, 0xfe, b'{']);
+    assert!(
+        !ok && v["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed attestation JSON"),
+        "{v}"
+    );
+    let (ok, v) = run_json(&["attest", "verify", "-"], &vec![b' '; 10 << 20]);
+    assert!(
+        !ok && v["error"].as_str().unwrap().contains("exceeds"),
         "{v}"
     );
     let (ok, v) = run_json(&["attest", "verify", "/nonexistent/attestation.json"], b"");

@@ -1,5 +1,5 @@
 //! The BLS operations both benchmarks time: `benches/bls.rs` (criterion, native) and
-//! `benches/bls_wasm.rs` (headless Chromium). One list, so the two report the same things.
+//! `benches/crypto_wasm.rs` (headless Chromium). One list, so the two report the same things.
 
 use std::hint::black_box;
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# BLS benchmarks: criterion natively (`cargo bench --bench bls`), then the same cases in headless
-# Chromium (benches/bls_wasm.rs, release wasm). Prints the browser harness's JSON line last.
-# Pass `--browser-only` to skip the native run.
+# Crypto benchmarks: criterion natively (`cargo bench --bench bls --bench identity`), then the
+# same cases in headless Chromium (benches/crypto_wasm.rs, release wasm). Prints the browser
+# harness's JSON lines last (BLS, then identity). `--browser-only` skips the native run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # rustup installs cargo tools here; a non-login shell may not have it on PATH.
@@ -9,11 +9,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 scripts/install-tools.sh
 if [ "${1:-}" != "--browser-only" ]; then
-  cargo bench --locked --bench bls
+  cargo bench --locked --bench bls --bench identity
 fi
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --locked --release --target wasm32-unknown-unknown --test bls_wasm -- --nocapture | tee "$log"
+cargo test --locked --release --target wasm32-unknown-unknown --test crypto_wasm -- --nocapture | tee "$log"
 grep -o 'KEEP_LIGHT_BENCH .*}' "$log" | sed 's/^KEEP_LIGHT_BENCH //'

@@ -1,6 +1,7 @@
-//! BLS timings in the browser (run by `scripts/bench-bls.sh`, not by the test suite): the cases
-//! of `support/bls_cases.rs` in headless Chromium, release build. Each case runs for ≥ 1 s (or
-//! ≥ 5 times); prints one JSON line `KEEP_LIGHT_BENCH {"case":{"median_ms","mean_ms","runs"},…}`.
+//! Crypto timings in the browser (run by `scripts/bench-crypto.sh`, not by the test suite): the
+//! cases of `support/bls_cases.rs` and `support/identity_cases.rs` in headless Chromium, release
+//! build. Each case runs for ≥ 1 s (or ≥ 5 times); each test prints one JSON line
+//! `KEEP_LIGHT_BENCH {"case":{"median_ms","mean_ms","runs"},…}`.
 #![cfg(target_arch = "wasm32")]
 
 use keep_light::platform;
@@ -8,13 +9,14 @@ use wasm_bindgen_test::*;
 
 #[path = "support/bls_cases.rs"]
 mod bls_cases;
+#[path = "support/identity_cases.rs"]
+mod identity_cases;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-#[wasm_bindgen_test]
-fn bls_in_the_browser() {
+fn time_cases(cases: Vec<(&'static str, Box<dyn FnMut()>)>) {
     let mut report = serde_json::Map::new();
-    for (name, mut operation) in bls_cases::cases() {
+    for (name, mut operation) in cases {
         operation(); // warm-up
         let mut times = Vec::new();
         let started = platform::now();
@@ -35,4 +37,14 @@ fn bls_in_the_browser() {
         );
     }
     wasm_bindgen_test::console_log!("KEEP_LIGHT_BENCH {}", serde_json::Value::Object(report));
+}
+
+#[wasm_bindgen_test]
+fn bls_in_the_browser() {
+    time_cases(bls_cases::cases());
+}
+
+#[wasm_bindgen_test]
+fn identity_in_the_browser() {
+    time_cases(identity_cases::cases());
 }
