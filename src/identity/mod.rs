@@ -120,6 +120,18 @@ impl fmt::Debug for OperatorKey {
     }
 }
 
+/// The secp256k1 public key inlined in a peer ID (identity multihash, as keep-light and
+/// keep-core peer IDs are). `None` for other key types or hashed IDs.
+pub fn secp256k1_key_of(peer: &PeerId) -> Option<secp256k1::PublicKey> {
+    let multihash = peer.as_ref();
+    // 0x00 = identity multihash: the digest is the protobuf-encoded public key.
+    if multihash.code() != 0x00 {
+        return None;
+    }
+    let public = PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    public.try_into_secp256k1().ok()
+}
+
 /// A 20-byte Ethereum address; `Display` prints EIP-55 mixed case.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Address(pub [u8; 20]);
@@ -137,14 +149,7 @@ impl Address {
     /// The operator address behind a peer ID whose key is secp256k1 and inlined in the ID
     /// (identity multihash). `None` for other key types or hashed IDs.
     pub fn from_peer_id(peer: &PeerId) -> Option<Self> {
-        let multihash = peer.as_ref();
-        // 0x00 = identity multihash: the digest is the protobuf-encoded public key.
-        if multihash.code() != 0x00 {
-            return None;
-        }
-        let public = PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
-        let secp = public.try_into_secp256k1().ok()?;
-        Some(Self::from_secp256k1(&secp))
+        secp256k1_key_of(peer).map(|key| Self::from_secp256k1(&key))
     }
 
     /// Raw bytes as carried in the envelope's `sender`.
@@ -225,6 +230,12 @@ mod tests {
         let peer = key.peer_id();
         assert!(peer.to_string().starts_with("16Uiu2"), "{peer}");
         assert_eq!(Address::from_peer_id(&peer), Some(key.address()));
+        assert_eq!(
+            secp256k1_key_of(&peer).map(|k| k.to_bytes().to_vec()),
+            Some(key.public_key_compressed().to_vec())
+        );
+        // A peer ID that does not inline a secp256k1 key has no operator.
+        assert_eq!(Address::from_peer_id(&PeerId::random()), None);
     }
 
     #[test]
