@@ -5,6 +5,7 @@ pub mod attest;
 pub mod behaviour;
 pub mod bootstrap;
 pub mod node;
+pub mod retransmit;
 pub mod transport;
 
 pub use node::{
