@@ -1,0 +1,378 @@
+//! Group channels: topic names, the membership filter, and the typed handler registry (sans-IO).
+//!
+//! # Overview
+//! Protocols never see the swarm. A channel is a pubsub topic, named from the group's members
+//! ([`group_topic`]) or from a DKG seed ([`dkg_topic`]) as DESIGN.md section 4 fixes. Every
+//! envelope that passed the inline checks (size, decode, author = sender) and the channel's
+//! [`MembershipFilter`] is handed to [`Registry::dispatch`], which routes it by its `type` to the
+//! handler registered for that type, like an HTTP router: the payload is decoded as that
+//! handler's protobuf message, a per-handler [`Deduplicator`] drops retransmitted copies, and the
+//! handler sees each message once. Unknown types, undecodable payloads and replays are refused
+//! with a reason the caller counts.
+//!
+//! # Usage
+//! ```
+//! use keep_light::{identity::Address, net::channel::{Registry, Received}, wire::Envelope};
+//! #[derive(Clone, PartialEq, prost::Message)]
+//! struct Share { #[prost(bytes = "vec", tag = "1")] signature: Vec<u8> }
+//!
+//! let mut registry = Registry::new();
+//! registry.register("beacon.SignatureShare", |share: Received<Share>| {
+//!     println!("share from {}: {} bytes", share.sender, share.message.signature.len());
+//! });
+//! let envelope = Envelope {
+//!     r#type: "beacon.SignatureShare".into(),
+//!     payload: prost::Message::encode_to_vec(&Share { signature: vec![1; 64] }),
+//!     sender: vec![7; 20], sequence: 1, group: vec![],
+//! };
+//! registry.dispatch(libp2p::PeerId::random(), Address([7; 20]), envelope).unwrap();
+//! ```
+//!
+//! Not here yet (next step of the channels work): the node-side pipeline that feeds
+//! `dispatch` per topic with bounded queues, async application validators, and the `Channel`
+//! handle with `join`/`send`/`leave` over a `NodeHandle`.
+
+use std::collections::{HashMap, HashSet};
+
+use libp2p::PeerId;
+use sha3::{Digest, Keccak256};
+
+use super::retransmit::{Deduplicator, Duplicate};
+use crate::{identity::Address, wire::Envelope};
+
+/// The topic of the group whose seats are held by `members` (an operator holding several seats
+/// appears several times): `keep-light/group/<hex(keccak256(sorted addresses))>/1`.
+pub fn group_topic(members: &[Address]) -> String {
+    let mut sorted = members.to_vec();
+    sorted.sort();
+    let mut hasher = Keccak256::new();
+    for member in &sorted {
+        hasher.update(member.as_bytes());
+    }
+    format!("keep-light/group/{}/1", hex::encode(hasher.finalize()))
+}
+
+/// The DKG channel of the selection made from `seed`: `keep-light/dkg/<hex(seed)>/1`.
+pub fn dkg_topic(seed: &[u8]) -> String {
+    format!("keep-light/dkg/{}/1", hex::encode(seed))
+}
+
+/// Who may publish on a channel: its members' operator addresses. A message from anyone else
+/// is rejected as `non_member` (and its forwarder penalised).
+#[derive(Debug, Clone, Default)]
+pub struct MembershipFilter {
+    members: Option<HashSet<Address>>,
+}
+
+impl MembershipFilter {
+    /// Admits everyone (named channels without a member list).
+    pub fn open() -> Self {
+        Self { members: None }
+    }
+
+    /// Admits exactly `members`.
+    pub fn members(members: impl IntoIterator<Item = Address>) -> Self {
+        Self {
+            members: Some(members.into_iter().collect()),
+        }
+    }
+
+    /// Whether `sender` may publish here.
+    pub fn allows(&self, sender: &Address) -> bool {
+        self.members.as_ref().is_none_or(|m| m.contains(sender))
+    }
+}
+
+/// A decoded message as its handler sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received<M> {
+    /// The pubsub author (the peer that signed the message).
+    pub from: PeerId,
+    /// The sender's operator address (checked against the author before dispatch).
+    pub sender: Address,
+    /// The sender's sequence number (retransmissions repeat it).
+    pub sequence: u64,
+    /// The decoded payload.
+    pub message: M,
+}
+
+/// Why an envelope reached no handler. The caller counts the reason; `UnknownType` and
+/// `Undecodable` also penalise the author (a correct peer sends neither), a `Duplicate::Seen` is
+/// a normal retransmission and must not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DispatchError {
+    /// No handler is registered for this `type`.
+    #[error("no handler for message type {0:?}")]
+    UnknownType(String),
+    /// The payload is not a valid message of the registered type.
+    #[error("payload of {kind:?} does not decode: {error}")]
+    Undecodable {
+        /// The envelope type.
+        kind: String,
+        /// The decoder's complaint.
+        error: String,
+    },
+    /// Seen before (retransmission) or older than the window (replay).
+    #[error("{0}")]
+    Duplicate(Duplicate),
+}
+
+impl DispatchError {
+    /// A short stable name for counters and events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DispatchError::UnknownType(_) => "unknown_type",
+            DispatchError::Undecodable { .. } => "undecodable_payload",
+            DispatchError::Duplicate(Duplicate::Seen) => "duplicate",
+            DispatchError::Duplicate(Duplicate::Replay) => "replay",
+        }
+    }
+}
+
+/// Decodes a payload as the registered type, de-duplicates it, and calls the handler.
+type Handle =
+    Box<dyn FnMut(&mut Deduplicator, PeerId, Address, &Envelope) -> Result<(), DispatchError>>;
+
+struct Entry {
+    handle: Handle,
+    seen: Deduplicator,
+}
+
+/// Message type → decoder and handler, one per type.
+#[derive(Default)]
+pub struct Registry {
+    handlers: HashMap<String, Entry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("types", &self.handlers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry: every type is unknown.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Routes envelopes of type `kind` to `handler`, decoded as `M`. Registering a type again
+    /// replaces its handler (and its de-duplication memory).
+    pub fn register<M, F>(&mut self, kind: &str, mut handler: F)
+    where
+        M: prost::Message + Default + 'static,
+        F: FnMut(Received<M>) + 'static,
+    {
+        let handle: Handle = Box::new(move |seen, from, sender, envelope| {
+            // Decode before de-duplicating: a forged copy must not burn the sequence number.
+            let message =
+                M::decode(envelope.payload.as_slice()).map_err(|e| DispatchError::Undecodable {
+                    kind: envelope.r#type.clone(),
+                    error: e.to_string(),
+                })?;
+            seen.check(sender, envelope.sequence)
+                .map_err(DispatchError::Duplicate)?;
+            handler(Received {
+                from,
+                sender,
+                sequence: envelope.sequence,
+                message,
+            });
+            Ok(())
+        });
+        self.handlers.insert(
+            kind.to_owned(),
+            Entry {
+                handle,
+                seen: Deduplicator::default(),
+            },
+        );
+    }
+
+    /// Removes the handler of `kind`; its messages become unknown.
+    pub fn unregister(&mut self, kind: &str) {
+        self.handlers.remove(kind);
+    }
+
+    /// Whether a handler is registered for `kind`.
+    pub fn handles(&self, kind: &str) -> bool {
+        self.handlers.contains_key(kind)
+    }
+
+    /// Hands an envelope that passed the inline checks to its handler; see [`DispatchError`]
+    /// for refusals. The handler runs before this returns.
+    pub fn dispatch(
+        &mut self,
+        from: PeerId,
+        sender: Address,
+        envelope: Envelope,
+    ) -> Result<(), DispatchError> {
+        let Entry { handle, seen } = self
+            .handlers
+            .get_mut(&envelope.r#type)
+            .ok_or_else(|| DispatchError::UnknownType(envelope.r#type.clone()))?;
+        handle(seen, from, sender, &envelope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, rc::Rc};
+
+    use super::*;
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Ping {
+        #[prost(uint64, tag = "1")]
+        n: u64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Share {
+        #[prost(bytes = "vec", tag = "1")]
+        signature: Vec<u8>,
+    }
+
+    fn envelope(kind: &str, payload: Vec<u8>, sender: Address, sequence: u64) -> Envelope {
+        Envelope {
+            r#type: kind.into(),
+            payload,
+            sender: sender.as_bytes().to_vec(),
+            sequence,
+            group: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn group_topics_follow_the_sorted_member_list() {
+        let (a, b) = (Address([1; 20]), Address([2; 20]));
+        assert_eq!(group_topic(&[a, b]), group_topic(&[b, a]));
+        assert_ne!(group_topic(&[a, b]), group_topic(&[a, a, b]));
+        let mut concatenated = [1u8; 20].to_vec();
+        concatenated.extend([2u8; 20]);
+        assert_eq!(
+            group_topic(&[b, a]),
+            format!(
+                "keep-light/group/{}/1",
+                hex::encode(Keccak256::digest(&concatenated))
+            )
+        );
+        assert_eq!(dkg_topic(&[0xab, 0xcd]), "keep-light/dkg/abcd/1");
+    }
+
+    #[test]
+    fn membership_filter() {
+        let filter = MembershipFilter::members([Address([1; 20])]);
+        assert!(filter.allows(&Address([1; 20])));
+        assert!(!filter.allows(&Address([2; 20])));
+        assert!(MembershipFilter::open().allows(&Address([2; 20])));
+    }
+
+    #[test]
+    fn envelopes_reach_the_handler_of_their_type_once() {
+        let pings = Rc::new(RefCell::new(Vec::new()));
+        let shares = Rc::new(RefCell::new(Vec::new()));
+        let mut registry = Registry::new();
+        let sink = pings.clone();
+        registry.register("test.Ping", move |m: Received<Ping>| {
+            sink.borrow_mut().push(m.message.n)
+        });
+        let sink = shares.clone();
+        registry.register("test.Share", move |m: Received<Share>| {
+            sink.borrow_mut()
+                .push((m.sender, m.message.signature.len()))
+        });
+        let (from, alice, bob) = (PeerId::random(), Address([1; 20]), Address([2; 20]));
+        let ping = |n, sender, sequence| {
+            envelope(
+                "test.Ping",
+                prost::Message::encode_to_vec(&Ping { n }),
+                sender,
+                sequence,
+            )
+        };
+
+        registry.dispatch(from, alice, ping(7, alice, 1)).unwrap();
+        // A retransmission of the same (sender, sequence) is dropped …
+        let again = registry
+            .dispatch(from, alice, ping(7, alice, 1))
+            .unwrap_err();
+        assert_eq!(again.reason(), "duplicate");
+        // … but the same sequence from another sender, or for another handler, is new.
+        registry.dispatch(from, bob, ping(8, bob, 1)).unwrap();
+        let share = envelope(
+            "test.Share",
+            prost::Message::encode_to_vec(&Share {
+                signature: vec![0; 64],
+            }),
+            alice,
+            1,
+        );
+        registry.dispatch(from, alice, share).unwrap();
+        assert_eq!(*pings.borrow(), vec![7, 8]);
+        assert_eq!(*shares.borrow(), vec![(alice, 64)]);
+    }
+
+    #[test]
+    fn unknown_types_undecodable_payloads_and_replays_are_refused() {
+        let calls = Rc::new(RefCell::new(0));
+        let mut registry = Registry::new();
+        let sink = calls.clone();
+        registry.register("test.Ping", move |_: Received<Ping>| {
+            *sink.borrow_mut() += 1
+        });
+        let (from, alice) = (PeerId::random(), Address([1; 20]));
+
+        let unknown = envelope("test.Nope", vec![], alice, 1);
+        assert_eq!(
+            registry
+                .dispatch(from, alice, unknown)
+                .unwrap_err()
+                .reason(),
+            "unknown_type"
+        );
+        // A garbage payload does not burn sequence 2: the real message still gets through.
+        let garbage = envelope("test.Ping", vec![0xff, 0xff, 0xff], alice, 2);
+        assert_eq!(
+            registry
+                .dispatch(from, alice, garbage)
+                .unwrap_err()
+                .reason(),
+            "undecodable_payload"
+        );
+        let real = envelope(
+            "test.Ping",
+            prost::Message::encode_to_vec(&Ping { n: 1 }),
+            alice,
+            2,
+        );
+        registry.dispatch(from, alice, real).unwrap();
+        let later = envelope(
+            "test.Ping",
+            prost::Message::encode_to_vec(&Ping { n: 1 }),
+            alice,
+            500,
+        );
+        registry.dispatch(from, alice, later).unwrap();
+        let replay = envelope(
+            "test.Ping",
+            prost::Message::encode_to_vec(&Ping { n: 1 }),
+            alice,
+            2,
+        );
+        assert_eq!(
+            registry.dispatch(from, alice, replay).unwrap_err().reason(),
+            "replay"
+        );
+        assert_eq!(
+            *calls.borrow(),
+            2,
+            "the handler never saw a refused message"
+        );
+
+        registry.unregister("test.Ping");
+        assert!(!registry.handles("test.Ping"));
+    }
+}
