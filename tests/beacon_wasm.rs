@@ -70,15 +70,7 @@ fn threshold_signing_in_wasm_with_browser_randomness() {
     let mut rng = platform::rng();
     let dealing = deal(7, 4, &mut rng).unwrap();
     let message = entry::entry_message(&entry::genesis());
-    let mut shares: Vec<CandidateShare> = dealing
-        .shares
-        .iter()
-        .map(|s| CandidateShare {
-            index: s.index,
-            signature: s.secret.sign(&message),
-            public_key: s.public_key,
-        })
-        .collect();
+    let mut shares: Vec<CandidateShare> = dealing.shares.iter().map(|s| s.sign(&message)).collect();
     shares[0].signature = dealing.shares[1].secret.sign(&message);
     let combined = combine_verified(&message, 4, &shares, &mut rng).unwrap();
     assert_eq!(combined.rejected.len(), 1);

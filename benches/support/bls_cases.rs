@@ -25,15 +25,7 @@ pub fn cases() -> Vec<Case> {
     let public_key_bytes = public_key.to_bytes();
 
     let dealing = deal(N, T as u32, &mut rng).expect("valid parameters");
-    let candidates: Vec<CandidateShare> = dealing
-        .shares
-        .iter()
-        .map(|s| CandidateShare {
-            index: s.index,
-            signature: s.secret.sign(&message),
-            public_key: s.public_key,
-        })
-        .collect();
+    let candidates: Vec<CandidateShare> = dealing.shares.iter().map(|s| s.sign(&message)).collect();
     let shares: Vec<SignatureShare> = candidates
         .iter()
         .map(|c| SignatureShare {

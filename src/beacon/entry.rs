@@ -45,7 +45,7 @@ pub fn verify_entry(group_key: &PublicKey, previous: &Signature, entry: &Signatu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::beacon::threshold::{combine_verified, deal, CandidateShare};
+    use crate::beacon::threshold::{combine_verified, deal};
     use rand::{rngs::StdRng, SeedableRng};
 
     #[test]
@@ -57,11 +57,7 @@ mod tests {
             let message = entry_message(&previous);
             let shares: Vec<_> = dealing.shares[1..4]
                 .iter()
-                .map(|s| CandidateShare {
-                    index: s.index,
-                    signature: s.secret.sign(&message),
-                    public_key: s.public_key,
-                })
+                .map(|s| s.sign(&message))
                 .collect();
             let next = combine_verified(&message, 3, &shares, &mut rng)
                 .unwrap()

@@ -8,14 +8,10 @@
 //!
 //! # Usage
 //! ```
-//! use keep_light::beacon::threshold::{combine_verified, deal, CandidateShare};
+//! use keep_light::beacon::threshold::{combine_verified, deal};
 //! let mut rng = rand::thread_rng();
 //! let dealing = deal(5, 3, &mut rng).unwrap();
-//! let shares: Vec<_> = dealing.shares.iter().map(|s| CandidateShare {
-//!     index: s.index,
-//!     signature: s.secret.sign(b"entry"),
-//!     public_key: s.public_key,
-//! }).collect();
+//! let shares: Vec<_> = dealing.shares.iter().map(|s| s.sign(b"entry")).collect();
 //! let combined = combine_verified(b"entry", 3, &shares, &mut rng).unwrap();
 //! assert!(dealing.group_public_key.verify(b"entry", &combined.signature));
 //! ```
@@ -50,6 +46,17 @@ pub struct KeyShare {
     pub secret: SecretKey,
     /// f(index)·G2, what others check this member's signature shares against.
     pub public_key: PublicKey,
+}
+
+impl KeyShare {
+    /// This member's signature share over `message`, as the other members receive it.
+    pub fn sign(&self, message: &[u8]) -> CandidateShare {
+        CandidateShare {
+            index: self.index,
+            signature: self.secret.sign(message),
+            public_key: self.public_key,
+        }
+    }
 }
 
 /// Refused dealing parameters; the caller should fix its arguments.
@@ -385,15 +392,7 @@ mod tests {
     }
 
     fn candidates(dealing: &Dealing, message: &[u8]) -> Vec<CandidateShare> {
-        dealing
-            .shares
-            .iter()
-            .map(|s| CandidateShare {
-                index: s.index,
-                signature: s.secret.sign(message),
-                public_key: s.public_key,
-            })
-            .collect()
+        dealing.shares.iter().map(|s| s.sign(message)).collect()
     }
 
     #[test]
