@@ -1,5 +1,6 @@
 //! Swarm construction per platform: the only place besides `platform.rs` that branches on the
-//! target. Natively: TCP and WebSocket (with DNS). In the browser: `websocket-websys` (dial only).
+//! target. Natively: TCP and WebSocket (with DNS), plus libp2p's in-process memory transport
+//! (`/memory/N` addresses) for many-node tests. In the browser: `websocket-websys` (dial only).
 
 use std::time::Duration;
 
@@ -18,7 +19,10 @@ pub async fn build_swarm(
     keypair: Keypair,
     behaviour: Behaviour,
 ) -> Result<Swarm<Behaviour>, BuildError> {
-    use libp2p::{noise, tcp, yamux};
+    use libp2p::{
+        core::{transport::MemoryTransport, upgrade::Version},
+        noise, tcp, yamux, Transport as _,
+    };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -26,6 +30,16 @@ pub async fn build_swarm(
             noise::Config::new,
             yamux::Config::default,
         )
+        .map_err(|e| e.to_string())?
+        .with_other_transport(|key| {
+            let noise = noise::Config::new(key)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(MemoryTransport::default()
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        })
         .map_err(|e| e.to_string())?
         .with_dns()
         .map_err(|e| e.to_string())?
