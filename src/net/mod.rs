@@ -8,6 +8,7 @@ pub mod channel;
 pub mod node;
 pub mod retransmit;
 pub mod transport;
+pub mod validation;
 
 pub use node::{
     EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role, StartError,

@@ -1,0 +1,335 @@
+//! The node-side half of group channels: per-topic checks after the inline ones, and delivery
+//! to the channel with back-pressure instead of loss.
+//!
+//! # Overview
+//! The event loop owns a [`ChannelTable`]. For a message on a topic that has an open channel,
+//! after the inline checks (size, decode, author = sender) it calls [`ChannelTable::offer`]:
+//! 1. membership: the sender must be one of the channel's members (`non_member`, penalised);
+//! 2. type: a validator must be registered for the envelope `type` (`unknown_type`, penalised)
+//!    and the payload must decode as that type (`undecodable_payload`, penalised);
+//! 3. de-duplication per type by (sender, sequence): a retransmitted copy is ignored (counted as
+//!    `duplicate`, not penalised); a sequence older than the window is a `replay` (penalised);
+//! 4. delivery into the channel's bounded queue. When it is full the message is *held* (its
+//!    gossipsub validation left pending) in a bounded backlog and delivered, then accepted, as
+//!    the application catches up ([`ChannelTable::poll_drain`]); only when the backlog is full
+//!    too is it ignored as `overloaded` (counted; retransmission brings it again).
+//!
+//! Every outcome is a [`Verdict`] the event loop turns into gossipsub's
+//! `report_message_validation_result` (Accept / Reject / Ignore) and counters.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    task::{Context, Poll},
+};
+
+use futures::channel::mpsc;
+use libp2p::{gossipsub::MessageId, PeerId};
+
+use super::{
+    channel::MembershipFilter,
+    retransmit::{Deduplicator, Duplicate},
+};
+use crate::{identity::Address, wire::Envelope};
+
+/// A checked message on its way to a channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// The pubsub author.
+    pub from: PeerId,
+    /// The author's operator address (= envelope sender).
+    pub sender: Address,
+    /// The envelope (type, payload, sequence…).
+    pub envelope: Envelope,
+}
+
+/// Checks that a payload decodes as the registered type (built from the protobuf type by
+/// `Channel::register`). `Send` because the event loop runs on tokio's thread pool natively.
+pub type PayloadCheck = Box<dyn Fn(&[u8]) -> Result<(), String> + Send>;
+
+/// What to tell gossipsub about a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Delivered: accept and forward.
+    Accept,
+    /// Invalid: reject (penalises the forwarder), with the reason and details.
+    Reject(&'static str, String),
+    /// Not forwarded, not penalised (a duplicate, or no room), with the reason.
+    Ignore(&'static str),
+    /// Queued behind a full channel: the verdict comes later from [`ChannelTable::poll_drain`].
+    Hold,
+}
+
+struct Kind {
+    check: PayloadCheck,
+    seen: Deduplicator,
+}
+
+struct OpenChannel {
+    filter: MembershipFilter,
+    kinds: HashMap<String, Kind>,
+    sink: mpsc::Sender<Delivery>,
+    backlog: VecDeque<(MessageId, PeerId, Delivery)>,
+    max_backlog: usize,
+}
+
+/// Open channels by topic.
+#[derive(Default)]
+pub struct ChannelTable {
+    channels: HashMap<String, OpenChannel>,
+}
+
+/// A held message's late verdict: `Accept` once delivered, `Ignore` when its channel closed.
+pub type LateVerdict = (MessageId, PeerId, Verdict);
+
+impl ChannelTable {
+    /// Opens (or reopens, replacing) the channel on `topic`.
+    pub fn open(
+        &mut self,
+        topic: &str,
+        filter: MembershipFilter,
+        sink: mpsc::Sender<Delivery>,
+        max_backlog: usize,
+    ) {
+        self.channels.insert(
+            topic.to_owned(),
+            OpenChannel {
+                filter,
+                kinds: HashMap::new(),
+                sink,
+                backlog: VecDeque::new(),
+                max_backlog: max_backlog.max(1),
+            },
+        );
+    }
+
+    /// Registers the payload check of `kind` on `topic`'s channel (no-op if not open).
+    pub fn register(&mut self, topic: &str, kind: &str, check: PayloadCheck) {
+        if let Some(channel) = self.channels.get_mut(topic) {
+            channel.kinds.insert(
+                kind.to_owned(),
+                Kind {
+                    check,
+                    seen: Deduplicator::default(),
+                },
+            );
+        }
+    }
+
+    /// Closes `topic`'s channel; returns its held messages (to be ignored).
+    pub fn close(&mut self, topic: &str) -> Vec<LateVerdict> {
+        self.channels
+            .remove(topic)
+            .map(|c| {
+                c.backlog
+                    .into_iter()
+                    .map(|(id, source, _)| (id, source, Verdict::Ignore("channel_closed")))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `topic` has an open channel.
+    pub fn is_open(&self, topic: &str) -> bool {
+        self.channels.contains_key(topic)
+    }
+
+    /// Runs the channel checks on a message that passed the inline ones, and delivers it.
+    pub fn offer(
+        &mut self,
+        topic: &str,
+        id: MessageId,
+        source: PeerId,
+        delivery: Delivery,
+    ) -> Verdict {
+        let Some(channel) = self.channels.get_mut(topic) else {
+            return Verdict::Ignore("no_channel");
+        };
+        if !channel.filter.allows(&delivery.sender) {
+            return Verdict::Reject(
+                "non_member",
+                format!("{} is not a member of {topic}", delivery.sender),
+            );
+        }
+        let kind_name = &delivery.envelope.r#type;
+        let Some(kind) = channel.kinds.get_mut(kind_name) else {
+            return Verdict::Reject("unknown_type", format!("no handler for {kind_name:?}"));
+        };
+        if let Err(error) = (kind.check)(&delivery.envelope.payload) {
+            return Verdict::Reject("undecodable_payload", format!("{kind_name}: {error}"));
+        }
+        // Refuse for lack of room before de-duplicating, so a dropped message is not marked as
+        // seen and its retransmission still gets in.
+        if channel.backlog.len() >= channel.max_backlog {
+            return Verdict::Ignore("overloaded");
+        }
+        match kind.seen.check(delivery.sender, delivery.envelope.sequence) {
+            Ok(()) => {}
+            Err(Duplicate::Seen) => return Verdict::Ignore("duplicate"),
+            Err(Duplicate::Replay) => {
+                return Verdict::Reject(
+                    "replay",
+                    format!(
+                        "sequence {} from {} is older than the window",
+                        delivery.envelope.sequence, delivery.sender
+                    ),
+                )
+            }
+        }
+        if channel.backlog.is_empty() {
+            match channel.sink.try_send(delivery) {
+                Ok(()) => return Verdict::Accept,
+                Err(e) if e.is_disconnected() => return Verdict::Ignore("channel_closed"),
+                Err(e) => channel.backlog.push_back((id, source, e.into_inner())),
+            }
+        } else {
+            channel.backlog.push_back((id, source, delivery));
+        }
+        Verdict::Hold
+    }
+
+    /// Delivers held messages as their channels make room; `Ready` with their verdicts when any
+    /// moved. Registers wakers on the full channels, so the event loop polls it again then.
+    pub fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Vec<LateVerdict>> {
+        let mut verdicts = Vec::new();
+        let mut closed = Vec::new();
+        for (topic, channel) in &mut self.channels {
+            while !channel.backlog.is_empty() {
+                match channel.sink.poll_ready(cx) {
+                    Poll::Ready(Ok(())) => {
+                        let (id, source, delivery) =
+                            channel.backlog.pop_front().expect("not empty");
+                        match channel.sink.start_send(delivery) {
+                            Ok(()) => verdicts.push((id, source, Verdict::Accept)),
+                            Err(_) => {
+                                verdicts.push((id, source, Verdict::Ignore("channel_closed")))
+                            }
+                        }
+                    }
+                    Poll::Ready(Err(_)) => {
+                        closed.push(topic.clone());
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+        }
+        for topic in closed {
+            verdicts.extend(self.close(&topic));
+        }
+        if verdicts.is_empty() {
+            Poll::Pending
+        } else {
+            Poll::Ready(verdicts)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn delivery(sender: Address, kind: &str, payload: Vec<u8>, sequence: u64) -> Delivery {
+        Delivery {
+            from: PeerId::random(),
+            sender,
+            envelope: Envelope {
+                r#type: kind.into(),
+                payload,
+                sender: sender.as_bytes().to_vec(),
+                sequence,
+                group: Vec::new(),
+            },
+        }
+    }
+
+    fn id(n: u8) -> MessageId {
+        MessageId::new(&[n])
+    }
+
+    fn accepts_short(payload: &[u8]) -> Result<(), String> {
+        (payload.len() < 4)
+            .then_some(())
+            .ok_or_else(|| "too long".into())
+    }
+
+    #[test]
+    fn checks_in_order_then_backpressure_then_overload() {
+        let (alice, mallory) = (Address([1; 20]), Address([9; 20]));
+        let (sink, mut inbox) = mpsc::channel(0); // room for one message (one per sender)
+        let mut table = ChannelTable::default();
+        table.open("t", MembershipFilter::members([alice]), sink, 2);
+        table.register("t", "k", Box::new(accepts_short));
+        let source = PeerId::random();
+        let mut offer = |n: u8, d: Delivery| table.offer("t", id(n), source, d);
+
+        assert_eq!(
+            offer(0, delivery(mallory, "k", vec![], 1)),
+            Verdict::Reject("non_member", format!("{mallory} is not a member of t"))
+        );
+        assert!(matches!(
+            offer(0, delivery(alice, "x", vec![], 1)),
+            Verdict::Reject("unknown_type", _)
+        ));
+        assert!(matches!(
+            offer(0, delivery(alice, "k", vec![0; 9], 1)),
+            Verdict::Reject("undecodable_payload", _)
+        ));
+        assert_eq!(offer(1, delivery(alice, "k", vec![1], 1)), Verdict::Accept);
+        assert_eq!(
+            offer(1, delivery(alice, "k", vec![1], 1)),
+            Verdict::Ignore("duplicate")
+        );
+        // The channel is full now: the next two are held, the third is over the backlog.
+        assert_eq!(offer(2, delivery(alice, "k", vec![2], 2)), Verdict::Hold);
+        assert_eq!(offer(3, delivery(alice, "k", vec![3], 3)), Verdict::Hold);
+        assert_eq!(
+            offer(4, delivery(alice, "k", vec![4], 4)),
+            Verdict::Ignore("overloaded")
+        );
+
+        // The application reads; the held messages move in order and are accepted.
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(table.poll_drain(&mut cx).is_pending(), "still full");
+        let next = |inbox: &mut mpsc::Receiver<Delivery>| {
+            futures::executor::block_on(inbox.next())
+                .unwrap()
+                .envelope
+                .payload
+        };
+        assert_eq!(next(&mut inbox), vec![1]);
+        let Poll::Ready(verdicts) = table.poll_drain(&mut cx) else {
+            panic!("room now")
+        };
+        assert_eq!(verdicts, vec![(id(2), source, Verdict::Accept)]);
+        assert_eq!(next(&mut inbox), vec![2]);
+        let Poll::Ready(verdicts) = table.poll_drain(&mut cx) else {
+            panic!("room now")
+        };
+        assert_eq!(verdicts, vec![(id(3), source, Verdict::Accept)]);
+        assert_eq!(next(&mut inbox), vec![3]);
+
+        // The overloaded message was not marked seen: its retransmission gets in.
+        let mut offer = |n: u8, d: Delivery| table.offer("t", id(n), source, d);
+        assert_eq!(offer(4, delivery(alice, "k", vec![4], 4)), Verdict::Accept);
+        assert_eq!(next(&mut inbox), vec![4]);
+        assert_eq!(
+            offer(5, delivery(alice, "k", vec![5], 400)),
+            Verdict::Accept
+        );
+        assert!(matches!(
+            offer(6, delivery(alice, "k", vec![6], 1)),
+            Verdict::Reject("replay", _)
+        ));
+
+        // Closing ignores whatever is still held.
+        assert_eq!(offer(7, delivery(alice, "k", vec![7], 401)), Verdict::Hold);
+        assert_eq!(
+            table.close("t"),
+            vec![(id(7), source, Verdict::Ignore("channel_closed"))]
+        );
+        assert!(!table.is_open("t"));
+    }
+}
