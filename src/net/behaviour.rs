@@ -14,6 +14,9 @@ pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
 /// being cut off anonymously by the codec.
 const FRAME_OVERHEAD: usize = 4 * 1024;
 
+/// Mesh size a relay keeps per topic: every member of a group of up to this many.
+const RELAY_MESH: usize = 256;
+
 /// What every node runs.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -43,8 +46,15 @@ pub fn build(keypair: &Keypair, role: Role, max_message_size: usize) -> Result<B
             .mesh_n_low(1)
             .mesh_n_high(8)
             .mesh_outbound_min(0),
-        // Relays accept connections and dial none: no outbound quota.
-        Role::Relay => config.mesh_outbound_min(0),
+        // A relay is the hub of its members' topics: every subscriber must be in its mesh, or
+        // members beyond gossipsub's default D_hi = 12 only get messages by lazy gossip (slow,
+        // lossy: keep-core's 64-member groups lost messages, #1138). Relays accept connections
+        // and dial none: no outbound quota.
+        Role::Relay => config
+            .mesh_n_low(RELAY_MESH / 2)
+            .mesh_n(RELAY_MESH)
+            .mesh_n_high(RELAY_MESH * 2)
+            .mesh_outbound_min(0),
     };
     let config = config.build().map_err(|e| e.to_string())?;
     let gossipsub = gossipsub::Behaviour::new(

@@ -28,16 +28,24 @@
 //! registry.dispatch(libp2p::PeerId::random(), Address([7; 20]), envelope).unwrap();
 //! ```
 //!
-//! Not here yet (next step of the channels work): the node-side pipeline that feeds
-//! `dispatch` per topic with bounded queues, async application validators, and the `Channel`
-//! handle with `join`/`send`/`leave` over a `NodeHandle`.
+//! [`Channel`] puts it together over a running node: it opens the topic's channel in the node
+//! (whose event loop runs the membership, type, decode and de-duplication checks before
+//! accepting a message, see [`super::validation`]), dispatches what arrives through its
+//! [`Registry`], publishes typed messages, and republishes them on ticks until their context
+//! ends ([`super::retransmit`]).
 
 use std::collections::{HashMap, HashSet};
 
 use libp2p::PeerId;
 use sha3::{Digest, Keccak256};
 
-use super::retransmit::{Deduplicator, Duplicate};
+use futures::{channel::mpsc, StreamExt};
+
+use super::{
+    node::{NodeHandle, PublishError},
+    retransmit::{Deduplicator, Duplicate, Retransmitter, Strategy},
+    validation::{payload_check, Delivery, PayloadCheck},
+};
 use crate::{identity::Address, wire::Envelope};
 
 /// The topic of the group whose seats are held by `members` (an operator holding several seats
@@ -136,6 +144,7 @@ type Handle =
 struct Entry {
     handle: Handle,
     seen: Deduplicator,
+    check: PayloadCheck,
 }
 
 /// Message type → decoder and handler, one per type.
@@ -187,8 +196,17 @@ impl Registry {
             Entry {
                 handle,
                 seen: Deduplicator::default(),
+                check: payload_check::<M>(),
             },
         );
+    }
+
+    /// Each registered type with its payload check (what the node's event loop validates with).
+    pub fn kinds(&self) -> Vec<(String, PayloadCheck)> {
+        self.handlers
+            .iter()
+            .map(|(kind, entry)| (kind.clone(), entry.check))
+            .collect()
     }
 
     /// Removes the handler of `kind`; its messages become unknown.
@@ -209,11 +227,182 @@ impl Registry {
         sender: Address,
         envelope: Envelope,
     ) -> Result<(), DispatchError> {
-        let Entry { handle, seen } = self
+        let Entry { handle, seen, .. } = self
             .handlers
             .get_mut(&envelope.r#type)
             .ok_or_else(|| DispatchError::UnknownType(envelope.r#type.clone()))?;
         handle(seen, from, sender, &envelope)
+    }
+}
+
+/// Channel settings. Defaults (from [`ChannelConfig::new`]): open membership, a queue of 1,024
+/// messages and a backlog of 8,192 held ones, retransmission memory of 1,024 messages.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    topic: String,
+    filter: MembershipFilter,
+    capacity: usize,
+    max_backlog: usize,
+    retransmit_limit: usize,
+}
+
+impl ChannelConfig {
+    /// A channel on `topic` ([`group_topic`], [`dkg_topic`] or a name).
+    pub fn new(topic: impl Into<String>) -> Self {
+        Self {
+            topic: topic.into(),
+            filter: MembershipFilter::open(),
+            capacity: 1024,
+            max_backlog: 8192,
+            retransmit_limit: super::retransmit::DEFAULT_RETRANSMIT_LIMIT,
+        }
+    }
+
+    /// Only these operators may publish (a group's members).
+    pub fn with_members(mut self, members: impl IntoIterator<Item = Address>) -> Self {
+        self.filter = MembershipFilter::members(members);
+        self
+    }
+
+    /// Messages queued for the application before the node starts holding them.
+    pub fn with_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// Messages held (validation pending) beyond the queue before any is dropped.
+    pub fn with_max_backlog(mut self, max_backlog: usize) -> Self {
+        self.max_backlog = max_backlog;
+        self
+    }
+}
+
+/// A group channel over a running node: typed send, typed receive, retransmission.
+///
+/// Call order: [`Channel::open`] with a [`Registry`] holding every handler; then, in one task,
+/// [`Channel::next`] in a loop (it runs handlers), [`Channel::send`] /
+/// [`Channel::send_retransmitted`] as the protocol needs, [`Channel::tick`] on every block or
+/// timer tick, [`Channel::end_context`] when a phase ends, and [`Channel::close`] at the end.
+pub struct Channel {
+    topic: String,
+    node: NodeHandle,
+    inbox: mpsc::Receiver<Delivery>,
+    registry: Registry,
+    retransmitter: Retransmitter,
+}
+
+impl Channel {
+    /// Joins `config`'s topic with `registry`'s types. Fails only if the node has stopped.
+    pub async fn open(
+        node: &NodeHandle,
+        config: ChannelConfig,
+        registry: Registry,
+    ) -> Result<Channel, PublishError> {
+        let inbox = node
+            .open_channel(
+                &config.topic,
+                config.filter,
+                registry.kinds(),
+                config.capacity,
+                config.max_backlog,
+            )
+            .await?;
+        Ok(Channel {
+            topic: config.topic,
+            node: node.clone(),
+            inbox,
+            registry,
+            retransmitter: Retransmitter::with_limit(config.retransmit_limit),
+        })
+    }
+
+    /// The topic name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Adds a handler after opening (messages of `kind` were refused as unknown until now).
+    pub fn register<M, F>(&mut self, kind: &str, handler: F)
+    where
+        M: prost::Message + Default + 'static,
+        F: FnMut(Received<M>) + 'static,
+    {
+        self.node
+            .register_kind(&self.topic, kind, payload_check::<M>());
+        self.registry.register(kind, handler);
+    }
+
+    /// Publishes `message` as type `kind`, once.
+    pub async fn send<M: prost::Message>(
+        &self,
+        kind: &str,
+        message: &M,
+    ) -> Result<(), PublishError> {
+        self.node
+            .publish_envelope(&self.topic, kind, message.encode_to_vec())
+            .await
+            .and_then(|encoded| encoded.sent)
+    }
+
+    /// Publishes `message` and republishes it on ticks per `strategy` until `context` ends.
+    /// The message is kept for the ticks even when this first publish fails (`NoPeers` before
+    /// the mesh forms); the returned error only says the first copy did not go out.
+    pub async fn send_retransmitted<M: prost::Message>(
+        &mut self,
+        context: &str,
+        kind: &str,
+        message: &M,
+        strategy: Strategy,
+    ) -> Result<(), PublishError> {
+        let encoded = self
+            .node
+            .publish_envelope(&self.topic, kind, message.encode_to_vec())
+            .await?;
+        self.retransmitter.send(context, encoded.bytes, strategy);
+        encoded.sent
+    }
+
+    /// One tick: republishes what is due; returns how many copies went out.
+    pub async fn tick(&mut self) -> usize {
+        let mut sent = 0;
+        for (_context, bytes) in self.retransmitter.on_tick() {
+            if self.node.republish(&self.topic, bytes).await.is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Stops republishing everything sent in `context`.
+    pub fn end_context(&mut self, context: &str) {
+        self.retransmitter.end_context(context);
+    }
+
+    /// Waits for the next message and runs its handler. `None` when the channel or node closed.
+    /// The node has already checked it; an `Err` here means a handler was removed meanwhile.
+    pub async fn next(&mut self) -> Option<Result<(), DispatchError>> {
+        let delivery = self.inbox.next().await?;
+        Some(
+            self.registry
+                .dispatch(delivery.from, delivery.sender, delivery.envelope),
+        )
+    }
+
+    /// Runs handlers for every message already queued, without waiting; returns how many.
+    pub fn drain(&mut self) -> usize {
+        let mut handled = 0;
+        while let Ok(delivery) = self.inbox.try_recv() {
+            let _ = self
+                .registry
+                .dispatch(delivery.from, delivery.sender, delivery.envelope);
+            handled += 1;
+        }
+        handled
+    }
+
+    /// Leaves the topic and frees the channel's state in the node.
+    pub fn close(self) {
+        self.node.close_channel(&self.topic);
     }
 }
 

@@ -11,5 +11,5 @@ pub mod transport;
 pub mod validation;
 
 pub use node::{
-    EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role, StartError,
+    Encoded, EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role, StartError,
 };

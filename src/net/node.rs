@@ -46,7 +46,9 @@ use super::{
     attest::{AttestRequest, AttestResponse, PeerOperators},
     behaviour::{self, Behaviour, BehaviourEvent},
     bootstrap::{Backoff, BootstrapSchedule, EntryId},
+    channel::MembershipFilter,
     transport,
+    validation::{ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
 };
 use crate::{
     identity::{
@@ -281,10 +283,42 @@ enum Command {
         bytes: Vec<u8>,
         reply: oneshot::Sender<Result<(), PublishError>>,
     },
+    /// Publishes and returns the envelope bytes (for retransmission).
+    PublishEnvelope {
+        topic: String,
+        kind: String,
+        payload: Vec<u8>,
+        reply: oneshot::Sender<Result<Encoded, PublishError>>,
+    },
     Join(String),
     Leave(String),
+    OpenChannel {
+        topic: String,
+        filter: MembershipFilter,
+        kinds: Vec<(String, PayloadCheck)>,
+        capacity: usize,
+        max_backlog: usize,
+        reply: oneshot::Sender<mpsc::Receiver<Delivery>>,
+    },
+    RegisterKind {
+        topic: String,
+        kind: String,
+        check: PayloadCheck,
+    },
+    CloseChannel(String),
+    Counters(oneshot::Sender<HashMap<String, u64>>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// An envelope as published by [`NodeHandle::publish_envelope`]: its bytes (to republish), and
+/// whether this first publish went out.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// The envelope bytes, sequence number included.
+    pub bytes: Vec<u8>,
+    /// The first publish's outcome (`NoPeers` when nobody is in the topic yet).
+    pub sent: Result<(), PublishError>,
 }
 
 /// The application's side of a running node. Dropping every handle stops the node.
@@ -348,6 +382,8 @@ impl Node {
             chain_id: config.chain_id,
             peers: PeerOperators::default(),
             attestation_rejections: HashMap::new(),
+            channels: ChannelTable::default(),
+            channel_counts: HashMap::new(),
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
@@ -436,6 +472,89 @@ impl NodeHandle {
             .unbounded_send(Command::Leave(topic.to_owned()));
     }
 
+    /// Publishes an envelope and returns its encoded bytes, which [`NodeHandle::republish`] can
+    /// send again unchanged (same sequence: receivers de-duplicate it). Fails only when the
+    /// envelope cannot be built (too large) or the node has stopped; the publish itself may
+    /// still have failed (see [`Encoded::sent`]).
+    pub async fn publish_envelope(
+        &self,
+        topic: &str,
+        kind: &str,
+        payload: Vec<u8>,
+    ) -> Result<Encoded, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::PublishEnvelope {
+                topic: topic.to_owned(),
+                kind: kind.to_owned(),
+                payload,
+                reply,
+            })
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.unwrap_or(Err(PublishError::Stopped))
+    }
+
+    /// Publishes envelope bytes from [`NodeHandle::publish_envelope`] again (retransmission).
+    pub async fn republish(&self, topic: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
+        self.publish_raw(topic, bytes).await
+    }
+
+    /// Opens a channel on `topic`: joins it, and from now on delivers its messages that pass
+    /// the checks of [`crate::net::validation`] into the returned queue (`capacity` messages;
+    /// up to `max_backlog` more wait with their validation pending). Use
+    /// [`crate::net::channel::Channel`] rather than this directly.
+    pub async fn open_channel(
+        &self,
+        topic: &str,
+        filter: MembershipFilter,
+        kinds: Vec<(String, PayloadCheck)>,
+        capacity: usize,
+        max_backlog: usize,
+    ) -> Result<mpsc::Receiver<Delivery>, PublishError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::OpenChannel {
+                topic: topic.to_owned(),
+                filter,
+                kinds,
+                capacity,
+                max_backlog,
+                reply,
+            })
+            .map_err(|_| PublishError::Stopped)?;
+        answer.await.map_err(|_| PublishError::Stopped)
+    }
+
+    /// Accepts messages of `kind` on `topic`'s channel from now on.
+    pub fn register_kind(&self, topic: &str, kind: &str, check: PayloadCheck) {
+        let _ = self.commands.unbounded_send(Command::RegisterKind {
+            topic: topic.to_owned(),
+            kind: kind.to_owned(),
+            check,
+        });
+    }
+
+    /// Closes `topic`'s channel and leaves the topic.
+    pub fn close_channel(&self, topic: &str) {
+        let _ = self
+            .commands
+            .unbounded_send(Command::CloseChannel(topic.to_owned()));
+    }
+
+    /// Every counter by reason: rejected messages, channel outcomes (`delivered`, `duplicate`,
+    /// `overloaded`, `held`, …). Empty when the node has stopped.
+    pub async fn counters(&self) -> HashMap<String, u64> {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .commands
+            .unbounded_send(Command::Counters(reply))
+            .is_err()
+        {
+            return HashMap::new();
+        }
+        answer.await.unwrap_or_default()
+    }
+
     /// The operator address behind a connected peer: from its verified attestation, else from its
     /// key. `None` when unknown, not connected, or the node has stopped.
     pub async fn peer_operator(&self, peer: PeerId) -> Option<Address> {
@@ -479,6 +598,10 @@ struct EventLoop {
     /// What each connected peer is known to be.
     peers: PeerOperators,
     attestation_rejections: HashMap<&'static str, u64>,
+    /// Open group channels and their delivery queues.
+    channels: ChannelTable,
+    /// Channel outcomes that are not rejections (delivered, duplicate, held, overloaded…).
+    channel_counts: HashMap<&'static str, u64>,
 }
 
 impl EventLoop {
@@ -511,6 +634,9 @@ impl EventLoop {
                     None => return,
                 },
                 _ = (&mut timer).fuse() => timer_deadline = None,
+                late = futures::future::poll_fn(|cx| self.channels.poll_drain(cx)).fuse() => {
+                    self.report_late(&mut swarm, late);
+                }
             }
         }
     }
@@ -597,6 +723,56 @@ impl EventLoop {
                     self.emit(NodeEvent::Unsubscribed { topic });
                 }
             }
+            Command::PublishEnvelope {
+                topic,
+                kind,
+                payload,
+                reply,
+            } => {
+                let _ = reply.send(self.publish_returning_bytes(swarm, &topic, kind, payload));
+            }
+            Command::OpenChannel {
+                topic,
+                filter,
+                kinds,
+                capacity,
+                max_backlog,
+                reply,
+            } => {
+                let (sink, inbox) = mpsc::channel(capacity);
+                self.channels.open(&topic, filter, sink, max_backlog);
+                for (kind, check) in kinds {
+                    self.channels.register(&topic, &kind, check);
+                }
+                self.join(swarm, &topic);
+                let _ = reply.send(inbox);
+            }
+            Command::RegisterKind { topic, kind, check } => {
+                self.channels.register(&topic, &kind, check);
+            }
+            Command::CloseChannel(topic) => {
+                let late = self.channels.close(&topic);
+                self.report_late(swarm, late);
+                if swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .unsubscribe(&IdentTopic::new(&topic))
+                {
+                    self.emit(NodeEvent::Unsubscribed { topic });
+                }
+            }
+            Command::Counters(reply) => {
+                let mut all: HashMap<String, u64> = HashMap::new();
+                for (reason, n) in self
+                    .rejected
+                    .iter()
+                    .chain(&self.channel_counts)
+                    .chain(&self.attestation_rejections)
+                {
+                    *all.entry((*reason).to_owned()).or_default() += n;
+                }
+                let _ = reply.send(all);
+            }
             Command::PeerOperator(peer, reply) => {
                 let _ = reply.send(self.peers.operator(&peer, platform::utc_now()));
             }
@@ -611,6 +787,18 @@ impl EventLoop {
         kind: String,
         payload: Vec<u8>,
     ) -> Result<(), PublishError> {
+        self.publish_returning_bytes(swarm, topic, kind, payload)
+            .and_then(|encoded| encoded.sent)
+    }
+
+    /// Publishes a new envelope (next sequence number) and returns its bytes.
+    fn publish_returning_bytes(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        topic: &str,
+        kind: String,
+        payload: Vec<u8>,
+    ) -> Result<Encoded, PublishError> {
         self.sequence += 1;
         let envelope = Envelope {
             r#type: kind,
@@ -621,7 +809,44 @@ impl EventLoop {
         };
         let bytes = wire::encode_envelope(&envelope, self.max_message_size)
             .map_err(|e| PublishError::TooLarge(e.to_string()))?;
-        publish_bytes(swarm, topic, bytes)
+        let sent = publish_bytes(swarm, topic, bytes.clone());
+        Ok(Encoded { bytes, sent })
+    }
+
+    /// Verdicts for messages that were held behind a full channel.
+    fn report_late(&mut self, swarm: &mut Swarm<Behaviour>, late: Vec<LateVerdict>) {
+        for (id, source, verdict) in late {
+            let acceptance = match verdict {
+                Verdict::Accept => {
+                    *self.channel_counts.entry("delivered").or_default() += 1;
+                    MessageAcceptance::Accept
+                }
+                Verdict::Ignore(reason) => {
+                    *self.channel_counts.entry(reason).or_default() += 1;
+                    MessageAcceptance::Ignore
+                }
+                // Late verdicts are only Accept or Ignore.
+                Verdict::Reject(..) | Verdict::Hold => continue,
+            };
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .report_message_validation_result(&id, &source, acceptance);
+        }
+    }
+
+    /// Counts a rejection by reason and reports it as an event.
+    fn count_rejection(&mut self, reason: &'static str, from: PeerId, detail: String) {
+        let total = self.rejected.entry(reason).or_default();
+        *total += 1;
+        let total = *total;
+        tracing::info!(reason, %detail, %from, "message rejected");
+        self.emit(NodeEvent::Rejected {
+            reason,
+            from: from.to_string(),
+            detail,
+            total,
+        });
     }
 
     fn on_swarm_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
@@ -706,40 +931,62 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                let verdict = self.check(&message);
-                let acceptance = match &verdict {
-                    Ok(_) => MessageAcceptance::Accept,
-                    Err(_) => MessageAcceptance::Reject,
+                let topic = message.topic.as_str().to_owned();
+                let verdict = match self.check(&message) {
+                    Err((reason, detail)) => Verdict::Reject(reason, detail),
+                    Ok((envelope, sender)) if self.channels.is_open(&topic) => {
+                        let delivery = Delivery {
+                            from: message.source.unwrap_or(propagation_source),
+                            sender,
+                            envelope,
+                        };
+                        let verdict = self.channels.offer(
+                            &topic,
+                            message_id.clone(),
+                            propagation_source,
+                            delivery,
+                        );
+                        if verdict == Verdict::Accept {
+                            *self.channel_counts.entry("delivered").or_default() += 1;
+                        }
+                        verdict
+                    }
+                    Ok((envelope, sender)) => {
+                        if self.role == Role::Member {
+                            self.emit(NodeEvent::Message {
+                                topic: topic.clone(),
+                                from: message.source.map(|p| p.to_string()).unwrap_or_default(),
+                                sender: sender.to_string(),
+                                kind: envelope.r#type,
+                                sequence: envelope.sequence,
+                                data: envelope.payload,
+                            });
+                        }
+                        Verdict::Accept
+                    }
+                };
+                let acceptance = match verdict {
+                    Verdict::Accept => MessageAcceptance::Accept,
+                    Verdict::Reject(reason, detail) => {
+                        self.count_rejection(reason, propagation_source, detail);
+                        MessageAcceptance::Reject
+                    }
+                    Verdict::Ignore(reason) => {
+                        *self.channel_counts.entry(reason).or_default() += 1;
+                        if reason == "overloaded" {
+                            tracing::warn!(%topic, "channel overloaded: message dropped");
+                        }
+                        MessageAcceptance::Ignore
+                    }
+                    Verdict::Hold => {
+                        *self.channel_counts.entry("held").or_default() += 1;
+                        return;
+                    }
                 };
                 swarm
                     .behaviour_mut()
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
-                match verdict {
-                    Ok((envelope, sender)) if self.role == Role::Member => {
-                        self.emit(NodeEvent::Message {
-                            topic: message.topic.into_string(),
-                            from: message.source.map(|p| p.to_string()).unwrap_or_default(),
-                            sender: sender.to_string(),
-                            kind: envelope.r#type,
-                            sequence: envelope.sequence,
-                            data: envelope.payload,
-                        });
-                    }
-                    Ok(_) => {}
-                    Err((reason, detail)) => {
-                        let total = self.rejected.entry(reason).or_default();
-                        *total += 1;
-                        let total = *total;
-                        tracing::info!(reason, %detail, from = %propagation_source, "message rejected");
-                        self.emit(NodeEvent::Rejected {
-                            reason,
-                            from: propagation_source.to_string(),
-                            detail,
-                            total,
-                        });
-                    }
-                }
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 // A relay routes every topic its peers join.

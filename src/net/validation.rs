@@ -42,9 +42,14 @@ pub struct Delivery {
     pub envelope: Envelope,
 }
 
-/// Checks that a payload decodes as the registered type (built from the protobuf type by
-/// `Channel::register`). `Send` because the event loop runs on tokio's thread pool natively.
-pub type PayloadCheck = Box<dyn Fn(&[u8]) -> Result<(), String> + Send>;
+/// Checks that a payload decodes as the registered type ([`payload_check`] makes one per
+/// protobuf type). A plain function, so it moves into the event loop on any platform.
+pub type PayloadCheck = fn(&[u8]) -> Result<(), String>;
+
+/// The [`PayloadCheck`] of protobuf type `M`.
+pub fn payload_check<M: prost::Message + Default>() -> PayloadCheck {
+    |payload| M::decode(payload).map(|_| ()).map_err(|e| e.to_string())
+}
 
 /// What to tell gossipsub about a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,7 +265,7 @@ mod tests {
         let (sink, mut inbox) = mpsc::channel(0); // room for one message (one per sender)
         let mut table = ChannelTable::default();
         table.open("t", MembershipFilter::members([alice]), sink, 2);
-        table.register("t", "k", Box::new(accepts_short));
+        table.register("t", "k", accepts_short);
         let source = PeerId::random();
         let mut offer = |n: u8, d: Delivery| table.offer("t", id(n), source, d);
 
