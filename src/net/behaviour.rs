@@ -14,6 +14,9 @@ pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
 /// being cut off anonymously by the codec.
 const FRAME_OVERHEAD: usize = 4 * 1024;
 
+/// Messages queued per connection before gossipsub drops (64 members × 64 messages fit).
+const QUEUE_LEN: usize = 8192;
+
 /// Mesh size a relay keeps per topic: every member of a group of up to this many.
 const RELAY_MESH: usize = 256;
 
@@ -38,7 +41,14 @@ pub fn build(keypair: &Keypair, role: Role, max_message_size: usize) -> Result<B
         .max_transmit_size(max_message_size + FRAME_OVERHEAD)
         .flood_publish(true)
         .heartbeat_initial_delay(Duration::from_millis(100))
-        .heartbeat_interval(Duration::from_millis(700));
+        .heartbeat_interval(Duration::from_millis(700))
+        // Bursts (a 64-member group all publishing at once) must queue, not be dropped: room
+        // for a whole group burst per connection, and forwards may wait in it far longer than
+        // gossipsub's 1 s default while the CPU catches up (the queue length bounds memory). What still drops is counted
+        // (gossipsub's SlowPeer event → `slow_peer_dropped`).
+        .connection_handler_queue_len(QUEUE_LEN)
+        .forward_queue_duration(Duration::from_secs(30))
+        .publish_queue_duration(Duration::from_secs(30));
     match role {
         // A member usually sees only its relays: a mesh of one must be healthy.
         Role::Member => config

@@ -384,6 +384,7 @@ impl Node {
             attestation_rejections: HashMap::new(),
             channels: ChannelTable::default(),
             channel_counts: HashMap::new(),
+            authors: HashMap::new(),
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
@@ -602,7 +603,12 @@ struct EventLoop {
     channels: ChannelTable,
     /// Channel outcomes that are not rejections (delivered, duplicate, held, overloaded…).
     channel_counts: HashMap<&'static str, u64>,
+    /// Message authors' operator addresses (bounded by [`AUTHOR_CACHE`]).
+    authors: HashMap<PeerId, Option<Address>>,
 }
+
+/// Most cached author addresses; the cache starts over when full.
+const AUTHOR_CACHE: usize = 4096;
 
 impl EventLoop {
     async fn run(
@@ -988,6 +994,14 @@ impl EventLoop {
                     .gossipsub
                     .report_message_validation_result(&message_id, &propagation_source, acceptance);
             }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                let dropped = (failed_messages.priority + failed_messages.non_priority) as u64;
+                *self.channel_counts.entry("slow_peer_dropped").or_default() += dropped;
+                tracing::warn!(%peer_id, dropped, "peer too slow: gossipsub dropped messages to it");
+            }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 // A relay routes every topic its peers join.
                 if self.role == Role::Relay {
@@ -1082,9 +1096,23 @@ impl EventLoop {
         }
     }
 
+    /// The operator address of a message author's key, cached: deriving it decodes the key and
+    /// hashes it, which every message of a burst would otherwise repeat.
+    fn author_address(&mut self, peer: &PeerId) -> Option<Address> {
+        if let Some(known) = self.authors.get(peer) {
+            return *known;
+        }
+        if self.authors.len() >= AUTHOR_CACHE {
+            self.authors.clear();
+        }
+        let address = Address::from_peer_id(peer);
+        self.authors.insert(*peer, address);
+        address
+    }
+
     /// Inline checks, cheapest first. On success: the envelope and its verified sender.
     fn check(
-        &self,
+        &mut self,
         message: &gossipsub::Message,
     ) -> Result<(Envelope, Address), (&'static str, String)> {
         let envelope = wire::decode_envelope(&message.data, self.max_message_size)
@@ -1093,7 +1121,7 @@ impl EventLoop {
         let author = message
             .source
             .as_ref()
-            .and_then(Address::from_peer_id)
+            .and_then(|peer| self.author_address(peer))
             .ok_or((
                 "unknown_author",
                 "author is not a secp256k1 operator key".to_owned(),
