@@ -251,6 +251,18 @@ pub enum NodeEvent {
     },
     /// Our attestation got no answer (peer without the protocol, timeout, closed connection).
     AttestationFailed { peer: String, error: String },
+    /// Messages were dropped without being invalid: `overloaded` (a channel's queue and
+    /// backlog were full), `slow_peer` (gossipsub could not queue messages to `peer` in time).
+    /// Retransmission makes up for them; `total` counts this reason so far.
+    Dropped {
+        reason: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        peer: Option<String>,
+        count: u64,
+        total: u64,
+    },
 }
 
 impl NodeEvent {
@@ -978,9 +990,19 @@ impl EventLoop {
                         MessageAcceptance::Reject
                     }
                     Verdict::Ignore(reason) => {
-                        *self.channel_counts.entry(reason).or_default() += 1;
-                        if reason == "overloaded" {
-                            tracing::warn!(%topic, "channel overloaded: message dropped");
+                        let total = self.channel_counts.entry(reason).or_default();
+                        *total += 1;
+                        let total = *total;
+                        // Duplicates are the normal cost of retransmission: counted, not reported.
+                        if reason != "duplicate" {
+                            tracing::warn!(%topic, reason, "message dropped");
+                            self.emit(NodeEvent::Dropped {
+                                reason,
+                                topic: Some(topic),
+                                peer: None,
+                                count: 1,
+                                total,
+                            });
                         }
                         MessageAcceptance::Ignore
                     }
@@ -999,8 +1021,17 @@ impl EventLoop {
                 failed_messages,
             } => {
                 let dropped = (failed_messages.priority + failed_messages.non_priority) as u64;
-                *self.channel_counts.entry("slow_peer_dropped").or_default() += dropped;
+                let total = self.channel_counts.entry("slow_peer_dropped").or_default();
+                *total += dropped;
+                let total = *total;
                 tracing::warn!(%peer_id, dropped, "peer too slow: gossipsub dropped messages to it");
+                self.emit(NodeEvent::Dropped {
+                    reason: "slow_peer",
+                    topic: None,
+                    peer: Some(peer_id.to_string()),
+                    count: dropped,
+                    total,
+                });
             }
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 // A relay routes every topic its peers join.
