@@ -14,7 +14,7 @@ mod identity_cases;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-fn time_cases(cases: Vec<(&'static str, Box<dyn FnMut()>)>) {
+fn time_cases(cases: Vec<bls_cases::Case>) {
     let mut report = serde_json::Map::new();
     for (name, mut operation) in cases {
         operation(); // warm-up
