@@ -178,40 +178,16 @@ async fn interception_outsider_forged_altered_replayed_and_dropped_messages() {
     // Mallory, a member, misbehaves: an unknown type, a payload that is not a Hello, then a
     // genuine Hello, then 130 more so that a replay of the first falls out of the window.
     let hello = |n| prost::Message::encode_to_vec(&Hello { n });
-    publish_raw_until_sent(
-        &mallory_node,
-        &topic,
-        envelope(&mallory, "test.Nope", hello(1), 1),
-    )
-    .await;
-    publish_raw_until_sent(
-        &mallory_node,
-        &topic,
-        envelope(&mallory, HELLO, vec![0xff; 3], 2),
-    )
-    .await;
-    publish_raw_until_sent(
-        &mallory_node,
-        &topic,
-        envelope(&mallory, HELLO, hello(3), 3),
-    )
-    .await;
+    let mallory_sends = |bytes| publish_raw_until_sent(&mallory_node, &topic, bytes);
+    mallory_sends(envelope(&mallory, "test.Nope", hello(1), 1)).await;
+    mallory_sends(envelope(&mallory, HELLO, vec![0xff; 3], 2)).await;
+    mallory_sends(envelope(&mallory, HELLO, hello(3), 3)).await;
     for sequence in 4..=134 {
-        publish_raw_until_sent(
-            &mallory_node,
-            &topic,
-            envelope(&mallory, HELLO, hello(sequence), sequence),
-        )
-        .await;
+        mallory_sends(envelope(&mallory, HELLO, hello(sequence), sequence)).await;
     }
-    publish_raw_until_sent(
-        &mallory_node,
-        &topic,
-        envelope(&mallory, HELLO, hello(3), 3),
-    )
-    .await;
+    mallory_sends(envelope(&mallory, HELLO, hello(3), 3)).await;
     // Forged: Mallory's node signs an envelope claiming the honest member as sender.
-    publish_raw_until_sent(&mallory_node, &topic, envelope(&honest, HELLO, hello(9), 9)).await;
+    mallory_sends(envelope(&honest, HELLO, hello(9), 9)).await;
     // An outsider (not in the member list) sends a well-formed Hello.
     publish_raw_until_sent(
         &outsider_node,

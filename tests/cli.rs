@@ -51,14 +51,19 @@ impl Drop for Proc {
     }
 }
 
-fn spawn(args: &[&str]) -> (Proc, Lines) {
-    let mut child = Command::new(BIN)
+/// Starts the binary with piped stdin and stdout.
+fn start(args: &[&str]) -> Child {
+    Command::new(BIN)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("binary runs");
+        .expect("binary runs")
+}
+
+fn spawn(args: &[&str]) -> (Proc, Lines) {
+    let mut child = start(args);
     let lines = Lines::new(child.stdout.take().unwrap());
     (Proc(child), lines)
 }
@@ -193,13 +198,7 @@ fn nodes_publish_stdin_lines_and_print_messages() {
 
 /// Runs `keep-light ARGS` with `stdin`; returns (exit success, the one JSON line).
 fn run_json(args: &[&str], stdin: &[u8]) -> (bool, Value) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = start(args);
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     // Write on a thread: the child may exit before reading all of a large input.
