@@ -76,6 +76,29 @@ kl_start_browser_peers() {
   export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 }
 
+# kl_start_group BIN BOOTSTRAP: three native members of a four-member group channel that echo
+# its texts (`node --member … --echo`; secrets 0x…41, 0x…42, 0x…43). The fourth member is the
+# browser test (secret 0x…44). Exports KEEP_LIGHT_TEST_GROUP (the four addresses) and
+# KEEP_LIGHT_TEST_GROUP_KEY (the browser's secret) for the wasm test, sets
+# KL_GROUP_BROWSER_ADDRESS; the natives' events go to $KL_WORK/group-4N.out.
+kl_start_group() {
+  local bin=$1 bootstrap=$2 i members=() args=()
+  for i in 41 42 43 44; do
+    members+=("$(kl_json_field "$("$bin" id --key-hex "0x$(printf '%064d' "$i")")" address)")
+  done
+  for i in "${members[@]}"; do args+=(--member "$i"); done
+  for i in 41 42 43; do
+    "$bin" node --bootstrap "$bootstrap" --key-hex "0x$(printf '%064d' "$i")" "${args[@]}" --echo \
+      </dev/null >"$KL_WORK/group-$i.out" 2>"$KL_WORK/group-$i.err" &
+    KL_PIDS+=($!)
+  done
+  for i in 41 42 43; do kl_wait_line "$KL_WORK/group-$i.out" '"event":"connected"' 30 >/dev/null; done
+  KEEP_LIGHT_TEST_GROUP=$(IFS=,; echo "${members[*]}")
+  export KEEP_LIGHT_TEST_GROUP
+  export KEEP_LIGHT_TEST_GROUP_KEY="0x$(printf '%064d' 44)"
+  KL_GROUP_BROWSER_ADDRESS=${members[3]}
+}
+
 # kl_serve_www PORT TOPIC: serves www/ on 127.0.0.1:PORT (0 = any free port) and sets
 # KL_PAGE_URL to the demo page joined to the started relay and TOPIC.
 kl_serve_www() {

@@ -25,6 +25,7 @@ bin=target/debug/keep-light
 
 topic="keep-light/e2e/$$"
 kl_start_browser_peers "$bin" "$topic" "0x$(printf '%064x' 7)" 0.3
+kl_start_group "$bin" "$KL_RELAY_TCP"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-120}
 cargo test --locked --target wasm32-unknown-unknown --test browser
 cargo test --locked --target wasm32-unknown-unknown --test beacon_wasm
@@ -36,6 +37,18 @@ if ! grep -q '"event":"message".*"data":"browser-hello-' "$KL_WORK/native.out"; 
   exit 1
 fi
 echo "browser e2e: the native node received the browser's message"
+
+# Each native group member got the tab's group text exactly once (and echoed it).
+for i in 41 42 43; do
+  n=$(grep '"event":"channel_message"' "$KL_WORK/group-$i.out" |
+    grep "\"sender\":\"$KL_GROUP_BROWSER_ADDRESS\"" | grep -c '"text":"browser-group-hello"' || true)
+  if [ "$n" != 1 ]; then
+    echo "group member $i received the browser's text $n times (want 1):" >&2
+    cat "$KL_WORK/group-$i.out" >&2
+    exit 1
+  fi
+done
+echo "browser group e2e: every native member received the tab's message exactly once"
 
 echo "== page test (demo page in headless Chromium via playwright-core)"
 scripts/build-wasm.sh --dev

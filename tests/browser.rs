@@ -82,3 +82,102 @@ async fn browser_and_native_node_exchange_messages_through_the_relay() {
     }
     node.shutdown().await;
 }
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Text {
+    #[prost(string, tag = "1")]
+    text: String,
+}
+
+/// The same group channel code as natively, in the tab: a four-member group with three native
+/// `keep-light node --member … --echo` processes behind the relay. The tab sends one text
+/// (republished every tick); each native answers `echo:<text>` once it has it. Every answer
+/// reaches the tab exactly once; scripts/test.sh checks the natives' own output too.
+#[wasm_bindgen_test]
+async fn browser_is_a_group_member_with_three_native_nodes() {
+    use std::{cell::RefCell, collections::HashMap, rc::Rc, str::FromStr};
+
+    use keep_light::{
+        identity::Address,
+        net::{
+            channel::{group_topic, Channel, ChannelConfig, Received, Registry},
+            retransmit::Strategy,
+        },
+        platform,
+        wire::CHANNEL_TEXT_TYPE,
+    };
+
+    let Peers { relay, .. } = Peers::from_build_env();
+    let group = support::Group::from_build_env();
+    let members: Vec<Address> = group
+        .members
+        .split(',')
+        .map(|a| Address::from_str(a).expect("member address"))
+        .collect();
+    let key = OperatorKey::from_hex(group.key).unwrap();
+    let me = key.address();
+    assert!(members.contains(&me));
+    let config = NodeConfig::new(key).with_bootstrap(vec![relay.into()]);
+    let (node, _events) = Node::start(config).await.expect("node starts");
+
+    let answers: Rc<RefCell<HashMap<Address, Vec<String>>>> = Rc::default();
+    let mut registry = Registry::new();
+    let sink = answers.clone();
+    registry.register(CHANNEL_TEXT_TYPE, move |m: Received<Text>| {
+        sink.borrow_mut()
+            .entry(m.sender)
+            .or_default()
+            .push(m.message.text);
+    });
+    let channel_config = ChannelConfig::new(group_topic(&members)).with_members(members.clone());
+    let mut channel = Channel::open(&node, channel_config, registry)
+        .await
+        .unwrap();
+    let hello = "browser-group-hello";
+    let _ = channel
+        .send_retransmitted(
+            "hello",
+            CHANNEL_TEXT_TYPE,
+            &Text { text: hello.into() },
+            Strategy::EveryTick,
+        )
+        .await;
+
+    let natives: Vec<Address> = members.iter().copied().filter(|a| *a != me).collect();
+    let echo = format!("echo:{hello}");
+    let all_answered = || {
+        let answers = answers.borrow();
+        natives
+            .iter()
+            .all(|n| answers.get(n).is_some_and(|texts| texts.contains(&echo)))
+    };
+    for round in 0.. {
+        channel.tick().await;
+        channel.drain();
+        if all_answered() {
+            break;
+        }
+        assert!(
+            round < 300,
+            "not every native member answered: {:?}",
+            answers.borrow()
+        );
+        platform::sleep(Duration::from_millis(100)).await;
+    }
+    channel.end_context("hello");
+    // Natives retransmit their answers with backoff: keep listening, then count.
+    for _ in 0..20 {
+        platform::sleep(Duration::from_millis(100)).await;
+        channel.drain();
+    }
+    for native in &natives {
+        let texts = &answers.borrow()[native];
+        assert_eq!(
+            texts.iter().filter(|t| **t == echo).count(),
+            1,
+            "{native} answered more than once to the handler: {texts:?}"
+        );
+    }
+    channel.close();
+    node.shutdown().await;
+}

@@ -11,7 +11,10 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/keeplight.wire.rs"));
 }
 
-pub use generated::Envelope;
+pub use generated::{Envelope, Text};
+
+/// Envelope type of [`Text`] on group channels.
+pub const CHANNEL_TEXT_TYPE: &str = "channel.Text";
 
 /// Default hard limit for one pubsub message (DESIGN.md section 4).
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024;

@@ -20,13 +20,15 @@ pub struct Peers {
     pub topic: &'static str,
 }
 
+/// A build-time setting; missing means the test was not started by its script.
+fn setting(value: Option<&'static str>, name: &str) -> &'static str {
+    value.unwrap_or_else(|| {
+        panic!("{name} was not set when this test was built: run it through its script")
+    })
+}
+
 impl Peers {
     pub fn from_build_env() -> Self {
-        fn setting(value: Option<&'static str>, name: &str) -> &'static str {
-            value.unwrap_or_else(|| {
-                panic!("{name} was not set when this test was built: run it through its script")
-            })
-        }
         Self {
             relay: setting(
                 option_env!("KEEP_LIGHT_TEST_RELAY"),
@@ -39,6 +41,32 @@ impl Peers {
             topic: setting(
                 option_env!("KEEP_LIGHT_TEST_TOPIC"),
                 "KEEP_LIGHT_TEST_TOPIC",
+            ),
+        }
+    }
+}
+
+/// The group channel `scripts/lib.sh`'s `kl_start_group` set up: three native members that echo
+/// its texts, and the browser's place in it. (Only the browser test uses it, not the harness.)
+#[allow(dead_code)]
+pub struct Group {
+    /// Every member's operator address (the browser's included), comma-separated.
+    pub members: &'static str,
+    /// The browser's operator secret.
+    pub key: &'static str,
+}
+
+#[allow(dead_code)]
+impl Group {
+    pub fn from_build_env() -> Self {
+        Self {
+            members: setting(
+                option_env!("KEEP_LIGHT_TEST_GROUP"),
+                "KEEP_LIGHT_TEST_GROUP",
+            ),
+            key: setting(
+                option_env!("KEEP_LIGHT_TEST_GROUP_KEY"),
+                "KEEP_LIGHT_TEST_GROUP_KEY",
             ),
         }
     }

@@ -20,7 +20,7 @@ mod cli {
     use clap::{Parser, Subcommand, ValueEnum};
     use futures::StreamExt;
     use keep_light::{
-        identity::{keystore, OperatorKey},
+        identity::{keystore, Address, OperatorKey},
         net::{Node, NodeConfig, NodeEvent, NodeHandle, Role},
     };
     use libp2p::Multiaddr;
@@ -78,9 +78,15 @@ mod cli {
             #[arg(long = "listen")]
             listen: Vec<Multiaddr>,
             /// Republish every received message on its topic (a peer for round-trip benchmarks;
-            /// never run two echo nodes in one topic).
+            /// never run two echo nodes in one topic). With --member: answer each group text
+            /// with `echo:<text>` on the group channel.
             #[arg(long)]
             echo: bool,
+            /// Member of a group channel: every operator address of the group, this node's
+            /// included (repeatable). Stdin `send TEXT` then publishes on the group's topic
+            /// (retransmitted with backoff); received texts print as `channel_message`.
+            #[arg(long = "member")]
+            members: Vec<Address>,
         },
         /// Wallet delegations (SIWE attestations): create, verify.
         Attest {
@@ -188,7 +194,8 @@ mod cli {
                     join,
                     listen,
                     echo,
-                } => node(bootstrap, &key, join, listen, echo).await,
+                    members,
+                } => node(bootstrap, &key, join, listen, echo, members).await,
                 Command::Bls { .. } | Command::Attest { .. } => {
                     unreachable!("handled before the runtime starts")
                 }
@@ -311,8 +318,15 @@ mod cli {
         join: Vec<String>,
         listen: Vec<Multiaddr>,
         echo: bool,
+        members: Vec<Address>,
     ) -> Result<(), String> {
         let key = key.load()?;
+        if !members.is_empty() && !members.contains(&key.address()) {
+            return Err(format!(
+                "--member must list this node's own address {}",
+                key.address()
+            ));
+        }
         let config = NodeConfig::new(key)
             .with_bootstrap(bootstrap)
             .with_topics(join)
@@ -320,6 +334,12 @@ mod cli {
         let shutdown = shutdown_signal()?;
         tokio::pin!(shutdown);
         let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
+        let mut group = if members.is_empty() {
+            None
+        } else {
+            Some(group::open(&handle, &members, echo).await?)
+        };
+        let mut ticks = tokio::time::interval(group::TICK);
         let mut stdin = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         let mut stdin_open = true;
         loop {
@@ -332,15 +352,127 @@ mod cli {
                     }
                 }
                 line = stdin.next_line(), if stdin_open => match line {
-                    Ok(Some(line)) => run_line(&handle, &line).await,
+                    Ok(Some(line)) => match (line.trim().strip_prefix("send "), group.as_mut()) {
+                        (Some(text), Some(group)) => group.send(text).await,
+                        _ => run_line(&handle, &line).await,
+                    },
                     // End of input: keep serving until a signal.
                     Ok(None) | Err(_) => stdin_open = false,
                 },
+                _ = ticks.tick(), if group.is_some() => {
+                    if let Some(group) = group.as_mut() {
+                        group.tick().await;
+                    }
+                }
                 () = &mut shutdown => break,
             }
         }
+        if let Some(group) = group {
+            group.channel.close();
+        }
         handle.shutdown().await;
         Ok(())
+    }
+
+    /// `node --member …`: one group channel carrying text.
+    mod group {
+        use std::{cell::RefCell, rc::Rc, time::Duration};
+
+        use keep_light::{
+            identity::Address,
+            net::{
+                channel::{group_topic, Channel, ChannelConfig, Received, Registry},
+                retransmit::Strategy,
+                NodeHandle, PublishError,
+            },
+            wire::{Text, CHANNEL_TEXT_TYPE},
+        };
+        use serde_json::json;
+
+        /// How often the channel republishes and delivers.
+        pub const TICK: Duration = Duration::from_millis(100);
+
+        /// Texts that `echo:` answers are never answered again (two echo nodes would loop).
+        const ECHO_PREFIX: &str = "echo:";
+
+        pub struct Group {
+            pub channel: Channel,
+            /// Texts to answer, filled by the handler (which cannot send itself).
+            to_echo: Option<Rc<RefCell<Vec<String>>>>,
+        }
+
+        pub async fn open(
+            node: &NodeHandle,
+            members: &[Address],
+            echo: bool,
+        ) -> Result<Group, String> {
+            let topic = group_topic(members);
+            let to_echo = echo.then(Rc::<RefCell<Vec<String>>>::default);
+            let mut registry = Registry::new();
+            let printed = topic.clone();
+            let queue = to_echo.clone();
+            registry.register(CHANNEL_TEXT_TYPE, move |m: Received<Text>| {
+                println!(
+                    "{}",
+                    json!({
+                        "event": "channel_message",
+                        "topic": printed,
+                        "from": m.from.to_string(),
+                        "sender": m.sender.to_string(),
+                        "sequence": m.sequence,
+                        "text": m.message.text,
+                    })
+                );
+                if let Some(queue) = &queue {
+                    if !m.message.text.starts_with(ECHO_PREFIX) {
+                        queue
+                            .borrow_mut()
+                            .push(format!("{ECHO_PREFIX}{}", m.message.text));
+                    }
+                }
+            });
+            let config = ChannelConfig::new(topic).with_members(members.iter().copied());
+            let channel = Channel::open(node, config, registry)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Group { channel, to_echo })
+        }
+
+        impl Group {
+            /// Sends `text`, republished with backoff for the rest of the run.
+            pub async fn send(&mut self, text: &str) {
+                let message = Text {
+                    text: text.to_owned(),
+                };
+                match self
+                    .channel
+                    .send_retransmitted("sent", CHANNEL_TEXT_TYPE, &message, Strategy::Backoff)
+                    .await
+                {
+                    // Nobody in the topic yet: the ticks will send it.
+                    Ok(()) | Err(PublishError::NoPeers) => {}
+                    Err(e) => println!(
+                        "{}",
+                        json!({"event": "publish_failed", "topic": self.channel.topic(),
+                               "error": e.to_string()})
+                    ),
+                }
+            }
+
+            /// Republishes what is due, runs handlers, answers what is to be echoed.
+            pub async fn tick(&mut self) {
+                self.channel.tick().await;
+                self.channel.drain();
+                let answers = self
+                    .to_echo
+                    .as_ref()
+                    .map(|queue| std::mem::take(&mut *queue.borrow_mut()))
+                    .unwrap_or_default();
+                for text in answers {
+                    self.send(&text).await;
+                }
+            }
+        }
     }
 
     /// One stdin command: `publish TOPIC TEXT`, `join TOPIC`, `leave TOPIC`.
