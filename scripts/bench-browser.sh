@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Browser benchmark: wasm node in headless Chromium → loopback WebSocket relay → native echo
-# node and back. Prints the harness's JSON line (connect time, round-trip p50/p99 of 256-byte
-# messages). Release builds on both sides.
+# Browser benchmarks, release builds on both sides, each printing one JSON line:
+# - round trip: wasm node in headless Chromium → loopback WebSocket relay → native echo node and
+#   back (connect time, p50/p99 of 256-byte messages);
+# - group burst: the tab as a group member receiving a burst from three native members
+#   (messages per second validated and handled in the tab).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # rustup installs cargo tools here; a non-login shell may not have it on PATH.
@@ -14,7 +16,8 @@ bin=target/release/keep-light
 . scripts/lib.sh
 
 kl_start_browser_peers "$bin" "keep-light/bench/$$" "0x$(printf '%064x' 9)"
+kl_start_group "$bin" "$KL_RELAY_TCP"
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-300}
-cargo test --locked --release --target wasm32-unknown-unknown --test browser_rtt -- --nocapture \
-  | tee "$KL_WORK/bench.log"
+cargo test --locked --release --target wasm32-unknown-unknown --test browser_rtt \
+  --test browser_channel -- --nocapture | tee "$KL_WORK/bench.log"
 grep -o 'KEEP_LIGHT_BENCH .*}' "$KL_WORK/bench.log" | sed 's/^KEEP_LIGHT_BENCH //'

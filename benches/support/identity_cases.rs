@@ -50,7 +50,18 @@ pub fn cases() -> Vec<Case> {
     let scrypt_password = password("ethers-scrypt-geth-default.json");
     let pbkdf2 = Keystore::parse(PBKDF2.as_bytes()).expect("keystore");
     let pbkdf2_password = password("ethereumjs-pbkdf2.json");
+    // What gossipsub's StrictSign costs per received message: one secp256k1 verification.
+    let keypair = wallet.libp2p_keypair();
+    let signed_bytes = vec![7u8; 300];
+    let signature = keypair.sign(&signed_bytes).expect("secp256k1 signs");
+    let public = keypair.public();
     vec![
+        (
+            "pubsub_signature_verify",
+            Box::new(move || {
+                assert!(public.verify(&signed_bytes, &signature));
+            }),
+        ),
         (
             "attestation_verify",
             Box::new(move || {

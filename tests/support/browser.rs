@@ -1,5 +1,7 @@
-//! Shared by the browser test (`tests/browser.rs`) and the browser harness
-//! (`benches/browser_rtt.rs`): the peers the driving script started, and waiting on events.
+//! Shared by the browser test (`tests/browser.rs`) and the browser harnesses
+//! (`benches/browser_rtt.rs`, `benches/browser_channel.rs`): the peers the driving script
+//! started, and waiting on events. Each user takes a part of it.
+#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -47,8 +49,7 @@ impl Peers {
 }
 
 /// The group channel `scripts/lib.sh`'s `kl_start_group` set up: three native members that echo
-/// its texts, and the browser's place in it. (Only the browser test uses it, not the harness.)
-#[allow(dead_code)]
+/// its texts, and the browser's place in it.
 pub struct Group {
     /// Every member's operator address (the browser's included), comma-separated.
     pub members: &'static str,
@@ -56,7 +57,6 @@ pub struct Group {
     pub key: &'static str,
 }
 
-#[allow(dead_code)]
 impl Group {
     pub fn from_build_env() -> Self {
         Self {

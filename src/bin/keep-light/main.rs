@@ -79,7 +79,8 @@ mod cli {
             listen: Vec<Multiaddr>,
             /// Republish every received message on its topic (a peer for round-trip benchmarks;
             /// never run two echo nodes in one topic). With --member: answer each group text
-            /// with `echo:<text>` on the group channel.
+            /// with `echo:<text>` on the group channel, and a text `burst:N` with N texts
+            /// `burst-<i>` sent at once without retransmission (the browser channel harness).
             #[arg(long)]
             echo: bool,
             /// Member of a group channel: every operator address of the group, this node's
@@ -394,6 +395,10 @@ mod cli {
 
         /// Texts that `echo:` answers are never answered again (two echo nodes would loop).
         const ECHO_PREFIX: &str = "echo:";
+        /// `burst:N` asks an echo member for N texts at once.
+        const BURST_PREFIX: &str = "burst:";
+        /// The largest burst one request may ask for.
+        const MAX_BURST: usize = 100_000;
 
         pub struct Group {
             pub channel: Channel,
@@ -459,6 +464,23 @@ mod cli {
                 }
             }
 
+            /// Sends `n` texts `burst-<i>` at once, each once (no retransmission).
+            async fn burst(&mut self, n: usize) {
+                for i in 0..n {
+                    let message = Text {
+                        text: format!("burst-{i}"),
+                    };
+                    if let Err(e) = self.channel.send(CHANNEL_TEXT_TYPE, &message).await {
+                        println!(
+                            "{}",
+                            json!({"event": "publish_failed", "topic": self.channel.topic(),
+                                   "error": e.to_string()})
+                        );
+                        return;
+                    }
+                }
+            }
+
             /// Republishes what is due, runs handlers, answers what is to be echoed.
             pub async fn tick(&mut self) {
                 self.channel.tick().await;
@@ -469,7 +491,14 @@ mod cli {
                     .map(|queue| std::mem::take(&mut *queue.borrow_mut()))
                     .unwrap_or_default();
                 for text in answers {
-                    self.send(&text).await;
+                    let burst = text
+                        .strip_prefix(ECHO_PREFIX)
+                        .and_then(|t| t.strip_prefix(BURST_PREFIX))
+                        .and_then(|n| n.parse::<usize>().ok());
+                    match burst {
+                        Some(n) => self.burst(n.min(MAX_BURST)).await,
+                        None => self.send(&text).await,
+                    }
                 }
             }
         }

@@ -1,0 +1,108 @@
+//! Browser group-channel throughput harness (run by `scripts/bench-browser.sh`, not by the test
+//! suite): in headless Chromium, the tab is the fourth member of a group with three native
+//! `keep-light node --member … --echo` processes behind a loopback WebSocket relay. It asks for
+//! a burst (`burst:N`); each native then publishes N texts at once, and the tab's handler counts
+//! them. Prints `KEEP_LIGHT_BENCH {"tab_msgs_per_s","delivered","expected","dropped",
+//! "burst_ms"}`: StrictSign verification, the node's checks, dispatch and the handler, all in
+//! the tab, from the first burst message to the last. Settings at build time, as the browser
+//! test: `KEEP_LIGHT_TEST_RELAY`, `KEEP_LIGHT_TEST_GROUP`, `KEEP_LIGHT_TEST_GROUP_KEY`.
+#![cfg(target_arch = "wasm32")]
+
+use std::{cell::RefCell, rc::Rc, str::FromStr, time::Duration};
+
+use futures::FutureExt;
+use keep_light::{
+    identity::{Address, OperatorKey},
+    net::{
+        channel::{group_topic, Channel, ChannelConfig, Received, Registry},
+        retransmit::Strategy,
+        Node, NodeConfig,
+    },
+    platform::{self, Instant},
+    wire::{Text, CHANNEL_TEXT_TYPE},
+};
+use wasm_bindgen_test::*;
+
+#[path = "../tests/support/browser.rs"]
+mod support;
+use support::{Group, Peers};
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+/// Texts each native publishes.
+const BURST: usize = 3000;
+
+#[derive(Default)]
+struct Count {
+    received: usize,
+    first: Option<Instant>,
+    last: Option<Instant>,
+}
+
+#[wasm_bindgen_test]
+async fn group_burst_into_one_tab() {
+    let Peers { relay, .. } = Peers::from_build_env();
+    let group = Group::from_build_env();
+    let members: Vec<Address> = group
+        .members
+        .split(',')
+        .map(|a| Address::from_str(a).expect("member address"))
+        .collect();
+    let key = OperatorKey::from_hex(group.key).unwrap();
+    let natives = members.iter().filter(|a| **a != key.address()).count();
+    let (node, _events) = Node::start(NodeConfig::new(key).with_bootstrap(vec![relay.into()]))
+        .await
+        .expect("node starts");
+
+    let count: Rc<RefCell<Count>> = Rc::default();
+    let mut registry = Registry::new();
+    let sink = count.clone();
+    registry.register(CHANNEL_TEXT_TYPE, move |m: Received<Text>| {
+        if m.message.text.starts_with("burst-") {
+            let now = platform::now();
+            let mut count = sink.borrow_mut();
+            count.received += 1;
+            count.first.get_or_insert(now);
+            count.last = Some(now);
+        }
+    });
+    let config = ChannelConfig::new(group_topic(&members))
+        .with_members(members.clone())
+        .with_capacity(BURST * natives);
+    let mut channel = Channel::open(&node, config, registry).await.unwrap();
+    let request = Text {
+        text: format!("burst:{BURST}"),
+    };
+    let _ = channel
+        .send_retransmitted("request", CHANNEL_TEXT_TYPE, &request, Strategy::EveryTick)
+        .await;
+    while count.borrow().received == 0 {
+        channel.tick().await;
+        channel.drain();
+        platform::sleep(Duration::from_millis(100)).await;
+    }
+    channel.end_context("request");
+
+    let expected = BURST * natives;
+    while count.borrow().received < expected {
+        futures::select! {
+            handled = channel.next().fuse() => assert!(handled.is_some(), "channel closed"),
+            _ = platform::sleep(Duration::from_secs(5)).fuse() => break,
+        }
+    }
+    let count = count.borrow();
+    let seconds = match (count.first, count.last) {
+        (Some(first), Some(last)) => (last - first).as_secs_f64(),
+        _ => 0.0,
+    };
+    wasm_bindgen_test::console_log!(
+        "KEEP_LIGHT_BENCH {}",
+        serde_json::json!({
+            "tab_msgs_per_s": (count.received as f64 / seconds.max(1e-9)).round(),
+            "delivered": count.received,
+            "expected": expected,
+            "dropped": expected - count.received,
+            "burst_ms": (seconds * 1e4).round() / 10.0,
+        })
+    );
+}
