@@ -464,11 +464,17 @@ impl NodeHandle {
         &self,
         command: impl FnOnce(oneshot::Sender<Result<(), PublishError>>) -> Command,
     ) -> Result<(), PublishError> {
+        self.ask(command)
+            .await
+            .unwrap_or(Err(PublishError::Stopped))
+    }
+
+    /// Sends the command built by `command` and waits for its answer; `None` when the node has
+    /// stopped.
+    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
         let (reply, answer) = oneshot::channel();
-        self.commands
-            .unbounded_send(command(reply))
-            .map_err(|_| PublishError::Stopped)?;
-        answer.await.unwrap_or(Err(PublishError::Stopped))
+        self.commands.unbounded_send(command(reply)).ok()?;
+        answer.await.ok()
     }
 
     /// Joins `topic`; a `subscribed` event confirms it.
@@ -495,16 +501,14 @@ impl NodeHandle {
         kind: &str,
         payload: Vec<u8>,
     ) -> Result<Encoded, PublishError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .unbounded_send(Command::PublishEnvelope {
-                topic: topic.to_owned(),
-                kind: kind.to_owned(),
-                payload,
-                reply,
-            })
-            .map_err(|_| PublishError::Stopped)?;
-        answer.await.unwrap_or(Err(PublishError::Stopped))
+        self.ask(|reply| Command::PublishEnvelope {
+            topic: topic.to_owned(),
+            kind: kind.to_owned(),
+            payload,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(PublishError::Stopped))
     }
 
     /// Publishes envelope bytes from [`NodeHandle::publish_envelope`] again (retransmission).
@@ -524,18 +528,16 @@ impl NodeHandle {
         capacity: usize,
         max_backlog: usize,
     ) -> Result<mpsc::Receiver<Delivery>, PublishError> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .unbounded_send(Command::OpenChannel {
-                topic: topic.to_owned(),
-                filter,
-                kinds,
-                capacity,
-                max_backlog,
-                reply,
-            })
-            .map_err(|_| PublishError::Stopped)?;
-        answer.await.map_err(|_| PublishError::Stopped)
+        self.ask(|reply| Command::OpenChannel {
+            topic: topic.to_owned(),
+            filter,
+            kinds,
+            capacity,
+            max_backlog,
+            reply,
+        })
+        .await
+        .ok_or(PublishError::Stopped)
     }
 
     /// Accepts messages of `kind` on `topic`'s channel from now on.
@@ -557,37 +559,20 @@ impl NodeHandle {
     /// Every counter by reason: rejected messages, channel outcomes (`delivered`, `duplicate`,
     /// `overloaded`, `held`, …). Empty when the node has stopped.
     pub async fn counters(&self) -> HashMap<String, u64> {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .commands
-            .unbounded_send(Command::Counters(reply))
-            .is_err()
-        {
-            return HashMap::new();
-        }
-        answer.await.unwrap_or_default()
+        self.ask(Command::Counters).await.unwrap_or_default()
     }
 
     /// The operator address behind a connected peer: from its verified attestation, else from its
     /// key. `None` when unknown, not connected, or the node has stopped.
     pub async fn peer_operator(&self, peer: PeerId) -> Option<Address> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .unbounded_send(Command::PeerOperator(peer, reply))
-            .ok()?;
-        answer.await.ok().flatten()
+        self.ask(|reply| Command::PeerOperator(peer, reply))
+            .await
+            .flatten()
     }
 
     /// Stops the node: closes its connections and ends the event loop; resolves when done.
     pub async fn shutdown(&self) {
-        let (done, finished) = oneshot::channel();
-        if self
-            .commands
-            .unbounded_send(Command::Shutdown(done))
-            .is_ok()
-        {
-            let _ = finished.await;
-        }
+        self.ask(Command::Shutdown).await;
     }
 }
 
