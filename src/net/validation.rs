@@ -15,7 +15,9 @@
 //!    too is it ignored as `overloaded` (counted; retransmission brings it again).
 //!
 //! Every outcome is a [`Verdict`] the event loop turns into gossipsub's
-//! `report_message_validation_result` (Accept / Reject / Ignore) and counters.
+//! `report_message_validation_result` (Accept / Reject / Ignore) and counters. A message held
+//! longer than gossipsub's message cache (history_length heartbeats, 3.5 s here) is still
+//! delivered; only its forwarding is lost, which retransmission covers.
 
 use std::{
     collections::{HashMap, VecDeque},
