@@ -103,7 +103,7 @@ async fn sixty_four_members_each_receive_every_other_members_message_exactly_onc
     }
     let everyone = || seen.iter().all(|s| s.borrow().len() == N - 1);
     assert!(
-        drive(&mut channels, 300, everyone).await,
+        drive(&mut channels, 900, everyone).await,
         "not every member heard everyone"
     );
     // A few more ticks of retransmission: handlers still see each message once.
