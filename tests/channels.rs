@@ -239,3 +239,33 @@ async fn interception_outsider_forged_altered_replayed_and_dropped_messages() {
     assert_eq!(received.get(&honest.address()), Some(&1));
     assert_eq!(received.get(&outsider.address()), None);
 }
+
+#[tokio::test]
+async fn a_restarted_member_is_heard_again() {
+    let (_relay_node, _relay_events, relay) = start_relay().await;
+    let (sender_key, receiver_key) = (OperatorKey::generate(), OperatorKey::generate());
+    let members = vec![sender_key.address(), receiver_key.address()];
+    let (receiver, _r) = start_member(receiver_key, &relay).await;
+    let (mut receiver_channel, received) = open(&receiver, &members).await;
+
+    for round in 0..2u64 {
+        // The same key each time: a restart. Its sequence numbers must not start over, or the
+        // receiver would drop the new message as a duplicate of the old one.
+        let (sender, _s) = start_member(sender_key.clone(), &relay).await;
+        let (mut sender_channel, _) = open(&sender, &members).await;
+        let _ = sender_channel
+            .send_retransmitted("r", HELLO, &Hello { n: round }, Strategy::EveryTick)
+            .await;
+        let mut channels = vec![receiver_channel, sender_channel];
+        let want = round as u32 + 1;
+        let heard = || received.borrow().get(&sender_key.address()) == Some(&want);
+        assert!(
+            drive(&mut channels, 200, heard).await,
+            "round {round} not heard"
+        );
+        let sender_channel = channels.pop().unwrap();
+        receiver_channel = channels.pop().unwrap();
+        sender_channel.close();
+        sender.shutdown().await;
+    }
+}

@@ -385,7 +385,9 @@ impl Node {
             role: config.role,
             address,
             max_message_size: config.max_message_size,
-            sequence: 0,
+            // Start from the wall clock (µs), so a restarted node's sequence numbers continue
+            // above its earlier ones: receivers' de-duplication would drop a restart from 1.
+            sequence: platform::unix_time().as_micros() as u64,
             rejected: HashMap::new(),
             bootstrap: BootstrapSchedule::new(valid, config.backoff, platform::now()),
             dialing: HashMap::new(),
