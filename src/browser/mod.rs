@@ -11,14 +11,24 @@
 
 pub mod wallet;
 
-use futures::StreamExt;
+use std::{str::FromStr, time::Duration};
+
+use futures::{channel::mpsc, FutureExt, StreamExt};
 use wasm_bindgen::prelude::*;
 
 use crate::{
-    identity::{attestation::Attestation, OperatorKey},
-    net::{EventReceiver, Node, NodeConfig, NodeHandle},
+    identity::{attestation::Attestation, Address, OperatorKey},
+    net::{
+        channel::{group_topic, Channel, ChannelConfig, Received, Registry},
+        retransmit::Strategy,
+        EventReceiver, Node, NodeConfig, NodeHandle,
+    },
     platform,
+    wire::{Text, CHANNEL_TEXT_TYPE},
 };
+
+/// How often an open group channel republishes what is due.
+const GROUP_TICK: Duration = Duration::from_millis(250);
 
 /// Installs the panic hook and console logging once per page.
 #[wasm_bindgen(start)]
@@ -122,6 +132,50 @@ impl KeepClient {
         })
     }
 
+    /// Joins the group channel of `members` (every operator address, this node's included) and
+    /// calls `on_message` with each text a member sends, once, as a JSON string
+    /// `{"topic","from","sender","sequence","text"}`. Texts sent with the returned channel's
+    /// `send` are republished with backoff until it is closed.
+    #[wasm_bindgen(js_name = openGroup)]
+    pub async fn open_group(
+        &self,
+        members: Vec<String>,
+        on_message: js_sys::Function,
+    ) -> Result<KeepChannel, JsError> {
+        let members = members
+            .iter()
+            .map(|m| Address::from_str(m).map_err(|e| JsError::new(&format!("member {m}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !members.contains(&self.handle.address()) {
+            return Err(JsError::new(
+                "the member list must include this node's address",
+            ));
+        }
+        let topic = group_topic(&members);
+        let mut registry = Registry::new();
+        let shown = topic.clone();
+        registry.register(CHANNEL_TEXT_TYPE, move |m: Received<Text>| {
+            let json = serde_json::json!({
+                "topic": shown,
+                "from": m.from.to_string(),
+                "sender": m.sender.to_string(),
+                "sequence": m.sequence,
+                "text": m.message.text,
+            });
+            if let Err(e) = on_message.call1(&JsValue::NULL, &JsValue::from_str(&json.to_string()))
+            {
+                web_sys::console::error_2(&"keep-light group callback threw".into(), &e);
+            }
+        });
+        let config = ChannelConfig::new(topic.clone()).with_members(members);
+        let channel = Channel::open(&self.handle, config, registry)
+            .await
+            .map_err(|e| JsError::new(&e.to_string()))?;
+        let (commands, requests) = mpsc::unbounded();
+        platform::spawn(run_group(channel, requests));
+        Ok(KeepChannel { topic, commands })
+    }
+
     /// Joins `topic`.
     pub fn join(&self, topic: String) {
         self.handle.join(&topic);
@@ -140,4 +194,68 @@ impl KeepClient {
             Ok(JsValue::UNDEFINED)
         })
     }
+}
+
+/// A group channel opened by [`KeepClient::open_group`].
+#[wasm_bindgen]
+pub struct KeepChannel {
+    topic: String,
+    commands: mpsc::UnboundedSender<GroupCommand>,
+}
+
+enum GroupCommand {
+    Send(String),
+    Close,
+}
+
+#[wasm_bindgen]
+impl KeepChannel {
+    /// The group's topic name.
+    #[wasm_bindgen(getter)]
+    pub fn topic(&self) -> String {
+        self.topic.clone()
+    }
+
+    /// Sends `text` to the group (republished with backoff until the channel closes).
+    pub fn send(&self, text: String) -> Result<(), JsError> {
+        self.commands
+            .unbounded_send(GroupCommand::Send(text))
+            .map_err(|_| JsError::new("the channel is closed"))
+    }
+
+    /// Leaves the group.
+    pub fn close(&self) {
+        let _ = self.commands.unbounded_send(GroupCommand::Close);
+    }
+}
+
+/// Owns the channel: delivers messages, sends texts, ticks retransmission.
+async fn run_group(mut channel: Channel, mut requests: mpsc::UnboundedReceiver<GroupCommand>) {
+    let mut tick = platform::sleep(GROUP_TICK).fuse();
+    loop {
+        futures::select! {
+            delivered = channel.next().fuse() => {
+                if delivered.is_none() {
+                    return;
+                }
+            }
+            request = requests.next() => match request {
+                Some(GroupCommand::Send(text)) => {
+                    let message = Text { text };
+                    if let Err(e) = channel
+                        .send_retransmitted("page", CHANNEL_TEXT_TYPE, &message, Strategy::Backoff)
+                        .await
+                    {
+                        tracing::debug!(error = %e, "first copy not sent; retransmission will");
+                    }
+                }
+                Some(GroupCommand::Close) | None => break,
+            },
+            _ = tick => {
+                channel.tick().await;
+                tick = platform::sleep(GROUP_TICK).fuse();
+            }
+        }
+    }
+    channel.close();
 }

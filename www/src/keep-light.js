@@ -138,6 +138,19 @@ export class KeepLight extends EventTarget {
       : this.#client.publishBytes(topic, data);
   }
 
+  /**
+   * Joins the group channel of `members` (every operator address, this node's included) and
+   * calls `onMessage({topic, from, sender, sequence, text})` once for each text a member sends.
+   * @param {string[]} members
+   * @param {(message: {topic: string, from: string, sender: string, sequence: number,
+   *          text: string}) => void} onMessage
+   * @returns {Promise<{topic: string, send: (text: string) => void, close: () => void}>}
+   *   `send` republishes with backoff until `close`.
+   */
+  openGroup(members, onMessage) {
+    return this.#client.openGroup(members, (json) => onMessage(JSON.parse(json)));
+  }
+
   /** @param {string} topic */
   join(topic) {
     this.#client.join(topic);

@@ -1,0 +1,51 @@
+// Group channel from the page's JS API: the tab joins the group scripts/test.sh set up (three
+// native `keep-light node --member … --echo` processes; the tab holds the fourth seat's key) and
+// each native's answer to the tab's text arrives exactly once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { launchChromium } from './chromium.mjs';
+
+const url = process.env.KEEP_LIGHT_PAGE_URL;
+const relay = process.env.KEEP_LIGHT_TEST_RELAY;
+const members = process.env.KEEP_LIGHT_TEST_GROUP?.split(',');
+const key = process.env.KEEP_LIGHT_TEST_GROUP_KEY;
+
+test('KeepLight.openGroup: the tab talks with three native group members', async () => {
+  assert.ok(url && relay && members && key, 'run through scripts/test.sh (group settings missing)');
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(url);
+    const result = await page.evaluate(async ({ relay, members, key }) => {
+      const { KeepLight } = await import('./src/keep-light.js');
+      const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key });
+      const echoes = {};
+      const text = `page-group-hello-${Date.now()}`;
+      let done;
+      const allAnswered = new Promise((resolve) => { done = resolve; });
+      const group = await node.openGroup(members, (message) => {
+        if (message.text === `echo:${text}`) {
+          echoes[message.sender] = (echoes[message.sender] ?? 0) + 1;
+          if (Object.keys(echoes).length === members.length - 1) done();
+        }
+      });
+      group.send(text);
+      await Promise.race([allAnswered, new Promise((r) => setTimeout(r, 30_000))]);
+      // Natives republish their answers with backoff: listen a little longer, then count.
+      await new Promise((r) => setTimeout(r, 2_000));
+      group.close();
+      await node.close();
+      return { echoes, self: node.address };
+    }, { relay, members, key });
+    const natives = members.filter((m) => m !== result.self);
+    assert.equal(natives.length, 3);
+    for (const native of natives) {
+      assert.equal(result.echoes[native], 1, `answers from ${native}: ${JSON.stringify(result.echoes)}`);
+    }
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
