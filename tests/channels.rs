@@ -269,3 +269,65 @@ async fn a_restarted_member_is_heard_again() {
         sender.shutdown().await;
     }
 }
+
+#[tokio::test]
+async fn an_application_validator_runs_before_acceptance_and_rejects_as_invalid() {
+    let (_relay_node, _relay_events, relay) = start_relay().await;
+    let (sender_key, receiver_key) = (OperatorKey::generate(), OperatorKey::generate());
+    let members = vec![sender_key.address(), receiver_key.address()];
+    let (sender, _s) = start_member(sender_key.clone(), &relay).await;
+    let (mut sender_channel, _) = open(&sender, &members).await;
+    let (receiver, _r) = start_member(receiver_key, &relay).await;
+
+    // The receiver's validator is asynchronous (it waits, as a pairing check off the hot path
+    // would) and accepts only even numbers; the handler must see only what it accepted.
+    let handled: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let validated: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let mut registry = Registry::new();
+    let (sink, seen) = (handled.clone(), validated.clone());
+    registry.register_validated(
+        HELLO,
+        move |m: Received<Hello>| {
+            seen.borrow_mut().push(m.message.n);
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if m.message.n.is_multiple_of(2) {
+                    Ok(())
+                } else {
+                    Err(format!("{} is odd", m.message.n))
+                }
+            }
+        },
+        move |m: Received<Hello>| sink.borrow_mut().push(m.message.n),
+    );
+    let config = ChannelConfig::new(group_topic(&members))
+        .with_members(members.clone())
+        .with_max_validations(2);
+    let mut receiver_channel = Channel::open(&receiver, config, registry).await.unwrap();
+
+    for n in [2u64, 3, 4] {
+        let _ = sender_channel
+            .send_retransmitted("r", HELLO, &Hello { n }, Strategy::EveryTick)
+            .await;
+    }
+    let mut refused = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while handled.borrow().len() < 2 || refused.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "validated {:?}",
+            validated.borrow()
+        );
+        sender_channel.tick().await;
+        if let Ok(Some(Err(e))) =
+            tokio::time::timeout(Duration::from_millis(100), receiver_channel.next()).await
+        {
+            refused.push(e.reason());
+        }
+    }
+    let mut handled = handled.borrow().clone();
+    handled.sort();
+    assert_eq!(handled, vec![2, 4]);
+    assert_eq!(refused, vec!["invalid"]);
+    assert_eq!(receiver.counters().await.get("invalid"), Some(&1));
+}

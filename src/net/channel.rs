@@ -39,10 +39,17 @@ use std::collections::{HashMap, HashSet};
 use libp2p::PeerId;
 use sha3::{Digest, Keccak256};
 
-use futures::{channel::mpsc, StreamExt};
+use std::{
+    future::Future,
+    task::{Context, Poll},
+};
+
+use futures::{
+    channel::mpsc, future::LocalBoxFuture, stream::FuturesUnordered, FutureExt, StreamExt,
+};
 
 use super::{
-    node::{NodeHandle, PublishError},
+    node::{KindSpec, NodeHandle, PublishError},
     retransmit::{Deduplicator, Duplicate, Retransmitter, Strategy},
     validation::{payload_check, Delivery, PayloadCheck},
 };
@@ -123,6 +130,9 @@ pub enum DispatchError {
     /// Seen before (retransmission) or older than the window (replay).
     #[error("{0}")]
     Duplicate(Duplicate),
+    /// The type's application validator refused it (the node rejected it as `invalid`).
+    #[error("invalid: {0}")]
+    Invalid(String),
 }
 
 impl DispatchError {
@@ -133,6 +143,7 @@ impl DispatchError {
             DispatchError::Undecodable { .. } => "undecodable_payload",
             DispatchError::Duplicate(Duplicate::Seen) => "duplicate",
             DispatchError::Duplicate(Duplicate::Replay) => "replay",
+            DispatchError::Invalid(_) => "invalid",
         }
     }
 }
@@ -141,10 +152,16 @@ impl DispatchError {
 type Handle =
     Box<dyn FnMut(&mut Deduplicator, PeerId, Address, &Envelope) -> Result<(), DispatchError>>;
 
+/// Decodes a payload and starts the type's application validator on it.
+type Validate = Box<
+    dyn FnMut(PeerId, Address, &Envelope) -> Option<LocalBoxFuture<'static, Result<(), String>>>,
+>;
+
 struct Entry {
     handle: Handle,
     seen: Deduplicator,
     check: PayloadCheck,
+    validate: Option<Validate>,
 }
 
 /// Message type → decoder and handler, one per type.
@@ -197,15 +214,59 @@ impl Registry {
                 handle,
                 seen: Deduplicator::default(),
                 check: payload_check::<M>(),
+                validate: None,
             },
         );
     }
 
-    /// Each registered type with its payload check (what the node's event loop validates with).
-    pub fn kinds(&self) -> Vec<(String, PayloadCheck)> {
+    /// Like [`Registry::register`], with an application validator that runs before the message
+    /// is accepted: gossipsub neither forwards it nor hands it to `handler` until `validator`'s
+    /// future says `Ok`; an `Err(detail)` rejects it as `invalid` and penalises its source (use
+    /// it for checks too slow for the event loop, e.g. a signature share's pairing check).
+    /// [`Channel`] runs validators concurrently, a bounded number at a time.
+    pub fn register_validated<M, V, Fut, F>(&mut self, kind: &str, mut validator: V, handler: F)
+    where
+        M: prost::Message + Default + 'static,
+        V: FnMut(Received<M>) -> Fut + 'static,
+        Fut: Future<Output = Result<(), String>> + 'static,
+        F: FnMut(Received<M>) + 'static,
+    {
+        self.register(kind, handler);
+        let validate: Validate = Box::new(move |from, sender, envelope| {
+            let message = M::decode(envelope.payload.as_slice()).ok()?;
+            Some(
+                validator(Received {
+                    from,
+                    sender,
+                    sequence: envelope.sequence,
+                    message,
+                })
+                .boxed_local(),
+            )
+        });
+        if let Some(entry) = self.handlers.get_mut(kind) {
+            entry.validate = Some(validate);
+        }
+    }
+
+    /// Starts the application validator of `envelope`'s type; `None` when the type has none
+    /// (or the payload does not decode, which the node has already ruled out).
+    fn validation(
+        &mut self,
+        from: PeerId,
+        sender: Address,
+        envelope: &Envelope,
+    ) -> Option<LocalBoxFuture<'static, Result<(), String>>> {
+        let validate = self.handlers.get_mut(&envelope.r#type)?.validate.as_mut()?;
+        validate(from, sender, envelope)
+    }
+
+    /// Each registered type with its payload check and whether the application validates it
+    /// (what the node's event loop checks with).
+    pub fn kinds(&self) -> Vec<KindSpec> {
         self.handlers
             .iter()
-            .map(|(kind, entry)| (kind.clone(), entry.check))
+            .map(|(kind, entry)| (kind.clone(), entry.check, entry.validate.is_some()))
             .collect()
     }
 
@@ -236,7 +297,8 @@ impl Registry {
 }
 
 /// Channel settings. Defaults (from [`ChannelConfig::new`]): open membership, a queue of 1,024
-/// messages and a backlog of 8,192 held ones, retransmission memory of 1,024 messages.
+/// messages and a backlog of 8,192 held ones, retransmission memory of 1,024 messages, 64
+/// application validations at a time.
 #[derive(Debug, Clone)]
 pub struct ChannelConfig {
     topic: String,
@@ -244,6 +306,7 @@ pub struct ChannelConfig {
     capacity: usize,
     max_backlog: usize,
     retransmit_limit: usize,
+    max_validations: usize,
 }
 
 impl ChannelConfig {
@@ -255,7 +318,15 @@ impl ChannelConfig {
             capacity: 1024,
             max_backlog: 8192,
             retransmit_limit: super::retransmit::DEFAULT_RETRANSMIT_LIMIT,
+            max_validations: 64,
         }
+    }
+
+    /// Application validations run concurrently at most (at least 1); beyond it the channel
+    /// stops taking messages, so the node holds them (back-pressure).
+    pub fn with_max_validations(mut self, max: usize) -> Self {
+        self.max_validations = max.max(1);
+        self
     }
 
     /// Only these operators may publish (a group's members).
@@ -289,6 +360,8 @@ pub struct Channel {
     inbox: mpsc::Receiver<Delivery>,
     registry: Registry,
     retransmitter: Retransmitter,
+    validating: FuturesUnordered<LocalBoxFuture<'static, (Delivery, Result<(), String>)>>,
+    max_validations: usize,
 }
 
 impl Channel {
@@ -313,6 +386,8 @@ impl Channel {
             inbox,
             registry,
             retransmitter: Retransmitter::with_limit(config.retransmit_limit),
+            validating: FuturesUnordered::new(),
+            max_validations: config.max_validations,
         })
     }
 
@@ -328,7 +403,7 @@ impl Channel {
         F: FnMut(Received<M>) + 'static,
     {
         self.node
-            .register_kind(&self.topic, kind, payload_check::<M>());
+            .register_kind(&self.topic, (kind.to_owned(), payload_check::<M>(), false));
         self.registry.register(kind, handler);
     }
 
@@ -378,24 +453,81 @@ impl Channel {
         self.retransmitter.end_context(context);
     }
 
-    /// Waits for the next message and runs its handler. `None` when the channel or node closed.
-    /// The node has already checked it; an `Err` here means a handler was removed meanwhile.
+    /// Waits for the next message and runs its handler (after its application validator, for
+    /// types that have one). `None` when the channel or node closed. The node has already
+    /// checked the message; an `Err` is a validator's refusal, or a handler removed meanwhile.
     pub async fn next(&mut self) -> Option<Result<(), DispatchError>> {
-        let delivery = self.inbox.next().await?;
+        futures::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(), DispatchError>>> {
+        loop {
+            if let Poll::Ready(Some((delivery, verdict))) = self.validating.poll_next_unpin(cx) {
+                return Poll::Ready(Some(self.finish_validation(delivery, verdict)));
+            }
+            if self.validating.len() >= self.max_validations {
+                return Poll::Pending;
+            }
+            match self.inbox.poll_next_unpin(cx) {
+                Poll::Ready(Some(delivery)) => {
+                    if let Some(result) = self.take(delivery) {
+                        return Poll::Ready(Some(result));
+                    }
+                }
+                Poll::Ready(None) if self.validating.is_empty() => return Poll::Ready(None),
+                Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Dispatches a delivery, or starts its validation (then `None`).
+    fn take(&mut self, delivery: Delivery) -> Option<Result<(), DispatchError>> {
+        if let Some(awaiting) = &delivery.awaiting {
+            match self
+                .registry
+                .validation(delivery.from, delivery.sender, &delivery.envelope)
+            {
+                Some(validation) => {
+                    self.validating.push(
+                        validation
+                            .map(move |verdict| (delivery, verdict))
+                            .boxed_local(),
+                    );
+                    return None;
+                }
+                // The type lost its validator since: accept it like any other.
+                None => self.node.report_validation(awaiting.clone(), Ok(())),
+            }
+        }
         Some(
             self.registry
                 .dispatch(delivery.from, delivery.sender, delivery.envelope),
         )
     }
 
+    /// Tells the node the verdict and, when valid, runs the handler.
+    fn finish_validation(
+        &mut self,
+        delivery: Delivery,
+        verdict: Result<(), String>,
+    ) -> Result<(), DispatchError> {
+        if let Some(awaiting) = delivery.awaiting.clone() {
+            self.node.report_validation(awaiting, verdict.clone());
+        }
+        verdict.map_err(DispatchError::Invalid)?;
+        self.registry
+            .dispatch(delivery.from, delivery.sender, delivery.envelope)
+    }
+
     /// Runs handlers for every message already queued, without waiting; returns how many.
+    /// Messages of types with an application validator only start validating here: drive them
+    /// with [`Channel::next`].
     pub fn drain(&mut self) -> usize {
         let mut handled = 0;
         while let Ok(delivery) = self.inbox.try_recv() {
-            let _ = self
-                .registry
-                .dispatch(delivery.from, delivery.sender, delivery.envelope);
-            handled += 1;
+            if self.take(delivery).is_some() {
+                handled += 1;
+            }
         }
         handled
     }

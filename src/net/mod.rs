@@ -11,5 +11,6 @@ pub mod transport;
 pub mod validation;
 
 pub use node::{
-    Encoded, EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role, StartError,
+    Encoded, EventReceiver, KindSpec, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role,
+    StartError,
 };

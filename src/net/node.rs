@@ -48,7 +48,7 @@ use super::{
     bootstrap::{Backoff, BootstrapSchedule, EntryId},
     channel::MembershipFilter,
     transport,
-    validation::{ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
+    validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
 };
 use crate::{
     identity::{
@@ -307,21 +307,28 @@ enum Command {
     OpenChannel {
         topic: String,
         filter: MembershipFilter,
-        kinds: Vec<(String, PayloadCheck)>,
+        kinds: Vec<KindSpec>,
         capacity: usize,
         max_backlog: usize,
         reply: oneshot::Sender<mpsc::Receiver<Delivery>>,
     },
     RegisterKind {
         topic: String,
-        kind: String,
-        check: PayloadCheck,
+        kind: KindSpec,
+    },
+    ReportValidation {
+        awaiting: Awaiting,
+        verdict: Result<(), String>,
     },
     CloseChannel(String),
     Counters(oneshot::Sender<HashMap<String, u64>>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
 }
+
+/// A message type a channel accepts: its name, its payload check, and whether the application
+/// validates it (asynchronously) before it is accepted.
+pub type KindSpec = (String, PayloadCheck, bool);
 
 /// An envelope as published by [`NodeHandle::publish_envelope`]: its bytes (to republish), and
 /// whether this first publish went out.
@@ -526,7 +533,7 @@ impl NodeHandle {
         &self,
         topic: &str,
         filter: MembershipFilter,
-        kinds: Vec<(String, PayloadCheck)>,
+        kinds: Vec<KindSpec>,
         capacity: usize,
         max_backlog: usize,
     ) -> Result<mpsc::Receiver<Delivery>, PublishError> {
@@ -543,12 +550,19 @@ impl NodeHandle {
     }
 
     /// Accepts messages of `kind` on `topic`'s channel from now on.
-    pub fn register_kind(&self, topic: &str, kind: &str, check: PayloadCheck) {
+    pub fn register_kind(&self, topic: &str, kind: KindSpec) {
         let _ = self.commands.unbounded_send(Command::RegisterKind {
             topic: topic.to_owned(),
-            kind: kind.to_owned(),
-            check,
+            kind,
         });
+    }
+
+    /// The application's verdict on a delivered message that awaited it: `Ok` accepts it
+    /// (gossipsub forwards it), `Err(detail)` rejects it as `invalid` (penalising its source).
+    pub fn report_validation(&self, awaiting: Awaiting, verdict: Result<(), String>) {
+        let _ = self
+            .commands
+            .unbounded_send(Command::ReportValidation { awaiting, verdict });
     }
 
     /// Closes `topic`'s channel and leaves the topic.
@@ -746,14 +760,33 @@ impl EventLoop {
             } => {
                 let (sink, inbox) = mpsc::channel(capacity);
                 self.channels.open(&topic, filter, sink, max_backlog);
-                for (kind, check) in kinds {
-                    self.channels.register(&topic, &kind, check);
+                for (kind, check, app_validated) in kinds {
+                    self.channels.register(&topic, &kind, check, app_validated);
                 }
                 self.join(swarm, &topic);
                 let _ = reply.send(inbox);
             }
-            Command::RegisterKind { topic, kind, check } => {
-                self.channels.register(&topic, &kind, check);
+            Command::RegisterKind {
+                topic,
+                kind: (kind, check, app_validated),
+            } => {
+                self.channels.register(&topic, &kind, check, app_validated);
+            }
+            Command::ReportValidation { awaiting, verdict } => {
+                let acceptance = match verdict {
+                    Ok(()) => {
+                        *self.channel_counts.entry("delivered").or_default() += 1;
+                        MessageAcceptance::Accept
+                    }
+                    Err(detail) => {
+                        self.count_rejection("invalid", awaiting.source, detail);
+                        MessageAcceptance::Reject
+                    }
+                };
+                swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&awaiting.id, &awaiting.source, acceptance);
             }
             Command::CloseChannel(topic) => {
                 let late = self.channels.close(&topic);
@@ -941,6 +974,7 @@ impl EventLoop {
                     Err((reason, detail)) => Verdict::Reject(reason, detail),
                     Ok((envelope, sender)) if self.channels.is_open(&topic) => {
                         let delivery = Delivery {
+                            awaiting: None,
                             from: message.source.unwrap_or(propagation_source),
                             sender,
                             envelope,

@@ -12,7 +12,11 @@
 //! 4. delivery into the channel's bounded queue. When it is full the message is *held* (its
 //!    gossipsub validation left pending) in a bounded backlog and delivered, then accepted, as
 //!    the application catches up ([`ChannelTable::poll_drain`]); only when the backlog is full
-//!    too is it ignored as `overloaded` (counted; retransmission brings it again).
+//!    too is it ignored as `overloaded` (counted; retransmission brings it again);
+//! 5. for types with an application validator (`Registry::register_validated`), the delivery
+//!    carries [`Awaiting`] and the verdict waits for the channel's validator, which runs off
+//!    the event loop, a bounded number at a time (`NodeHandle::report_validation`: accepted,
+//!    or rejected as `invalid`).
 //!
 //! Every outcome is a [`Verdict`] the event loop turns into gossipsub's
 //! `report_message_validation_result` (Accept / Reject / Ignore) and counters. A message held
@@ -42,6 +46,18 @@ pub struct Delivery {
     pub sender: Address,
     /// The envelope (type, payload, sequence…).
     pub envelope: Envelope,
+    /// Set when the type needs the application's own (async) validation: the gossipsub message
+    /// waits for [`crate::net::NodeHandle::report_validation`] with this.
+    pub awaiting: Option<Awaiting>,
+}
+
+/// A message whose gossipsub verdict waits for the application's validator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Awaiting {
+    /// Gossipsub's message id.
+    pub id: MessageId,
+    /// The peer it came from (the one a rejection penalises).
+    pub source: PeerId,
 }
 
 /// Checks that a payload decodes as the registered type ([`payload_check`] makes one per
@@ -69,6 +85,8 @@ pub enum Verdict {
 struct Kind {
     check: PayloadCheck,
     seen: Deduplicator,
+    /// The application validates it (asynchronously) before it is accepted.
+    app_validated: bool,
 }
 
 struct OpenChannel {
@@ -109,14 +127,17 @@ impl ChannelTable {
         );
     }
 
-    /// Registers the payload check of `kind` on `topic`'s channel (no-op if not open).
-    pub fn register(&mut self, topic: &str, kind: &str, check: PayloadCheck) {
+    /// Registers the payload check of `kind` on `topic`'s channel (no-op if not open). With
+    /// `app_validated`, delivered messages of this kind stay pending in gossipsub until the
+    /// application reports its verdict.
+    pub fn register(&mut self, topic: &str, kind: &str, check: PayloadCheck, app_validated: bool) {
         if let Some(channel) = self.channels.get_mut(topic) {
             channel.kinds.insert(
                 kind.to_owned(),
                 Kind {
                     check,
                     seen: Deduplicator::default(),
+                    app_validated,
                 },
             );
         }
@@ -161,6 +182,7 @@ impl ChannelTable {
         let Some(kind) = channel.kinds.get_mut(kind_name) else {
             return Verdict::Reject("unknown_type", format!("no handler for {kind_name:?}"));
         };
+        let app_validated = kind.app_validated;
         if let Err(error) = (kind.check)(&delivery.envelope.payload) {
             return Verdict::Reject("undecodable_payload", format!("{kind_name}: {error}"));
         }
@@ -182,8 +204,17 @@ impl ChannelTable {
                 )
             }
         }
+        let mut delivery = delivery;
+        if app_validated {
+            delivery.awaiting = Some(Awaiting {
+                id: id.clone(),
+                source,
+            });
+        }
         if channel.backlog.is_empty() {
             match channel.sink.try_send(delivery) {
+                // The application's validator answers later.
+                Ok(()) if app_validated => return Verdict::Hold,
                 Ok(()) => return Verdict::Accept,
                 Err(e) if e.is_disconnected() => return Verdict::Ignore("channel_closed"),
                 Err(e) => channel.backlog.push_back((id, source, e.into_inner())),
@@ -205,7 +236,10 @@ impl ChannelTable {
                     Poll::Ready(Ok(())) => {
                         let (id, source, delivery) =
                             channel.backlog.pop_front().expect("not empty");
+                        let awaiting = delivery.awaiting.is_some();
                         match channel.sink.start_send(delivery) {
+                            // Its verdict comes from the application's validator.
+                            Ok(()) if awaiting => {}
                             Ok(()) => verdicts.push((id, source, Verdict::Accept)),
                             Err(_) => {
                                 verdicts.push((id, source, Verdict::Ignore("channel_closed")))
@@ -239,6 +273,7 @@ mod tests {
 
     fn delivery(sender: Address, kind: &str, payload: Vec<u8>, sequence: u64) -> Delivery {
         Delivery {
+            awaiting: None,
             from: PeerId::random(),
             sender,
             envelope: Envelope {
@@ -267,7 +302,7 @@ mod tests {
         let (sink, mut inbox) = mpsc::channel(0); // room for one message (one per sender)
         let mut table = ChannelTable::default();
         table.open("t", MembershipFilter::members([alice]), sink, 2);
-        table.register("t", "k", accepts_short);
+        table.register("t", "k", accepts_short, false);
         let source = PeerId::random();
         let mut offer = |n: u8, d: Delivery| table.offer("t", id(n), source, d);
 
