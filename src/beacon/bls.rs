@@ -150,10 +150,7 @@ impl SecretKey {
 impl PublicKey {
     /// Decodes the 128-byte EIP-197 layout, fully validated.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        check_len(bytes, G2_LEN)?;
-        if bytes.iter().all(|b| *b == 0) {
-            return Err(DecodeError::Identity);
-        }
+        let bytes = point_bytes::<G2_LEN>(bytes)?;
         let x = fq2_from_be(&bytes[..64])?;
         let y = fq2_from_be(&bytes[64..])?;
         g2_checked(G2Affine::new_unchecked(x, y))
@@ -161,14 +158,7 @@ impl PublicKey {
 
     /// Decodes keep-core's 64-byte compressed form, fully validated.
     pub fn from_compressed(bytes: &[u8]) -> Result<Self, DecodeError> {
-        check_len(bytes, G2_COMPRESSED_LEN)?;
-        if bytes.iter().all(|b| *b == 0) {
-            return Err(DecodeError::Identity);
-        }
-        let odd = bytes[0] & 0x80 != 0;
-        let mut x_bytes = [0u8; 64];
-        x_bytes.copy_from_slice(bytes);
-        x_bytes[0] &= 0x7f;
+        let (x_bytes, odd) = compressed_parts::<G2_COMPRESSED_LEN>(bytes)?;
         let x = fq2_from_be(&x_bytes)?;
         let rhs = x.square() * x + <ark_bn254::g2::Config as SWCurveConfig>::COEFF_B;
         let y = rhs.sqrt().ok_or(DecodeError::NotOnCurve)?;
@@ -207,10 +197,7 @@ impl PublicKey {
 impl Signature {
     /// Decodes the 64-byte `x‖y` layout, fully validated.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
-        check_len(bytes, G1_LEN)?;
-        if bytes.iter().all(|b| *b == 0) {
-            return Err(DecodeError::Identity);
-        }
+        let bytes = point_bytes::<G1_LEN>(bytes)?;
         let x = fq_from_be(&bytes[..32])?;
         let y = fq_from_be(&bytes[32..])?;
         let point = G1Affine::new_unchecked(x, y);
@@ -223,14 +210,7 @@ impl Signature {
 
     /// Decodes keep-core's 32-byte compressed form, fully validated.
     pub fn from_compressed(bytes: &[u8]) -> Result<Self, DecodeError> {
-        check_len(bytes, G1_COMPRESSED_LEN)?;
-        if bytes.iter().all(|b| *b == 0) {
-            return Err(DecodeError::Identity);
-        }
-        let odd = bytes[0] & 0x80 != 0;
-        let mut x_bytes = [0u8; 32];
-        x_bytes.copy_from_slice(bytes);
-        x_bytes[0] &= 0x7f;
+        let (x_bytes, odd) = compressed_parts::<G1_COMPRESSED_LEN>(bytes)?;
         let x = fq_from_be(&x_bytes)?;
         let y = g1_y_from_x(x).ok_or(DecodeError::NotOnCurve)?;
         let y = if is_odd(y) == odd { y } else { -y };
@@ -326,6 +306,24 @@ fn g2_checked(point: G2Affine) -> Result<PublicKey, DecodeError> {
         return Err(DecodeError::NotInSubgroup);
     }
     Ok(PublicKey(point))
+}
+
+/// What every point decoder checks first: the exact length, and not the identity's all-zero
+/// encoding.
+fn point_bytes<const N: usize>(bytes: &[u8]) -> Result<[u8; N], DecodeError> {
+    check_len(bytes, N)?;
+    if bytes.iter().all(|b| *b == 0) {
+        return Err(DecodeError::Identity);
+    }
+    Ok(bytes.try_into().expect("length checked"))
+}
+
+/// A compressed point: x's bytes with the flag bit cleared, and whether y is odd (the flag).
+fn compressed_parts<const N: usize>(bytes: &[u8]) -> Result<([u8; N], bool), DecodeError> {
+    let mut x = point_bytes::<N>(bytes)?;
+    let odd = x[0] & 0x80 != 0;
+    x[0] &= 0x7f;
+    Ok((x, odd))
 }
 
 fn check_len(bytes: &[u8], expected: usize) -> Result<(), DecodeError> {
