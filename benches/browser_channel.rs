@@ -8,11 +8,10 @@
 //! test: `KEEP_LIGHT_TEST_RELAY`, `KEEP_LIGHT_TEST_GROUP`, `KEEP_LIGHT_TEST_GROUP_KEY`.
 #![cfg(target_arch = "wasm32")]
 
-use std::{cell::RefCell, rc::Rc, str::FromStr, time::Duration};
+use std::{cell::RefCell, rc::Rc, time::Duration};
 
 use futures::FutureExt;
 use keep_light::{
-    identity::{Address, OperatorKey},
     net::{
         channel::{group_topic, Channel, ChannelConfig, Received, Registry},
         retransmit::Strategy,
@@ -42,13 +41,7 @@ struct Count {
 #[wasm_bindgen_test]
 async fn group_burst_into_one_tab() {
     let Peers { relay, .. } = Peers::from_build_env();
-    let group = Group::from_build_env();
-    let members: Vec<Address> = group
-        .members
-        .split(',')
-        .map(|a| Address::from_str(a).expect("member address"))
-        .collect();
-    let key = OperatorKey::from_hex(group.key).unwrap();
+    let Group { members, key } = Group::from_build_env();
     let natives = members.iter().filter(|a| **a != key.address()).count();
     let (node, _events) = Node::start(NodeConfig::new(key).with_bootstrap(vec![relay.into()]))
         .await

@@ -95,7 +95,7 @@ struct Text {
 /// reaches the tab exactly once; scripts/test.sh checks the natives' own output too.
 #[wasm_bindgen_test]
 async fn browser_is_a_group_member_with_three_native_nodes() {
-    use std::{cell::RefCell, collections::HashMap, rc::Rc, str::FromStr};
+    use std::{cell::RefCell, collections::HashMap, rc::Rc};
 
     use keep_light::{
         identity::Address,
@@ -108,13 +108,7 @@ async fn browser_is_a_group_member_with_three_native_nodes() {
     };
 
     let Peers { relay, .. } = Peers::from_build_env();
-    let group = support::Group::from_build_env();
-    let members: Vec<Address> = group
-        .members
-        .split(',')
-        .map(|a| Address::from_str(a).expect("member address"))
-        .collect();
-    let key = OperatorKey::from_hex(group.key).unwrap();
+    let support::Group { members, key } = support::Group::from_build_env();
     let me = key.address();
     assert!(members.contains(&me));
     let config = NodeConfig::new(key).with_bootstrap(vec![relay.into()]);

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
 use keep_light::{
+    identity::{Address, OperatorKey},
     net::{EventReceiver, NodeEvent},
     platform,
 };
@@ -51,23 +52,28 @@ impl Peers {
 /// The group channel `scripts/lib.sh`'s `kl_start_group` set up: three native members that echo
 /// its texts, and the browser's place in it.
 pub struct Group {
-    /// Every member's operator address (the browser's included), comma-separated.
-    pub members: &'static str,
-    /// The browser's operator secret.
-    pub key: &'static str,
+    /// Every member's operator address, the browser's included.
+    pub members: Vec<Address>,
+    /// The browser's operator key (one of the members).
+    pub key: OperatorKey,
 }
 
 impl Group {
     pub fn from_build_env() -> Self {
+        let members = setting(
+            option_env!("KEEP_LIGHT_TEST_GROUP"),
+            "KEEP_LIGHT_TEST_GROUP",
+        )
+        .split(',')
+        .map(|a| a.parse().expect("KEEP_LIGHT_TEST_GROUP holds addresses"))
+        .collect();
+        let key = setting(
+            option_env!("KEEP_LIGHT_TEST_GROUP_KEY"),
+            "KEEP_LIGHT_TEST_GROUP_KEY",
+        );
         Self {
-            members: setting(
-                option_env!("KEEP_LIGHT_TEST_GROUP"),
-                "KEEP_LIGHT_TEST_GROUP",
-            ),
-            key: setting(
-                option_env!("KEEP_LIGHT_TEST_GROUP_KEY"),
-                "KEEP_LIGHT_TEST_GROUP_KEY",
-            ),
+            members,
+            key: OperatorKey::from_hex(key).expect("KEEP_LIGHT_TEST_GROUP_KEY is a secret"),
         }
     }
 }
