@@ -9,6 +9,18 @@ export function launchChromium() {
   });
 }
 
+/**
+ * Opens `url` in a new page and collects its uncaught errors.
+ * @returns {Promise<{page: import('playwright-core').Page, errors: string[]}>}
+ */
+export async function openPage(browser, url) {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  await page.goto(url);
+  return { page, errors };
+}
+
 /** Waits until the page's status pill says "connected". */
 export function waitConnected(page) {
   return page.waitForFunction(() => document.getElementById('status').textContent === 'connected',

@@ -3,7 +3,7 @@
 // each native's answer to the tab's text arrives exactly once.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium } from './chromium.mjs';
+import { launchChromium, openPage } from './chromium.mjs';
 
 const url = process.env.KEEP_LIGHT_PAGE_URL;
 const relay = process.env.KEEP_LIGHT_TEST_RELAY;
@@ -14,10 +14,7 @@ test('KeepLight.openGroup: the tab talks with three native group members', async
   assert.ok(url && relay && members && key, 'run through scripts/test.sh (group settings missing)');
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on('pageerror', (err) => errors.push(err.message));
-    await page.goto(url);
+    const { page, errors } = await openPage(browser, url);
     const result = await page.evaluate(async ({ relay, members, key }) => {
       const { KeepLight } = await import('./src/keep-light.js');
       const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key });

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { privateKeyToAccount } from 'viem/accounts';
-import { launchChromium, waitConnected } from './chromium.mjs';
+import { launchChromium, openPage, waitConnected } from './chromium.mjs';
 
 const url = process.env.KEEP_LIGHT_PAGE_URL;
 // Anvil/Hardhat account 0: a well-known test key, never a real wallet.
@@ -77,8 +77,7 @@ test('a geth-default keystore decrypts in a worker without freezing the page', a
   const heavy = index.find((k) => k.file === 'ethers-scrypt-geth-default.json');
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage();
-    await page.goto(url);
+    const { page } = await openPage(browser, url);
     await waitConnected(page);
     const json = readFileSync(new URL(heavy.file, keystores), 'utf8');
     const result = await page.evaluate(async ({ json, password }) => {

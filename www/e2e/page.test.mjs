@@ -4,7 +4,7 @@
 // server, and passes KEEP_LIGHT_PAGE_URL and KEEP_LIGHT_NATIVE_ADDRESS.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchChromium, waitConnected } from './chromium.mjs';
+import { launchChromium, openPage, waitConnected } from './chromium.mjs';
 
 const url = process.env.KEEP_LIGHT_PAGE_URL;
 const nativeAddress = process.env.KEEP_LIGHT_NATIVE_ADDRESS;
@@ -14,10 +14,7 @@ test('the demo page connects, receives and sends through the relay', async () =>
   assert.ok(nativeAddress, 'KEEP_LIGHT_NATIVE_ADDRESS must be set (run scripts/test.sh)');
   const browser = await launchChromium();
   try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on('pageerror', (err) => errors.push(err.message));
-    await page.goto(url);
+    const { page, errors } = await openPage(browser, url);
     await waitConnected(page);
     assert.match(await page.textContent('#peer'), /^16Uiu2/);
 
