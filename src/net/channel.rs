@@ -305,7 +305,6 @@ pub struct ChannelConfig {
     filter: MembershipFilter,
     capacity: usize,
     max_backlog: usize,
-    retransmit_limit: usize,
     max_validations: usize,
 }
 
@@ -317,7 +316,6 @@ impl ChannelConfig {
             filter: MembershipFilter::open(),
             capacity: 1024,
             max_backlog: 8192,
-            retransmit_limit: super::retransmit::DEFAULT_RETRANSMIT_LIMIT,
             max_validations: 64,
         }
     }
@@ -385,7 +383,7 @@ impl Channel {
             node: node.clone(),
             inbox,
             registry,
-            retransmitter: Retransmitter::with_limit(config.retransmit_limit),
+            retransmitter: Retransmitter::new(),
             validating: FuturesUnordered::new(),
             max_validations: config.max_validations,
         })
