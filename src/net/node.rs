@@ -878,7 +878,9 @@ impl EventLoop {
         let total = self.rejected.entry(reason).or_default();
         *total += 1;
         let total = *total;
-        tracing::info!(reason, %detail, %from, "message rejected");
+        // Debug, not info: a flood of bad messages must not become a flood of log lines (in
+        // the page, each is a console call); the counter and the event carry it.
+        tracing::debug!(reason, %detail, %from, "message rejected");
         self.emit(NodeEvent::Rejected {
             reason,
             from: from.to_string(),

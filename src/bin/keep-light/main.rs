@@ -397,6 +397,8 @@ mod cli {
         const ECHO_PREFIX: &str = "echo:";
         /// `burst:N` asks an echo member for N texts at once.
         const BURST_PREFIX: &str = "burst:";
+        /// The texts a burst is made of: `burst-<i>`.
+        const BURST_TEXT_PREFIX: &str = "burst-";
         /// The largest burst one request may ask for.
         const MAX_BURST: usize = 100_000;
 
@@ -429,7 +431,10 @@ mod cli {
                     })
                 );
                 if let Some(queue) = &queue {
-                    if !m.message.text.starts_with(ECHO_PREFIX) {
+                    // Burst texts are a harness's load, not requests: answering them would
+                    // multiply the burst and bury the tab's measurement under echoes.
+                    let text = &m.message.text;
+                    if !text.starts_with(ECHO_PREFIX) && !text.starts_with(BURST_TEXT_PREFIX) {
                         queue
                             .borrow_mut()
                             .push(format!("{ECHO_PREFIX}{}", m.message.text));
@@ -468,7 +473,7 @@ mod cli {
             async fn burst(&mut self, n: usize) {
                 for i in 0..n {
                     let message = Text {
-                        text: format!("burst-{i}"),
+                        text: format!("{BURST_TEXT_PREFIX}{i}"),
                     };
                     if let Err(e) = self.channel.send(CHANNEL_TEXT_TYPE, &message).await {
                         println!(
