@@ -15,6 +15,7 @@ use keep_light::{
     },
     wire::{self, Envelope},
 };
+use libp2p::PeerId;
 
 const HELLO: &str = "test.Hello";
 
@@ -149,9 +150,30 @@ fn envelope(sender: &OperatorKey, kind: &str, payload: Vec<u8>, sequence: u64) -
     wire::encode_envelope(&envelope, wire::DEFAULT_MAX_MESSAGE_SIZE).unwrap()
 }
 
+/// The rejections reported so far: (reason, forwarder, author, forwarder penalised).
+fn rejections(events: &mut EventReceiver) -> Vec<(&'static str, PeerId, Option<PeerId>, bool)> {
+    std::iter::from_fn(|| events.try_recv().ok())
+        .filter_map(|event| match event {
+            NodeEvent::Rejected {
+                reason,
+                from,
+                author,
+                penalised,
+                ..
+            } => Some((
+                reason,
+                from.parse().unwrap(),
+                author.map(|a| a.parse().unwrap()),
+                penalised,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn interception_outsider_forged_altered_replayed_and_dropped_messages() {
-    let (relay_node, _relay_events, relay) = start_relay().await;
+    let (relay_node, mut relay_events, relay) = start_relay().await;
     let (honest, mallory, outsider) = (
         OperatorKey::generate(),
         OperatorKey::generate(),
@@ -166,7 +188,7 @@ async fn interception_outsider_forged_altered_replayed_and_dropped_messages() {
     ];
     let topic = group_topic(&members);
 
-    let (receiver, _receiver_events) = start_member(receiver_key, &relay).await;
+    let (receiver, mut receiver_events) = start_member(receiver_key, &relay).await;
     let (mut receiver_channel, received) = open(&receiver, &members).await;
     let (honest_node, _e1) = start_member(honest.clone(), &relay).await;
     let (mut honest_channel, _) = open(&honest_node, &members).await;
@@ -232,6 +254,27 @@ async fn interception_outsider_forged_altered_replayed_and_dropped_messages() {
     ] {
         assert_eq!(counts.get(reason), Some(&1), "{reason}: {counts:?}");
     }
+    // Blame: the members' refusals name the author and spare the relay, which forwarded in
+    // good faith (it knows no groups); the relay's own refusal of the forgery penalises Mallory,
+    // who handed it over directly.
+    let (relay_peer, mallory_peer) = (relay_node.peer_id(), mallory_node.peer_id());
+    let mut at_receiver = rejections(&mut receiver_events);
+    at_receiver.sort();
+    let by = |author: PeerId, reason| (reason, relay_peer, Some(author), false);
+    assert_eq!(
+        at_receiver,
+        vec![
+            by(outsider_node.peer_id(), "non_member"),
+            by(mallory_peer, "replay"),
+            by(mallory_peer, "undecodable_payload"),
+            by(mallory_peer, "unknown_type"),
+        ]
+    );
+    assert_eq!(
+        rejections(&mut relay_events),
+        vec![("spoofed_sender", mallory_peer, Some(mallory_peer), true)]
+    );
+
     // Handlers saw only good messages: Mallory's 132 genuine Hellos (3..=134), the honest
     // member's one, nothing from the outsider, the forgery or the replay.
     let received = received.borrow();

@@ -214,10 +214,15 @@ pub enum NodeEvent {
         #[serde(serialize_with = "text_or_hex")]
         data: Vec<u8>,
     },
-    /// A message was rejected; `total` is the count for this reason so far.
+    /// A message was rejected; `total` is the count for this reason so far. `from` forwarded
+    /// it, `author` signed it; `penalised` says whether `from` got gossipsub's Reject (see
+    /// [`group_acceptance`]).
     Rejected {
         reason: &'static str,
         from: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        author: Option<String>,
+        penalised: bool,
         detail: String,
         total: u64,
     },
@@ -271,6 +276,19 @@ impl NodeEvent {
         // Serialising these plain structs cannot fail.
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
+    }
+}
+
+/// Gossipsub's verdict on a message a group refused (non-member, unknown type, bad payload,
+/// replay, a failed application check). Those judge what the author signed, and relays, which
+/// know no groups, forward such messages in good faith. So the forwarder gets Reject (gossipsub's
+/// penalty) only when it is the author; otherwise the message just goes no further (Ignore), and
+/// the offence is the author's (named in [`NodeEvent::Rejected`]).
+fn group_acceptance(author: PeerId, forwarder: PeerId) -> MessageAcceptance {
+    if author == forwarder {
+        MessageAcceptance::Reject
+    } else {
+        MessageAcceptance::Ignore
     }
 }
 
@@ -779,8 +797,15 @@ impl EventLoop {
                         MessageAcceptance::Accept
                     }
                     Err(detail) => {
-                        self.count_rejection("invalid", awaiting.source, detail);
-                        MessageAcceptance::Reject
+                        let acceptance = group_acceptance(awaiting.author, awaiting.source);
+                        self.count_rejection(
+                            "invalid",
+                            awaiting.source,
+                            Some(awaiting.author),
+                            acceptance,
+                            detail,
+                        );
+                        acceptance
                     }
                 };
                 swarm
@@ -874,7 +899,14 @@ impl EventLoop {
     }
 
     /// Counts a rejection by reason and reports it as an event.
-    fn count_rejection(&mut self, reason: &'static str, from: PeerId, detail: String) {
+    fn count_rejection(
+        &mut self,
+        reason: &'static str,
+        from: PeerId,
+        author: Option<PeerId>,
+        acceptance: MessageAcceptance,
+        detail: String,
+    ) {
         let total = self.rejected.entry(reason).or_default();
         *total += 1;
         let total = *total;
@@ -884,6 +916,8 @@ impl EventLoop {
         self.emit(NodeEvent::Rejected {
             reason,
             from: from.to_string(),
+            author: author.map(|a| a.to_string()),
+            penalised: acceptance == MessageAcceptance::Reject,
             detail,
             total,
         });
@@ -972,9 +1006,14 @@ impl EventLoop {
                 message,
             } => {
                 let topic = message.topic.as_str().to_owned();
+                let author = message.source;
+                // Whether the verdict is a group's (membership, type, payload, replay) rather
+                // than the envelope checks every node, relays included, makes.
+                let mut group_level = false;
                 let verdict = match self.check(&message) {
                     Err((reason, detail)) => Verdict::Reject(reason, detail),
                     Ok((envelope, sender)) if self.channels.is_open(&topic) => {
+                        group_level = true;
                         let delivery = Delivery {
                             awaiting: None,
                             from: message.source.unwrap_or(propagation_source),
@@ -1009,8 +1048,20 @@ impl EventLoop {
                 let acceptance = match verdict {
                     Verdict::Accept => MessageAcceptance::Accept,
                     Verdict::Reject(reason, detail) => {
-                        self.count_rejection(reason, propagation_source, detail);
-                        MessageAcceptance::Reject
+                        let acceptance = match author {
+                            Some(author) if group_level => {
+                                group_acceptance(author, propagation_source)
+                            }
+                            _ => MessageAcceptance::Reject,
+                        };
+                        self.count_rejection(
+                            reason,
+                            propagation_source,
+                            author,
+                            acceptance,
+                            detail,
+                        );
+                        acceptance
                     }
                     Verdict::Ignore(reason) => {
                         let total = self.channel_counts.entry(reason).or_default();
@@ -1018,7 +1069,7 @@ impl EventLoop {
                         let total = *total;
                         // Duplicates are the normal cost of retransmission: counted, not reported.
                         if reason != "duplicate" {
-                            tracing::warn!(%topic, reason, "message dropped");
+                            tracing::debug!(%topic, reason, "message dropped");
                             self.emit(NodeEvent::Dropped {
                                 reason,
                                 topic: Some(topic),

@@ -56,8 +56,10 @@ pub struct Delivery {
 pub struct Awaiting {
     /// Gossipsub's message id.
     pub id: MessageId,
-    /// The peer it came from (the one a rejection penalises).
+    /// The peer it came from.
     pub source: PeerId,
+    /// Its pubsub author (signed): the one an application rejection blames.
+    pub author: PeerId,
 }
 
 /// Checks that a payload decodes as the registered type ([`payload_check`] makes one per
@@ -209,6 +211,7 @@ impl ChannelTable {
             delivery.awaiting = Some(Awaiting {
                 id: id.clone(),
                 source,
+                author: delivery.from,
             });
         }
         if channel.backlog.is_empty() {
