@@ -11,7 +11,7 @@ use keep_light::{
     net::{
         channel::{group_topic, Channel, ChannelConfig, Received, Registry},
         retransmit::Strategy,
-        EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role,
+        EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role, Router,
     },
     wire::{self, Envelope},
 };
@@ -29,7 +29,12 @@ struct Hello {
 type Seen = Rc<RefCell<HashMap<Address, u32>>>;
 
 async fn start_relay() -> (NodeHandle, EventReceiver, String) {
+    start_relay_with(Router::Gossipsub).await
+}
+
+async fn start_relay_with(router: Router) -> (NodeHandle, EventReceiver, String) {
     let config = NodeConfig::new(OperatorKey::generate())
+        .with_router(router)
         .with_role(Role::Relay)
         .with_listen(vec!["/memory/0".parse().unwrap()]);
     let (relay, mut events) = Node::start(config).await.unwrap();
@@ -44,7 +49,17 @@ async fn start_relay() -> (NodeHandle, EventReceiver, String) {
 }
 
 async fn start_member(key: OperatorKey, relay: &str) -> (NodeHandle, EventReceiver) {
-    let config = NodeConfig::new(key).with_bootstrap(vec![relay.to_owned()]);
+    start_member_with(key, relay, Router::Gossipsub).await
+}
+
+async fn start_member_with(
+    key: OperatorKey,
+    relay: &str,
+    router: Router,
+) -> (NodeHandle, EventReceiver) {
+    let config = NodeConfig::new(key)
+        .with_router(router)
+        .with_bootstrap(vec![relay.to_owned()]);
     Node::start(config).await.unwrap()
 }
 
@@ -77,15 +92,24 @@ async fn drive(channels: &mut [Channel], rounds: usize, done: impl Fn() -> bool)
 
 #[tokio::test]
 async fn sixty_four_members_each_receive_every_other_members_message_exactly_once() {
-    const N: usize = 64;
-    let (_relay, _relay_events, relay) = start_relay().await;
-    let keys: Vec<OperatorKey> = (0..N).map(|_| OperatorKey::generate()).collect();
+    every_member_hears_every_other_once(64, Router::Gossipsub).await;
+}
+
+#[tokio::test]
+async fn floodsub_routing_delivers_each_message_exactly_once_too() {
+    every_member_hears_every_other_once(16, Router::Floodsub).await;
+}
+
+/// `n` members behind one relay, all routing with `router`, each send one message at once.
+async fn every_member_hears_every_other_once(n: usize, router: Router) {
+    let (relay_node, _relay_events, relay) = start_relay_with(router).await;
+    let keys: Vec<OperatorKey> = (0..n).map(|_| OperatorKey::generate()).collect();
     let members: Vec<Address> = keys.iter().map(|k| k.address()).collect();
     let mut nodes = Vec::new();
     let mut channels = Vec::new();
     let mut seen = Vec::new();
     for key in keys {
-        let (node, events) = start_member(key, &relay).await;
+        let (node, events) = start_member_with(key, &relay, router).await;
         let (channel, counts) = open(&node, &members).await;
         nodes.push((node, events));
         channels.push(channel);
@@ -102,13 +126,20 @@ async fn sixty_four_members_each_receive_every_other_members_message_exactly_onc
             )
             .await;
     }
-    let everyone = || seen.iter().all(|s| s.borrow().len() == N - 1);
+    let everyone = || seen.iter().all(|s| s.borrow().len() == n - 1);
     assert!(
         drive(&mut channels, 900, everyone).await,
         "not every member heard everyone"
     );
     // A few more ticks of retransmission: handlers still see each message once.
     drive(&mut channels, 5, || false).await;
+    // The route taken: gossipsub's relay meshes every member; floodsub meshes nobody and
+    // floods to all.
+    let meshed = relay_node.mesh_peers(&group_topic(&members)).await;
+    match router {
+        Router::Gossipsub => assert_eq!(meshed, n),
+        Router::Floodsub => assert_eq!(meshed, 0),
+    }
     for (i, counts) in seen.iter().enumerate() {
         let counts = counts.borrow();
         assert!(!counts.contains_key(&members[i]), "member {i} heard itself");

@@ -21,7 +21,7 @@ use crate::{
     net::{
         channel::{group_topic, Channel, ChannelConfig, Received, Registry},
         retransmit::Strategy,
-        EventReceiver, Node, NodeConfig, NodeHandle,
+        EventReceiver, Node, NodeConfig, NodeHandle, Router,
     },
     platform,
     wire::{Text, CHANNEL_TEXT_TYPE},
@@ -58,18 +58,25 @@ impl KeepClient {
     /// Starts a node that dials `bootstrap` (multiaddrs, `/ws` or `/wss`) and joins `topics`.
     /// `key_hex` is the session key's secret; a fresh key is made when it is absent.
     /// `attestation_json` is the wallet's delegation to that key (from `requestAttestation`),
-    /// sent to every peer right after connecting.
+    /// sent to every peer right after connecting. `router` is the network's pubsub routing,
+    /// `gossipsub` (the default) or `floodsub`.
     pub async fn start(
         bootstrap: Vec<String>,
         topics: Vec<String>,
         key_hex: Option<String>,
         attestation_json: Option<String>,
+        router: Option<String>,
     ) -> Result<KeepClient, JsError> {
         let key = match key_hex {
             Some(hex) => OperatorKey::from_hex(&hex)?,
             None => OperatorKey::generate(),
         };
+        let router = match router {
+            Some(name) => Router::from_str(&name).map_err(|e| JsError::new(&e))?,
+            None => Router::default(),
+        };
         let mut config = NodeConfig::new(key)
+            .with_router(router)
             .with_bootstrap(bootstrap)
             .with_topics(topics);
         if let Some(json) = attestation_json {

@@ -20,6 +20,33 @@ const QUEUE_LEN: usize = 8192;
 /// Mesh size a relay keeps per topic: every member of a group of up to this many.
 const RELAY_MESH: usize = 256;
 
+/// How a network routes pubsub messages; every node of a network must use the same.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Router {
+    /// Gossipsub: a mesh per topic plus lazy gossip, flood publishing (the default).
+    #[default]
+    Gossipsub,
+    /// Floodsub routing: every message goes to every neighbour in its topic at once, with no
+    /// mesh and no gossip (each connected peer is a gossipsub "explicit peer"), on the same
+    /// signed wire: StrictSign, and our checks before anything is forwarded. rust-libp2p's
+    /// floodsub crate is not used: it has no signatures (anyone can claim any author), forwards
+    /// before validation, caps frames at 2 KiB, and reads one RPC per stream, so it cannot even
+    /// follow gossipsub's long-lived streams (tried: it sees only the first RPC).
+    Floodsub,
+}
+
+impl std::str::FromStr for Router {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gossipsub" => Ok(Self::Gossipsub),
+            "floodsub" => Ok(Self::Floodsub),
+            other => Err(format!("unknown router {other:?}: gossipsub or floodsub")),
+        }
+    }
+}
+
 /// What every node runs.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
@@ -30,7 +57,8 @@ pub struct Behaviour {
     pub attest: attest::Behaviour,
 }
 
-/// Builds the behaviour for `role`; `max_message_size` is the envelope limit.
+/// Builds the behaviour for `role`; `max_message_size` is the envelope limit. (The floodsub
+/// router is the node's doing: it makes each connected peer explicit.)
 pub fn build(keypair: &Keypair, role: Role, max_message_size: usize) -> Result<Behaviour, String> {
     let mut config = gossipsub::ConfigBuilder::default();
     config

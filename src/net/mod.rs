@@ -10,6 +10,7 @@ pub mod retransmit;
 pub mod transport;
 pub mod validation;
 
+pub use behaviour::Router;
 pub use node::{
     Encoded, EventReceiver, KindSpec, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role,
     StartError,

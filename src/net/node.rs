@@ -44,7 +44,7 @@ use serde::Serialize;
 
 use super::{
     attest::{AttestRequest, AttestResponse, PeerOperators},
-    behaviour::{self, Behaviour, BehaviourEvent},
+    behaviour::{self, Behaviour, BehaviourEvent, Router},
     bootstrap::{Backoff, BootstrapSchedule, EntryId},
     channel::MembershipFilter,
     transport,
@@ -74,7 +74,7 @@ pub enum Role {
 
 /// Node settings. Defaults (from [`NodeConfig::new`]): role [`Role::Member`], no listen
 /// addresses, no bootstrap peers, no topics, 64 KiB message limit, default [`Backoff`], no
-/// attestation (the key is the operator key), attestations from any chain accepted.
+/// attestation (the key is the operator key), attestations from any chain accepted, gossipsub.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     key: OperatorKey,
@@ -86,6 +86,7 @@ pub struct NodeConfig {
     backoff: Backoff,
     attestation: Option<Attestation>,
     chain_id: Option<u64>,
+    router: Router,
 }
 
 impl NodeConfig {
@@ -101,7 +102,19 @@ impl NodeConfig {
             backoff: Backoff::default(),
             attestation: None,
             chain_id: None,
+            router: Router::default(),
         }
+    }
+
+    /// The operator address of the configured key.
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    /// The network's pubsub router (every node of a network must use the same).
+    pub fn with_router(mut self, router: Router) -> Self {
+        self.router = router;
+        self
     }
 
     /// The wallet's delegation to this node's key, sent to every peer right after connecting
@@ -340,6 +353,7 @@ enum Command {
     },
     CloseChannel(String),
     Counters(oneshot::Sender<HashMap<String, u64>>),
+    MeshPeers(String, oneshot::Sender<usize>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -408,6 +422,7 @@ impl Node {
         let mut state = EventLoop {
             events: events_tx,
             role: config.role,
+            router: config.router,
             address,
             max_message_size: config.max_message_size,
             // Start from the wall clock (µs), so a restarted node's sequence numbers continue
@@ -596,6 +611,15 @@ impl NodeHandle {
         self.ask(Command::Counters).await.unwrap_or_default()
     }
 
+    /// How many peers are in this node's gossipsub mesh for `topic` (0 under the floodsub
+    /// router, which floods to every neighbour instead; 0 when stopped).
+    pub async fn mesh_peers(&self, topic: &str) -> usize {
+        let topic = topic.to_owned();
+        self.ask(|reply| Command::MeshPeers(topic, reply))
+            .await
+            .unwrap_or_default()
+    }
+
     /// The operator address behind a connected peer: from its verified attestation, else from its
     /// key. `None` when unknown, not connected, or the node has stopped.
     pub async fn peer_operator(&self, peer: PeerId) -> Option<Address> {
@@ -614,6 +638,7 @@ impl NodeHandle {
 struct EventLoop {
     events: mpsc::UnboundedSender<NodeEvent>,
     role: Role,
+    router: Router,
     address: Address,
     max_message_size: usize,
     sequence: u64,
@@ -836,6 +861,10 @@ impl EventLoop {
                 }
                 let _ = reply.send(all);
             }
+            Command::MeshPeers(topic, reply) => {
+                let hash = IdentTopic::new(topic).hash();
+                let _ = reply.send(swarm.behaviour().gossipsub.mesh_peers(&hash).count());
+            }
             Command::PeerOperator(peer, reply) => {
                 let _ = reply.send(self.peers.operator(&peer, platform::utc_now()));
             }
@@ -943,6 +972,10 @@ impl EventLoop {
                 }
                 if num_established.get() == 1 {
                     self.peers.connected(peer_id);
+                    if self.router == Router::Floodsub {
+                        // Floodsub routing: an explicit peer gets every message of its topics.
+                        swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer_id);
+                    }
                     if let Some(attestation) = &self.attestation {
                         swarm.behaviour_mut().attest.send_request(
                             &peer_id,
@@ -968,6 +1001,13 @@ impl EventLoop {
                 }
                 if num_established == 0 {
                     self.peers.disconnected(&peer_id);
+                    if self.router == Router::Floodsub {
+                        // Or gossipsub would keep redialling it.
+                        swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .remove_explicit_peer(&peer_id);
+                    }
                     self.emit(NodeEvent::Disconnected {
                         peer: peer_id.to_string(),
                     });

@@ -39,14 +39,16 @@ export class KeepLight extends EventTarget {
   /**
    * Starts a node and dials the bootstrap relays.
    * @param {{bootstrap: string[], topics?: string[], keyHex?: string,
-   *          attestation?: {message: string, signature: string}}} options
-   *   `attestation` (from requestAttestation) is sent to every peer right after connecting.
+   *          attestation?: {message: string, signature: string},
+   *          router?: 'gossipsub' | 'floodsub'}} options
+   *   `attestation` (from requestAttestation) is sent to every peer right after connecting;
+   *   `router` must be the network's pubsub routing (default gossipsub).
    * @returns {Promise<KeepLight>}
    */
-  static async connect({ bootstrap, topics = [], keyHex, attestation } = {}) {
+  static async connect({ bootstrap, topics = [], keyHex, attestation, router } = {}) {
     await loadWasm();
     const client = await KeepClient.start(bootstrap ?? [], topics, keyHex,
-      attestation ? JSON.stringify(attestation) : undefined);
+      attestation ? JSON.stringify(attestation) : undefined, router);
     return new KeepLight(client);
   }
 

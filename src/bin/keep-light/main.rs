@@ -21,7 +21,7 @@ mod cli {
     use futures::StreamExt;
     use keep_light::{
         identity::{keystore, Address, OperatorKey},
-        net::{Node, NodeConfig, NodeEvent, NodeHandle, Role},
+        net::{Node, NodeConfig, NodeEvent, NodeHandle, Role, Router},
     };
     use libp2p::Multiaddr;
     use serde_json::json;
@@ -63,6 +63,9 @@ mod cli {
             /// Accept only attestations for this chain id.
             #[arg(long)]
             chain_id: Option<u64>,
+            /// Pubsub routing of the network: gossipsub or floodsub (all nodes alike).
+            #[arg(long, default_value = "gossipsub")]
+            router: Router,
         },
         /// Run a member node: join topics, print events, publish lines read on stdin.
         Node {
@@ -77,6 +80,9 @@ mod cli {
             /// Listen address (repeatable); members normally only dial.
             #[arg(long = "listen")]
             listen: Vec<Multiaddr>,
+            /// Pubsub routing of the network: gossipsub or floodsub (all nodes alike).
+            #[arg(long, default_value = "gossipsub")]
+            router: Router,
             /// Republish every received message on its topic (a peer for round-trip benchmarks;
             /// never run two echo nodes in one topic). With --member: answer each group text
             /// with `echo:<text>` on the group channel, and a text `burst:N` with N texts
@@ -188,15 +194,24 @@ mod cli {
                     key_hex,
                     firewall: Firewall::Open,
                     chain_id,
-                } => relay(listen, data_dir, key_hex, chain_id).await,
+                    router,
+                } => relay(listen, data_dir, key_hex, chain_id, router).await,
                 Command::Node {
                     bootstrap,
                     key,
                     join,
                     listen,
+                    router,
                     echo,
                     members,
-                } => node(bootstrap, &key, join, listen, echo, members).await,
+                } => {
+                    let config = NodeConfig::new(key.load()?)
+                        .with_router(router)
+                        .with_bootstrap(bootstrap)
+                        .with_topics(join)
+                        .with_listen(listen);
+                    node(config, echo, members).await
+                }
                 Command::Bls { .. } | Command::Attest { .. } => {
                     unreachable!("handled before the runtime starts")
                 }
@@ -271,6 +286,7 @@ mod cli {
         data_dir: Option<PathBuf>,
         key_hex: Option<String>,
         chain_id: Option<u64>,
+        router: Router,
     ) -> Result<(), String> {
         let key = relay_key(data_dir, key_hex)?;
         let listen = if listen.is_empty() {
@@ -283,6 +299,7 @@ mod cli {
         };
         let mut config = NodeConfig::new(key)
             .with_role(Role::Relay)
+            .with_router(router)
             .with_listen(listen);
         if let Some(chain_id) = chain_id {
             config = config.with_chain_id(chain_id);
@@ -313,25 +330,13 @@ mod cli {
         Ok(())
     }
 
-    async fn node(
-        bootstrap: Vec<String>,
-        key: &KeyArgs,
-        join: Vec<String>,
-        listen: Vec<Multiaddr>,
-        echo: bool,
-        members: Vec<Address>,
-    ) -> Result<(), String> {
-        let key = key.load()?;
-        if !members.is_empty() && !members.contains(&key.address()) {
+    async fn node(config: NodeConfig, echo: bool, members: Vec<Address>) -> Result<(), String> {
+        let address = config.address();
+        if !members.is_empty() && !members.contains(&address) {
             return Err(format!(
-                "--member must list this node's own address {}",
-                key.address()
+                "--member must list this node's own address {address}"
             ));
         }
-        let config = NodeConfig::new(key)
-            .with_bootstrap(bootstrap)
-            .with_topics(join)
-            .with_listen(listen);
         let shutdown = shutdown_signal()?;
         tokio::pin!(shutdown);
         let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
