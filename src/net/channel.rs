@@ -517,17 +517,17 @@ impl Channel {
             .dispatch(delivery.from, delivery.sender, delivery.envelope)
     }
 
-    /// Runs handlers for every message already queued, without waiting; returns how many.
-    /// Messages of types with an application validator only start validating here: drive them
-    /// with [`Channel::next`].
+    /// Runs handlers for every message already queued, without waiting; returns how many
+    /// messages it finished (handled or refused). Validations follow the same bound as in
+    /// [`Channel::next`]: those that have finished are concluded here, and new ones start while
+    /// fewer than `max_validations` run; the rest wait for the next call.
     pub fn drain(&mut self) -> usize {
-        let mut handled = 0;
-        while let Ok(delivery) = self.inbox.try_recv() {
-            if self.take(delivery).is_some() {
-                handled += 1;
-            }
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        let mut finished = 0;
+        while let Poll::Ready(Some(_)) = self.poll_next(&mut cx) {
+            finished += 1;
         }
-        handled
+        finished
     }
 
     /// Leaves the topic and frees the channel's state in the node.
