@@ -5,6 +5,7 @@ pub mod attest;
 pub mod behaviour;
 pub mod bootstrap;
 pub mod channel;
+pub mod firewall;
 pub mod node;
 pub mod retransmit;
 pub mod transport;

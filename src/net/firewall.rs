@@ -1,0 +1,392 @@
+//! Who may stay connected: timed bans with escalation (sans-IO).
+//!
+//! [`BanList`] is a plain state machine over wall-clock time (`now` = time since the Unix epoch,
+//! passed in, so bans survive a restart and tests jump time freely). Call order: [`BanList::ban`]
+//! or [`BanList::ban_for`] when a peer offends; [`BanList::banned`] to gate a connection;
+//! [`BanList::poll_timeout`] for the next expiry and [`BanList::expire`] at or after it, which
+//! returns the bans that ended. The node (`node.rs`) turns bans into severed connections, refused
+//! dials and `banned`/`unbanned` events; the relay CLI persists [`BanList::records`] in
+//! `--data-dir`.
+
+use std::{collections::HashMap, time::Duration};
+
+use libp2p::PeerId;
+use serde::{Deserialize, Serialize};
+
+/// How long offences ban a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BanPolicy {
+    /// Ban length for the 1st, 2nd, … offence; the last applies to every later one.
+    pub steps: Vec<Duration>,
+    /// Offences are forgotten this long after the last one: the next starts from the first step.
+    pub forget_after: Duration,
+    /// Peers remembered at most (banned or with offences on record).
+    pub max_entries: usize,
+}
+
+impl Default for BanPolicy {
+    /// 1 min → 10 min → 1 h, forgotten after a day without offence, 65,536 peers.
+    fn default() -> Self {
+        Self {
+            steps: vec![
+                Duration::from_secs(60),
+                Duration::from_secs(600),
+                Duration::from_secs(3600),
+            ],
+            forget_after: Duration::from_secs(24 * 3600),
+            max_entries: 1 << 16,
+        }
+    }
+}
+
+/// One peer's standing, as persisted (times in ms since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BanRecord {
+    pub peer: String,
+    pub reason: String,
+    /// Banned until then; in the past when the ban has ended but offences are remembered.
+    pub until_ms: u64,
+    pub offences: u32,
+    pub last_offence_ms: u64,
+}
+
+/// A ban that was just imposed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ban {
+    pub until: Duration,
+    pub duration: Duration,
+    /// Offences on record, this one included.
+    pub offences: u32,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    reason: String,
+    until: Duration,
+    offences: u32,
+    last_offence: Duration,
+    /// A ban whose end has not been reported by [`BanList::expire`] yet.
+    running: bool,
+}
+
+/// Banned peers and remembered offences; see the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct BanList {
+    policy: BanPolicy,
+    entries: HashMap<PeerId, Entry>,
+}
+
+impl BanList {
+    pub fn new(policy: BanPolicy) -> Self {
+        Self {
+            policy,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Restores persisted records at `now` (malformed peer IDs are skipped and counted in the
+    /// result; bans that ended meanwhile are not reported again).
+    pub fn restore(policy: BanPolicy, records: &[BanRecord], now: Duration) -> (Self, usize) {
+        let mut list = Self::new(policy);
+        let mut skipped = 0;
+        for record in records {
+            match record.peer.parse::<PeerId>() {
+                Ok(peer) => {
+                    list.insert(
+                        peer,
+                        Entry {
+                            reason: record.reason.clone(),
+                            until: Duration::from_millis(record.until_ms),
+                            offences: record.offences,
+                            last_offence: Duration::from_millis(record.last_offence_ms),
+                            running: Duration::from_millis(record.until_ms) > now,
+                        },
+                    );
+                }
+                Err(_) => skipped += 1,
+            }
+        }
+        (list, skipped)
+    }
+
+    /// An offence: bans `peer` for the policy's next step. `None` when it is already banned
+    /// (offences during a ban, such as the rest of a burst already in flight, do not escalate).
+    pub fn ban(&mut self, peer: PeerId, reason: &str, now: Duration) -> Option<Ban> {
+        if self.banned(&peer, now).is_some() {
+            return None;
+        }
+        let offences = self.offences_after(&peer, now) + 1;
+        let step = (offences as usize - 1).min(self.policy.steps.len().saturating_sub(1));
+        let duration = self.policy.steps.get(step).copied().unwrap_or_default();
+        Some(self.impose(peer, reason, now, duration, offences))
+    }
+
+    /// An offence with an explicit ban length (an operator's decision); it still counts
+    /// towards escalation. Replaces a running ban.
+    pub fn ban_for(
+        &mut self,
+        peer: PeerId,
+        duration: Duration,
+        reason: &str,
+        now: Duration,
+    ) -> Ban {
+        let offences = self.offences_after(&peer, now) + 1;
+        self.impose(peer, reason, now, duration, offences)
+    }
+
+    /// Ends a ban now (offences stay on record). Whether one was running.
+    pub fn unban(&mut self, peer: &PeerId, now: Duration) -> bool {
+        match self.entries.get_mut(peer) {
+            Some(entry) if entry.until > now => {
+                entry.until = now;
+                entry.running = false;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Why and until when `peer` is banned, if it is.
+    pub fn banned(&self, peer: &PeerId, now: Duration) -> Option<(&str, Duration)> {
+        self.entries
+            .get(peer)
+            .filter(|e| e.until > now)
+            .map(|e| (e.reason.as_str(), e.until))
+    }
+
+    /// The earliest time a running ban ends.
+    pub fn poll_timeout(&self, now: Duration) -> Option<Duration> {
+        self.entries
+            .values()
+            .map(|e| e.until)
+            .filter(|until| *until > now)
+            .min()
+    }
+
+    /// Ends the bans due at `now`; returns each ended ban's peer and reason, once. Forgets
+    /// peers whose offences are older than the policy remembers.
+    pub fn expire(&mut self, now: Duration) -> Vec<(PeerId, String)> {
+        let mut ended = Vec::new();
+        for (peer, entry) in &mut self.entries {
+            if entry.running && entry.until <= now {
+                entry.running = false;
+                ended.push((*peer, entry.reason.clone()));
+            }
+        }
+        let forget_after = self.policy.forget_after;
+        self.entries
+            .retain(|_, e| e.until > now || now.saturating_sub(e.last_offence) < forget_after);
+        ended
+    }
+
+    /// Every entry, for persistence.
+    pub fn records(&self) -> Vec<BanRecord> {
+        let mut records: Vec<BanRecord> = self
+            .entries
+            .iter()
+            .map(|(peer, e)| BanRecord {
+                peer: peer.to_string(),
+                reason: e.reason.clone(),
+                until_ms: e.until.as_millis() as u64,
+                offences: e.offences,
+                last_offence_ms: e.last_offence.as_millis() as u64,
+            })
+            .collect();
+        records.sort_by(|a, b| a.peer.cmp(&b.peer));
+        records
+    }
+
+    /// Peers on record (banned or remembered).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Offences on record that still count at `now`.
+    fn offences_after(&self, peer: &PeerId, now: Duration) -> u32 {
+        self.entries
+            .get(peer)
+            .filter(|e| now.saturating_sub(e.last_offence) < self.policy.forget_after)
+            .map_or(0, |e| e.offences)
+    }
+
+    fn impose(
+        &mut self,
+        peer: PeerId,
+        reason: &str,
+        now: Duration,
+        duration: Duration,
+        offences: u32,
+    ) -> Ban {
+        let until = now + duration;
+        self.insert(
+            peer,
+            Entry {
+                reason: reason.to_owned(),
+                until,
+                offences,
+                last_offence: now,
+                running: true,
+            },
+        );
+        Ban {
+            until,
+            duration,
+            offences,
+        }
+    }
+
+    /// Inserts, making room first: the entry with the oldest offence that is not banned goes,
+    /// else the ban that ends first.
+    fn insert(&mut self, peer: PeerId, entry: Entry) {
+        if !self.entries.contains_key(&peer) && self.entries.len() >= self.policy.max_entries.max(1)
+        {
+            let now = entry.last_offence;
+            let victim = self
+                .entries
+                .iter()
+                .min_by_key(|(_, e)| (e.until > now, e.last_offence, e.until))
+                .map(|(p, _)| *p);
+            if let Some(victim) = victim {
+                self.entries.remove(&victim);
+            }
+        }
+        self.entries.insert(peer, entry);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn at(minutes: u64) -> Duration {
+        // An arbitrary epoch offset, so nothing depends on time starting at zero.
+        Duration::from_secs(1_800_000_000) + MIN * minutes as u32
+    }
+
+    #[test]
+    fn offences_escalate_one_minute_ten_minutes_one_hour_then_stay_at_an_hour() {
+        let mut bans = BanList::default();
+        let peer = PeerId::random();
+        let mut now = at(0);
+        let mut lengths = Vec::new();
+        for _ in 0..5 {
+            let ban = bans
+                .ban(peer, "spoofed_sender", now)
+                .expect("not banned yet");
+            lengths.push(ban.duration.as_secs() / 60);
+            assert_eq!(bans.banned(&peer, now), Some(("spoofed_sender", ban.until)));
+            // Still banned a moment before the end, free at it.
+            assert!(bans
+                .banned(&peer, ban.until - Duration::from_millis(1))
+                .is_some());
+            now = ban.until;
+            assert_eq!(bans.banned(&peer, now), None);
+        }
+        assert_eq!(lengths, vec![1, 10, 60, 60, 60]);
+    }
+
+    #[test]
+    fn offences_during_a_ban_do_not_escalate_it() {
+        let mut bans = BanList::default();
+        let peer = PeerId::random();
+        let first = bans.ban(peer, "spoofed_sender", at(0)).unwrap();
+        assert_eq!(bans.ban(peer, "spoofed_sender", at(0)), None);
+        assert_eq!(bans.banned(&peer, at(0)).unwrap().1, first.until);
+        assert_eq!(bans.ban(peer, "x", at(1)).unwrap().offences, 2);
+    }
+
+    #[test]
+    fn offences_are_forgotten_after_a_quiet_day() {
+        let mut bans = BanList::default();
+        let peer = PeerId::random();
+        bans.ban(peer, "a", at(0)).unwrap();
+        bans.ban(peer, "a", at(2)).unwrap();
+        let day = 24 * 60;
+        // Counted from the last offence (minute 2), not from the end of its ban.
+        let third = 2 + day - 1;
+        assert_eq!(bans.ban(peer, "a", at(third)).unwrap().offences, 3);
+        let ban = bans.ban(peer, "a", at(third + day + 1)).unwrap();
+        assert_eq!((ban.offences, ban.duration), (1, MIN));
+    }
+
+    #[test]
+    fn expiry_reports_each_ended_ban_once_and_the_next_deadline() {
+        let mut bans = BanList::default();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        bans.ban(a, "first", at(0)).unwrap();
+        bans.ban_for(b, MIN * 5, "operator", at(0));
+        assert_eq!(bans.poll_timeout(at(0)), Some(at(1)));
+        assert_eq!(bans.expire(at(1)), vec![(a, "first".to_owned())]);
+        assert_eq!(bans.poll_timeout(at(1)), Some(at(5)));
+        assert_eq!(bans.expire(at(2)), vec![]);
+        assert_eq!(bans.expire(at(6)), vec![(b, "operator".to_owned())]);
+        assert_eq!(bans.expire(at(7)), vec![]);
+        assert_eq!(bans.poll_timeout(at(6)), None);
+        // Still remembered for escalation until the day is over.
+        assert_eq!(bans.len(), 2);
+        bans.expire(at(6 + 24 * 60));
+        assert!(bans.is_empty());
+    }
+
+    #[test]
+    fn unban_ends_the_ban_but_keeps_the_offence() {
+        let mut bans = BanList::default();
+        let peer = PeerId::random();
+        bans.ban(peer, "a", at(0)).unwrap();
+        assert!(bans.unban(&peer, at(0)));
+        assert!(!bans.unban(&peer, at(0)));
+        assert_eq!(
+            bans.expire(at(1)),
+            vec![],
+            "an ended ban is not reported again"
+        );
+        assert_eq!(bans.banned(&peer, at(0)), None);
+        assert_eq!(bans.ban(peer, "a", at(0)).unwrap().offences, 2);
+    }
+
+    #[test]
+    fn records_round_trip_and_skip_malformed_peers() {
+        let mut bans = BanList::default();
+        let peer = PeerId::random();
+        bans.ban(peer, "spoofed_sender", at(0)).unwrap();
+        let mut records = bans.records();
+        records.push(BanRecord {
+            peer: "not a peer".into(),
+            reason: "x".into(),
+            until_ms: 0,
+            offences: 1,
+            last_offence_ms: 0,
+        });
+        let json = serde_json::to_string(&records).unwrap();
+        let parsed: Vec<BanRecord> = serde_json::from_str(&json).unwrap();
+        let (restored, skipped) = BanList::restore(BanPolicy::default(), &parsed, at(0));
+        assert_eq!(skipped, 1);
+        assert_eq!(restored.records(), bans.records());
+        assert!(restored.banned(&peer, at(0)).is_some());
+        // The restored list escalates from where it was.
+        let mut restored = restored;
+        assert_eq!(restored.ban(peer, "a", at(1)).unwrap().offences, 2);
+    }
+
+    #[test]
+    fn the_list_is_bounded_and_evicts_unbanned_offenders_first() {
+        let policy = BanPolicy {
+            max_entries: 2,
+            ..BanPolicy::default()
+        };
+        let mut bans = BanList::new(policy);
+        let (old, banned, new) = (PeerId::random(), PeerId::random(), PeerId::random());
+        bans.ban_for(old, MIN, "a", at(0));
+        bans.ban_for(banned, MIN * 60, "b", at(1));
+        bans.ban(new, "c", at(10)).unwrap();
+        assert_eq!(bans.len(), 2);
+        assert!(bans.banned(&banned, at(10)).is_some());
+        assert!(bans.banned(&new, at(10)).is_some());
+    }
+}
