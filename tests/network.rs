@@ -7,7 +7,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use keep_light::{
     identity::{attestation, OperatorKey},
-    net::{EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role},
+    net::{
+        bootstrap::Backoff, firewall::BanPolicy, EventReceiver, Node, NodeConfig, NodeEvent,
+        NodeHandle, Role,
+    },
     wire::{self, Envelope},
 };
 use prost::Message as _;
@@ -108,56 +111,173 @@ async fn members_on_tcp_and_websocket_exchange_signed_messages() {
     assert!(matches!(event, NodeEvent::Message { from, .. } if from == b.peer_id().to_string()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_garbage_and_oversize_messages_are_rejected_and_counted() {
-    let (_relay, mut relay_events, tcp, _ws) = start_relay().await;
-    let (bad, _bad_events) = start_member(vec![tcp.clone()]).await;
-    let (_good, mut good_events) = start_member(vec![tcp]).await;
-    deliver(&bad, &mut good_events, "warm-up").await;
-
-    // An envelope claiming another operator as sender.
-    let spoofed = Envelope {
+/// An envelope from `bad`'s node claiming another operator as its sender.
+fn spoofed_envelope() -> Vec<u8> {
+    Envelope {
         r#type: "net.Text".into(),
         payload: b"i am someone else".to_vec(),
         sender: OperatorKey::generate().address().as_bytes().to_vec(),
         sequence: 1,
         group: Vec::new(),
     }
-    .encode_to_vec();
-    bad.publish_raw(TOPIC, spoofed).await.unwrap();
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_garbage_and_oversize_messages_are_rejected_counted_and_the_forger_banned() {
+    let (relay, mut relay_events, tcp, _ws) = start_relay().await;
+    let (bad, _bad_events) = start_member(vec![tcp.clone()]).await;
+    let (good, mut good_events) = start_member(vec![tcp.clone()]).await;
+    deliver(&bad, &mut good_events, "warm-up").await;
+
+    // Garbage first, then the forgery, which gets the forger banned.
     bad.publish_raw(TOPIC, vec![0x0a, 0xff, 0xff, 0x01])
         .await
         .unwrap();
     bad.publish_raw(TOPIC, vec![0u8; wire::DEFAULT_MAX_MESSAGE_SIZE + 100])
         .await
         .unwrap();
+    bad.publish_raw(TOPIC, spoofed_envelope()).await.unwrap();
 
     let mut reasons = Vec::new();
-    while reasons.len() < 3 {
-        let reason = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-            NodeEvent::Rejected { reason, total, .. } => Some((*reason, *total)),
+    let mut banned = None;
+    while reasons.len() < 3 || banned.is_none() {
+        let event = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+            NodeEvent::Rejected { .. } | NodeEvent::Banned { .. } => Some(e.clone()),
             _ => None,
         })
         .await
-        .expect("the relay rejects each bad message");
-        reasons.push(reason);
+        .expect("the relay rejects each bad message and bans the forger");
+        match event {
+            NodeEvent::Rejected { reason, total, .. } => reasons.push((reason, total)),
+            NodeEvent::Banned {
+                peer,
+                reason,
+                duration_ms,
+                offences,
+                ..
+            } => banned = Some((peer, reason, duration_ms, offences)),
+            _ => unreachable!(),
+        }
     }
     reasons.sort();
     assert_eq!(
         reasons,
         vec![("oversize", 1), ("spoofed_sender", 1), ("undecodable", 1)]
     );
+    // Garbage is counted; only the forgery is an offence (the default first step: a minute).
+    assert_eq!(
+        banned,
+        Some((
+            bad.peer_id().to_string(),
+            "spoofed_sender".into(),
+            60_000,
+            1
+        ))
+    );
+    let records = relay.bans().await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].peer, bad.peer_id().to_string());
 
-    // The relay keeps serving, and none of the bad messages reached the good member.
+    // The relay keeps serving everyone else, and none of the bad messages reached the good
+    // member.
+    let (other, _other_events) = start_member(vec![tcp]).await;
     let after = "still serving";
-    bad.publish(TOPIC, after.as_bytes().to_vec()).await.unwrap();
-    let first = next_matching(&mut good_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Message { data, .. } => Some(data.clone()),
+    let first = loop {
+        let _ = other.publish(TOPIC, after.as_bytes().to_vec()).await;
+        if let Some(data) = next_matching(&mut good_events, Duration::from_millis(300), |e| match e
+        {
+            NodeEvent::Message { data, .. } => Some(data.clone()),
+            _ => None,
+        })
+        .await
+        {
+            break data;
+        }
+    };
+    assert_eq!(first, after.as_bytes());
+    drop(good);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_peer_is_refused_until_the_ban_ends_then_admitted_again() {
+    // Short steps so the test sees a ban end: 2 s, then 4 s.
+    let policy = BanPolicy {
+        steps: vec![Duration::from_secs(2), Duration::from_secs(4)],
+        ..BanPolicy::default()
+    };
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_ban_policy(policy)
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let (relay, mut relay_events) = Node::start(config).await.unwrap();
+    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } => Some(address.clone()),
         _ => None,
     })
     .await
-    .expect("a valid message after the bad ones is delivered");
-    assert_eq!(first, after.as_bytes());
+    .unwrap();
+    // The forger redials quickly (its bootstrap backoff), so refusals are seen during the ban.
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_bootstrap(vec![tcp])
+        .with_topics(vec![TOPIC.into()])
+        .with_backoff(
+            Backoff::default()
+                .with_base(Duration::from_millis(100))
+                .with_cap(Duration::from_millis(300)),
+        );
+    let (bad, _bad_events) = Node::start(config).await.unwrap();
+    let bad_peer = bad.peer_id().to_string();
+    let connected = |e: &NodeEvent| matches!(e, NodeEvent::Connected { peer } if *peer == bad_peer);
+    next_matching(&mut relay_events, Duration::from_secs(10), |e| {
+        connected(e).then_some(())
+    })
+    .await
+    .expect("the forger connects");
+
+    for (round, seconds) in [(1u32, 2u64), (2, 4)] {
+        // Until the relay has seen the topic, publishing finds no peer: retry.
+        while bad.publish_raw(TOPIC, spoofed_envelope()).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let banned_at = tokio::time::Instant::now();
+        let ban = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+            NodeEvent::Banned {
+                peer,
+                offences,
+                duration_ms,
+                ..
+            } if *peer == bad_peer => Some((*offences, *duration_ms)),
+            _ => None,
+        })
+        .await
+        .expect("the forger is banned");
+        assert_eq!(ban, (round, seconds * 1000), "escalates");
+        // While banned, its redials are refused; the next event about it is the ban's end.
+        let next = next_matching(
+            &mut relay_events,
+            Duration::from_secs(seconds + 10),
+            |e| match e {
+                NodeEvent::Connected { peer } if *peer == bad_peer => Some("connected"),
+                NodeEvent::Unbanned { peer, .. } if *peer == bad_peer => Some("unbanned"),
+                _ => None,
+            },
+        )
+        .await;
+        assert_eq!(next, Some("unbanned"));
+        assert!(banned_at.elapsed() >= Duration::from_secs(seconds - 1));
+        let denied = relay.counters().await.get("connection_denied").copied();
+        assert!(
+            denied.unwrap_or(0) >= round as u64,
+            "redials refused: {denied:?}"
+        );
+        // Then it is admitted again.
+        next_matching(&mut relay_events, Duration::from_secs(10), |e| {
+            connected(e).then_some(())
+        })
+        .await
+        .expect("admitted after the ban");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,10 +409,17 @@ async fn relay_maps_an_attested_session_key_to_its_wallet_and_refuses_bad_attest
         })
         .await;
         assert_eq!(ack, Some((false, Some(reason.to_string()))));
-        // Unattested, the peer counts as its own key's operator, never the wallet's.
-        assert_eq!(
-            relay.peer_operator(peer).await,
-            keep_light::identity::Address::from_peer_id(&peer)
-        );
+        // Unattested, the peer never counts as the wallet's (it is its own key's operator,
+        // or, once banned, nobody's).
+        assert_ne!(relay.peer_operator(peer).await, Some(wallet.address()));
+        // A refused attestation is an offence: banned once it has read the refusal.
+        let banned = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+            NodeEvent::Banned {
+                peer: p, reason, ..
+            } if *p == peer.to_string() => Some(reason.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(banned, Some(format!("attestation_{reason}")));
     }
 }

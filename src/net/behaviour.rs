@@ -2,7 +2,14 @@
 
 use std::time::Duration;
 
-use libp2p::{gossipsub, identify, identity::Keypair, ping, swarm::NetworkBehaviour};
+use libp2p::{
+    allow_block_list::{self, BlockedPeers},
+    connection_limits::{self, ConnectionLimits},
+    gossipsub, identify,
+    identity::Keypair,
+    ping,
+    swarm::NetworkBehaviour,
+};
 
 use super::{attest, node::Role};
 
@@ -47,9 +54,28 @@ impl std::str::FromStr for Router {
     }
 }
 
+/// Connection limits by role: small for members (a tab talks to a few relays), large for relays.
+pub fn default_limits(role: Role) -> ConnectionLimits {
+    match role {
+        Role::Member => ConnectionLimits::default()
+            .with_max_established(Some(64))
+            .with_max_established_per_peer(Some(2))
+            .with_max_pending_incoming(Some(16)),
+        Role::Relay => ConnectionLimits::default()
+            .with_max_established(Some(4096))
+            .with_max_established_per_peer(Some(4))
+            // A dial storm waits in the handshake queue, bounded, instead of exhausting memory.
+            .with_max_pending_incoming(Some(256)),
+    }
+}
+
 /// What every node runs.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Banned peers: their connections are closed and new ones denied (first, so a banned peer
+    /// costs no other behaviour anything).
+    pub blocked: allow_block_list::Behaviour<BlockedPeers>,
+    pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
     pub ping: ping::Behaviour,
@@ -59,7 +85,12 @@ pub struct Behaviour {
 
 /// Builds the behaviour for `role`; `max_message_size` is the envelope limit. (The floodsub
 /// router is the node's doing: it makes each connected peer explicit.)
-pub fn build(keypair: &Keypair, role: Role, max_message_size: usize) -> Result<Behaviour, String> {
+pub fn build(
+    keypair: &Keypair,
+    role: Role,
+    max_message_size: usize,
+    limits: ConnectionLimits,
+) -> Result<Behaviour, String> {
     let mut config = gossipsub::ConfigBuilder::default();
     config
         // Every message is signed by its author (StrictSign) and checked on receipt.
@@ -106,6 +137,8 @@ pub fn build(keypair: &Keypair, role: Role, max_message_size: usize) -> Result<B
     );
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
     Ok(Behaviour {
+        blocked: allow_block_list::Behaviour::default(),
+        limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         identify,
         ping,

@@ -33,10 +33,11 @@ use futures::{
     FutureExt, StreamExt,
 };
 use libp2p::{
+    connection_limits::ConnectionLimits,
     gossipsub::{self, IdentTopic, MessageAcceptance},
     multiaddr::Protocol,
     request_response,
-    swarm::{dial_opts::DialOpts, ConnectionId, SwarmEvent},
+    swarm::{dial_opts::DialOpts, ConnectionId, ListenError, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
 use rand::Rng as _;
@@ -47,6 +48,7 @@ use super::{
     behaviour::{self, Behaviour, BehaviourEvent, Router},
     bootstrap::{Backoff, BootstrapSchedule, EntryId},
     channel::MembershipFilter,
+    firewall::{BanList, BanPolicy, BanRecord},
     transport,
     validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
 };
@@ -74,7 +76,8 @@ pub enum Role {
 
 /// Node settings. Defaults (from [`NodeConfig::new`]): role [`Role::Member`], no listen
 /// addresses, no bootstrap peers, no topics, 64 KiB message limit, default [`Backoff`], no
-/// attestation (the key is the operator key), attestations from any chain accepted, gossipsub.
+/// attestation (the key is the operator key), attestations from any chain accepted, gossipsub,
+/// the default [`BanPolicy`] and the role's connection limits.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     key: OperatorKey,
@@ -87,6 +90,9 @@ pub struct NodeConfig {
     attestation: Option<Attestation>,
     chain_id: Option<u64>,
     router: Router,
+    ban_policy: BanPolicy,
+    bans: Vec<BanRecord>,
+    limits: Option<ConnectionLimits>,
 }
 
 impl NodeConfig {
@@ -103,7 +109,28 @@ impl NodeConfig {
             attestation: None,
             chain_id: None,
             router: Router::default(),
+            ban_policy: BanPolicy::default(),
+            bans: Vec::new(),
+            limits: None,
         }
+    }
+
+    /// How offences ban peers (default: 1 min, 10 min, 1 h; see [`BanPolicy`]).
+    pub fn with_ban_policy(mut self, policy: BanPolicy) -> Self {
+        self.ban_policy = policy;
+        self
+    }
+
+    /// Bans and offences from an earlier run ([`NodeHandle::bans`]); running ones apply at once.
+    pub fn with_bans(mut self, records: Vec<BanRecord>) -> Self {
+        self.bans = records;
+        self
+    }
+
+    /// Connection limits (default: [`behaviour::default_limits`] of the role).
+    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = Some(limits);
+        self
     }
 
     /// The operator address of the configured key.
@@ -239,6 +266,17 @@ pub enum NodeEvent {
         detail: String,
         total: u64,
     },
+    /// A peer was banned: its connections are closed and new ones refused until `until_ms`
+    /// (ms since the Unix epoch). `offences` counts this one; repeats ban for longer.
+    Banned {
+        peer: String,
+        reason: String,
+        duration_ms: u64,
+        until_ms: u64,
+        offences: u32,
+    },
+    /// A ban ended (expired or lifted); the peer may connect again.
+    Unbanned { peer: String, reason: String },
     /// A bootstrap address could not be parsed; it is skipped and the others are used.
     BootstrapInvalid { address: String, error: String },
     /// A dial failed; the address is retried after `retry_in_ms`.
@@ -289,6 +327,17 @@ impl NodeEvent {
         // Serialising these plain structs cannot fail.
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
+    }
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(
+    a: Option<platform::Instant>,
+    b: Option<platform::Instant>,
+) -> Option<platform::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -354,6 +403,13 @@ enum Command {
     CloseChannel(String),
     Counters(oneshot::Sender<HashMap<String, u64>>),
     MeshPeers(String, oneshot::Sender<usize>),
+    Ban {
+        peer: PeerId,
+        duration: Option<Duration>,
+        reason: String,
+    },
+    Unban(PeerId),
+    Bans(oneshot::Sender<Vec<BanRecord>>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
 }
@@ -392,7 +448,11 @@ impl Node {
         let keypair = config.key.libp2p_keypair();
         let peer_id = config.key.peer_id();
         let address = config.key.address();
-        let behaviour = behaviour::build(&keypair, config.role, config.max_message_size)
+        let limits = config
+            .limits
+            .clone()
+            .unwrap_or_else(|| behaviour::default_limits(config.role));
+        let behaviour = behaviour::build(&keypair, config.role, config.max_message_size, limits)
             .map_err(StartError::Build)?;
         let mut swarm = transport::build_swarm(keypair, behaviour)
             .await
@@ -419,6 +479,20 @@ impl Node {
                 }
             }
         }
+        let now = platform::unix_time();
+        let (bans, skipped) = BanList::restore(config.ban_policy.clone(), &config.bans, now);
+        if skipped > 0 {
+            tracing::warn!(skipped, "ban records with malformed peer IDs skipped");
+        }
+        for record in config
+            .bans
+            .iter()
+            .filter(|r| r.until_ms > now.as_millis() as u64)
+        {
+            if let Ok(peer) = record.peer.parse() {
+                swarm.behaviour_mut().blocked.block_peer(peer);
+            }
+        }
         let mut state = EventLoop {
             events: events_tx,
             role: config.role,
@@ -439,6 +513,11 @@ impl Node {
             channels: ChannelTable::default(),
             channel_counts: HashMap::new(),
             authors: HashMap::new(),
+            bans,
+            bans_after_response: HashMap::new(),
+            pending_bans: Vec::new(),
+            delayed_bans: Vec::new(),
+            clock_anchor: (platform::now(), platform::unix_time()),
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
@@ -611,6 +690,26 @@ impl NodeHandle {
         self.ask(Command::Counters).await.unwrap_or_default()
     }
 
+    /// Bans `peer`: for `duration`, or for the ban policy's next step when `None`. A `banned`
+    /// event confirms it.
+    pub fn ban(&self, peer: PeerId, duration: Option<Duration>, reason: &str) {
+        let _ = self.commands.unbounded_send(Command::Ban {
+            peer,
+            duration,
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// Lifts a running ban (an `unbanned` event follows); the offences stay on record.
+    pub fn unban(&self, peer: PeerId) {
+        let _ = self.commands.unbounded_send(Command::Unban(peer));
+    }
+
+    /// Every ban and remembered offence, for persistence ([`NodeConfig::with_bans`]).
+    pub async fn bans(&self) -> Vec<BanRecord> {
+        self.ask(Command::Bans).await.unwrap_or_default()
+    }
+
     /// How many peers are in this node's gossipsub mesh for `topic` (0 under the floodsub
     /// router, which floods to every neighbour instead; 0 when stopped).
     pub async fn mesh_peers(&self, topic: &str) -> usize {
@@ -636,6 +735,17 @@ impl NodeHandle {
 
 /// The state the event loop owns besides the swarm.
 struct EventLoop {
+    /// Banned peers and offences (`firewall.rs`); enforced by the `blocked` behaviour.
+    bans: BanList,
+    /// Peers to ban once our answer to their attestation has gone out (a ban closes the
+    /// connection, and they should learn why).
+    bans_after_response: HashMap<PeerId, String>,
+    /// Offences seen where the swarm is out of reach, banned on the next turn of the loop,
+    /// and bans that wait a moment (`BAN_GRACE`) so the peer can read our answer first.
+    pending_bans: Vec<(PeerId, String)>,
+    delayed_bans: Vec<(platform::Instant, PeerId, String)>,
+    /// The monotonic and the wall clock read together at start (see `ban_deadline`).
+    clock_anchor: (platform::Instant, Duration),
     events: mpsc::UnboundedSender<NodeEvent>,
     role: Role,
     router: Router,
@@ -663,6 +773,9 @@ struct EventLoop {
     authors: HashMap<PeerId, Option<Address>>,
 }
 
+/// How long a peer has to read our refusal of its attestation before its ban cuts it off.
+const BAN_GRACE: Duration = Duration::from_millis(500);
+
 /// Most cached author addresses; the cache starts over when full.
 const AUTHOR_CACHE: usize = 4096;
 
@@ -677,7 +790,24 @@ impl EventLoop {
         let mut timer_deadline = None;
         loop {
             self.dial_due(&mut swarm);
-            let deadline = self.bootstrap.poll_timeout();
+            let now = platform::now();
+            let (due, later) = std::mem::take(&mut self.delayed_bans)
+                .into_iter()
+                .partition::<Vec<_>, _>(|(at, ..)| *at <= now);
+            self.delayed_bans = later;
+            let due = due.into_iter().map(|(_, peer, reason)| (peer, reason));
+            for (peer, reason) in std::mem::take(&mut self.pending_bans)
+                .into_iter()
+                .chain(due)
+            {
+                self.ban(&mut swarm, peer, None, &reason);
+            }
+            self.expire_bans(&mut swarm);
+            let delayed = self.delayed_bans.iter().map(|(at, ..)| *at).min();
+            let deadline = earliest(
+                earliest(self.bootstrap.poll_timeout(), self.ban_deadline()),
+                delayed,
+            );
             if deadline != timer_deadline {
                 timer_deadline = deadline;
                 let wait = deadline.map_or(far, |at| at.saturating_duration_since(platform::now()));
@@ -695,12 +825,66 @@ impl EventLoop {
                     // Every handle is gone: stop.
                     None => return,
                 },
-                _ = (&mut timer).fuse() => timer_deadline = None,
+                _ = (&mut timer).fuse() => {
+                    // A fired Delay stays ready: re-arm it, or with no new deadline to set
+                    // this branch would win every turn and spin the loop (and the worker
+                    // thread it runs on).
+                    timer_deadline = None;
+                    timer.reset(far);
+                }
                 late = futures::future::poll_fn(|cx| self.channels.poll_drain(cx)).fuse() => {
                     self.report_late(&mut swarm, late);
                 }
             }
         }
+    }
+
+    /// Bans `peer` (for `duration`, or the policy's next step), closes its connections and
+    /// refuses new ones. An offence during a running policy ban changes nothing.
+    fn ban(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        peer: PeerId,
+        duration: Option<Duration>,
+        reason: &str,
+    ) {
+        let now = platform::unix_time();
+        let ban = match duration {
+            Some(duration) => Some(self.bans.ban_for(peer, duration, reason, now)),
+            None => self.bans.ban(peer, reason, now),
+        };
+        let Some(ban) = ban else { return };
+        tracing::warn!(%peer, reason, seconds = ban.duration.as_secs(), offences = ban.offences, "peer banned");
+        swarm.behaviour_mut().blocked.block_peer(peer);
+        self.emit(NodeEvent::Banned {
+            peer: peer.to_string(),
+            reason: reason.to_owned(),
+            duration_ms: ban.duration.as_millis() as u64,
+            until_ms: ban.until.as_millis() as u64,
+            offences: ban.offences,
+        });
+    }
+
+    /// Lets peers whose bans have ended connect again.
+    fn expire_bans(&mut self, swarm: &mut Swarm<Behaviour>) {
+        for (peer, reason) in self.bans.expire(platform::unix_time()) {
+            tracing::info!(%peer, reason, "ban ended");
+            swarm.behaviour_mut().blocked.unblock_peer(peer);
+            self.emit(NodeEvent::Unbanned {
+                peer: peer.to_string(),
+                reason,
+            });
+        }
+    }
+
+    /// When the next ban ends, on the monotonic clock the loop's timer uses. Converted through
+    /// one fixed pair of readings, so the same ban always gives the same instant: a deadline
+    /// that moved on every turn would reset the timer on every turn.
+    fn ban_deadline(&self) -> Option<platform::Instant> {
+        let (instant, unix) = self.clock_anchor;
+        self.bans
+            .poll_timeout(platform::unix_time())
+            .map(|until| instant + until.saturating_sub(unix))
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -861,6 +1045,25 @@ impl EventLoop {
                 }
                 let _ = reply.send(all);
             }
+            Command::Ban {
+                peer,
+                duration,
+                reason,
+            } => self.ban(swarm, peer, duration, &reason),
+            Command::Unban(peer) => {
+                if let Some((reason, _)) = self.bans.banned(&peer, platform::unix_time()) {
+                    let reason = reason.to_owned();
+                    self.bans.unban(&peer, platform::unix_time());
+                    swarm.behaviour_mut().blocked.unblock_peer(peer);
+                    self.emit(NodeEvent::Unbanned {
+                        peer: peer.to_string(),
+                        reason,
+                    });
+                }
+            }
+            Command::Bans(reply) => {
+                let _ = reply.send(self.bans.records());
+            }
             Command::MeshPeers(topic, reply) => {
                 let hash = IdentTopic::new(topic).hash();
                 let _ = reply.send(swarm.behaviour().gossipsub.mesh_peers(&hash).count());
@@ -942,6 +1145,11 @@ impl EventLoop {
         // Debug, not info: a flood of bad messages must not become a flood of log lines (in
         // the page, each is a console call); the counter and the event carry it.
         tracing::debug!(reason, %detail, %from, "message rejected");
+        // A forgery handed to us by the forger itself is an offence (a relay checks senders
+        // too, so a relay that forwards one is as guilty).
+        if reason == "spoofed_sender" && acceptance == MessageAcceptance::Reject {
+            self.pending_bans.push((from, reason.to_owned()));
+        }
         self.emit(NodeEvent::Rejected {
             reason,
             from: from.to_string(),
@@ -1021,6 +1229,15 @@ impl EventLoop {
                 if let Some(id) = self.dialing.remove(&connection_id) {
                     self.dial_failed(id, error.to_string());
                 }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                // A banned peer redialling, or a limit reached: counted, one debug line each.
+                *self.rejected.entry("connection_denied").or_default() += 1;
+                tracing::debug!(%cause, %send_back_addr, "incoming connection denied");
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 tracing::debug!(%error, "incoming connection failed");
@@ -1201,6 +1418,8 @@ impl EventLoop {
                             *total += 1;
                             let total = *total;
                             tracing::warn!(%peer, reason, %error, "attestation rejected");
+                            self.bans_after_response
+                                .insert(peer, format!("attestation_{reason}"));
                             self.emit(NodeEvent::AttestationRejected {
                                 peer: peer.to_string(),
                                 reason,
@@ -1236,8 +1455,17 @@ impl EventLoop {
             }
             Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound attestation failed");
+                if let Some(reason) = self.bans_after_response.remove(&peer) {
+                    self.ban(swarm, peer, None, &reason);
+                }
             }
-            Event::ResponseSent { .. } => {}
+            Event::ResponseSent { peer, .. } => {
+                // Written is not yet read: closing the connection now could swallow it.
+                if let Some(reason) = self.bans_after_response.remove(&peer) {
+                    self.delayed_bans
+                        .push((platform::now() + BAN_GRACE, peer, reason));
+                }
+            }
         }
     }
 
