@@ -134,6 +134,88 @@ fn relay_keeps_its_identity_in_the_data_dir_and_stops_on_sigterm() {
 }
 
 #[test]
+fn a_relay_keeps_its_bans_in_the_data_dir_across_restarts() {
+    let dir = std::env::temp_dir().join(format!("keep-light-bans-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dir_arg = dir.to_str().unwrap();
+
+    // A session key whose delegation names another peer: the relay refuses it and bans the key.
+    let session = format!("0x{}", "0b".repeat(32));
+    let (_, id) = run_json(&["id", "--key-hex", &session], b"");
+    let session_peer = id["peer_id"].as_str().unwrap().to_owned();
+    let (ok, attestation) = run_json(
+        &[
+            "attest",
+            "create",
+            "--key-hex",
+            &format!("0x{}", "09".repeat(32)),
+            "--peer",
+            "16Uiu2HAmCCQRbp36trRMKRjqhRv1GAD7i1Epty3q2LiutAYCJ1oN",
+            "--chain-id",
+            "31337",
+        ],
+        b"",
+    );
+    assert!(ok, "{attestation}");
+    let file = dir.join("attestation.json");
+    std::fs::write(&file, attestation.to_string()).unwrap();
+
+    let (mut first, lines, ws) = relay(&["--data-dir", dir_arg, "--chain-id", "31337"]);
+    let (_node, _node_lines) = spawn(&[
+        "node",
+        "--bootstrap",
+        &ws,
+        "--key-hex",
+        &session,
+        "--attestation",
+        file.to_str().unwrap(),
+    ]);
+    let banned = lines.next("the session key's ban", |v| v["event"] == "banned");
+    assert_eq!(banned["peer"], session_peer.as_str());
+    assert_eq!(banned["reason"], "attestation_wrong_peer");
+    assert_eq!(banned["offences"], 1);
+    // Saved right after the event is printed.
+    let saved = (0..100)
+        .find_map(|_| {
+            thread::sleep(Duration::from_millis(100));
+            std::fs::read_to_string(dir.join("bans.json")).ok()
+        })
+        .expect("bans.json written");
+    assert!(saved.contains(&session_peer), "{saved}");
+
+    Command::new("kill")
+        .args(["-TERM", &first.0.id().to_string()])
+        .status()
+        .unwrap();
+    first.0.wait().unwrap();
+    let (_second, lines) = spawn(&["relay", "--data-dir", dir_arg]);
+    let restored = lines.next("restored bans", |v| v["event"] == "bans_restored");
+    assert_eq!(
+        (
+            restored["running"].as_u64(),
+            restored["remembered"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+
+    // A damaged file is set aside and reported; the relay still starts.
+    std::fs::write(dir.join("bans.json"), "{ not json").unwrap();
+    drop(_second);
+    let (_third, lines) = spawn(&["relay", "--data-dir", dir_arg]);
+    let unreadable = lines.next("the damaged file reported", |v| {
+        v["event"] == "bans_unreadable"
+    });
+    assert!(
+        unreadable["error"].as_str().unwrap().contains("line 1"),
+        "{unreadable}"
+    );
+    lines.next("listening anyway", |v| v["listening"].is_string());
+    assert!(dir.join("bans.json.unreadable").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn nodes_publish_stdin_lines_and_print_messages() {
     let (_relay, _relay_lines, ws) = relay(&[]);
     let topic = "keep-light/cli/1";

@@ -1,6 +1,12 @@
 //! `keep-light attest …`: make and check SIWE delegations (DESIGN.md sections 3 and 6).
 
-use std::{io::Read, path::PathBuf, process::ExitCode, str::FromStr, time::Duration};
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    str::FromStr,
+    time::Duration,
+};
 
 use clap::Subcommand;
 use keep_light::{
@@ -118,12 +124,8 @@ fn create(
     .map_err(|e| e.to_string())
 }
 
-fn verify(
-    file: &PathBuf,
-    chain_id: Option<u64>,
-    peer: Option<&str>,
-    now: Option<&str>,
-) -> Result<serde_json::Value, String> {
+/// Reads an attestation's JSON from `file` (`-`: stdin), at most 64 KiB.
+pub fn read(file: &Path) -> Result<Attestation, String> {
     let mut input = Vec::new();
     let reader: Box<dyn Read> = if file.as_os_str() == "-" {
         Box::new(std::io::stdin())
@@ -133,12 +135,20 @@ fn verify(
     reader
         .take(MAX_INPUT + 1)
         .read_to_end(&mut input)
-        .map_err(|e| format!("reading input: {e}"))?;
+        .map_err(|e| format!("reading {}: {e}", file.display()))?;
     if input.len() as u64 > MAX_INPUT {
-        return Err(format!("input exceeds {MAX_INPUT} bytes"));
+        return Err(format!("{} exceeds {MAX_INPUT} bytes", file.display()));
     }
-    let attestation: Attestation =
-        serde_json::from_slice(&input).map_err(|e| format!("malformed attestation JSON: {e}"))?;
+    serde_json::from_slice(&input).map_err(|e| format!("malformed attestation JSON: {e}"))
+}
+
+fn verify(
+    file: &Path,
+    chain_id: Option<u64>,
+    peer: Option<&str>,
+    now: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let attestation = read(file)?;
     let mut expect = Expect::new();
     if let Some(chain_id) = chain_id {
         expect = expect.with_chain_id(chain_id);

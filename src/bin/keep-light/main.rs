@@ -22,6 +22,7 @@ mod cli {
     use keep_light::{
         identity::{keystore, Address, OperatorKey},
         net::{Node, NodeConfig, NodeEvent, NodeHandle, Role, Router},
+        platform,
     };
     use libp2p::Multiaddr;
     use serde_json::json;
@@ -83,6 +84,10 @@ mod cli {
             /// Pubsub routing of the network: gossipsub or floodsub (all nodes alike).
             #[arg(long, default_value = "gossipsub")]
             router: Router,
+            /// A wallet's delegation to this key (`attest create` output, or the page's), sent
+            /// to every peer right after connecting.
+            #[arg(long)]
+            attestation: Option<PathBuf>,
             /// Republish every received message on its topic (a peer for round-trip benchmarks;
             /// never run two echo nodes in one topic). With --member: answer each group text
             /// with `echo:<text>` on the group channel, and a text `burst:N` with N texts
@@ -202,14 +207,18 @@ mod cli {
                     join,
                     listen,
                     router,
+                    attestation,
                     echo,
                     members,
                 } => {
-                    let config = NodeConfig::new(key.load()?)
+                    let mut config = NodeConfig::new(key.load()?)
                         .with_router(router)
                         .with_bootstrap(bootstrap)
                         .with_topics(join)
                         .with_listen(listen);
+                    if let Some(file) = attestation {
+                        config = config.with_attestation(crate::attest::read(&file)?);
+                    }
                     node(config, echo, members).await
                 }
                 Command::Bls { .. } | Command::Attest { .. } => {
@@ -268,6 +277,53 @@ mod cli {
         }
     }
 
+    /// The relay's ban list in `--data-dir` (`bans.json`).
+    mod bans {
+        use std::path::Path;
+
+        use keep_light::net::firewall::BanRecord;
+        use serde_json::json;
+
+        const FILE: &str = "bans.json";
+        /// Larger files are not read (65,536 records take about 12 MiB).
+        const MAX_LEN: u64 = 32 << 20;
+
+        /// The saved records; none when there is no file. An unreadable file is set aside as
+        /// `bans.json.unreadable` (kept for the operator) and reported, and the relay starts
+        /// without it rather than not at all.
+        pub fn load(dir: &Path) -> Vec<BanRecord> {
+            let path = dir.join(FILE);
+            let text = match std::fs::metadata(&path) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
+                Ok(meta) if meta.len() > MAX_LEN => Err(format!("larger than {MAX_LEN} bytes")),
+                _ => std::fs::read_to_string(&path).map_err(|e| e.to_string()),
+            };
+            match text.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
+                Ok(records) => records,
+                Err(error) => {
+                    let aside = dir.join(format!("{FILE}.unreadable"));
+                    let _ = std::fs::rename(&path, &aside);
+                    println!(
+                        "{}",
+                        json!({"event": "bans_unreadable", "file": path.display().to_string(),
+                               "moved_to": aside.display().to_string(), "error": error})
+                    );
+                    Vec::new()
+                }
+            }
+        }
+
+        /// Replaces the file atomically (write aside, then rename).
+        pub fn save(dir: &Path, records: &[BanRecord]) -> Result<(), String> {
+            let path = dir.join(FILE);
+            let temporary = dir.join(format!("{FILE}.tmp"));
+            let text = serde_json::to_string_pretty(records).map_err(|e| e.to_string())?;
+            std::fs::write(&temporary, text)
+                .and_then(|()| std::fs::rename(&temporary, &path))
+                .map_err(|e| format!("{}: {e}", path.display()))
+        }
+    }
+
     fn write_secret(path: &std::path::Path, text: &str) -> Result<(), String> {
         use std::io::Write;
         let mut options = std::fs::OpenOptions::new();
@@ -288,7 +344,7 @@ mod cli {
         chain_id: Option<u64>,
         router: Router,
     ) -> Result<(), String> {
-        let key = relay_key(data_dir, key_hex)?;
+        let key = relay_key(data_dir.clone(), key_hex)?;
         let listen = if listen.is_empty() {
             vec![
                 "/ip4/127.0.0.1/tcp/0/ws".parse().expect("valid literal"),
@@ -297,9 +353,21 @@ mod cli {
         } else {
             listen
         };
+        let bans = data_dir.as_deref().map(bans::load).unwrap_or_default();
+        let running = bans
+            .iter()
+            .filter(|b| b.until_ms > platform::unix_time().as_millis() as u64)
+            .count();
+        if !bans.is_empty() {
+            println!(
+                "{}",
+                json!({"event": "bans_restored", "running": running, "remembered": bans.len()})
+            );
+        }
         let mut config = NodeConfig::new(key)
             .with_role(Role::Relay)
             .with_router(router)
+            .with_bans(bans)
             .with_listen(listen);
         if let Some(chain_id) = chain_id {
             config = config.with_chain_id(chain_id);
@@ -318,6 +386,15 @@ mod cli {
                     Some(event @ (NodeEvent::PeerAttested { .. }
                         | NodeEvent::AttestationRejected { .. })) => {
                         println!("{}", event.to_json());
+                    }
+                    // Bans, kept in --data-dir so a restart does not pardon anyone.
+                    Some(event @ (NodeEvent::Banned { .. } | NodeEvent::Unbanned { .. })) => {
+                        println!("{}", event.to_json());
+                        if let Some(dir) = &data_dir {
+                            if let Err(e) = bans::save(dir, &handle.bans().await) {
+                                println!("{}", json!({"event": "bans_not_saved", "error": e}));
+                            }
+                        }
                     }
                     Some(other) => tracing::debug!("{}", other.to_json()),
                     None => return Err("the node stopped".into()),
