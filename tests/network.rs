@@ -8,8 +8,9 @@ use futures::StreamExt;
 use keep_light::{
     identity::{attestation, OperatorKey},
     net::{
-        bootstrap::Backoff, firewall::BanPolicy, EventReceiver, Node, NodeConfig, NodeEvent,
-        NodeHandle, Role,
+        bootstrap::Backoff,
+        firewall::{BanPolicy, Policy},
+        EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role,
     },
     wire::{self, Envelope},
 };
@@ -422,4 +423,70 @@ async fn relay_maps_an_attested_session_key_to_its_wallet_and_refuses_bad_attest
         .await;
         assert_eq!(banned, Some(format!("attestation_{reason}")));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_attested_policy_only_attested_or_allowed_peers_stay() {
+    let allowed_key = OperatorKey::generate();
+    // A short grace so the test sees it run out.
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_firewall(Policy::Attested, vec![allowed_key.peer_id()])
+        .with_attestation_grace(Duration::from_secs(1))
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let (relay, mut relay_events) = Node::start(config).await.unwrap();
+    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } => Some(address.clone()),
+        _ => None,
+    })
+    .await
+    .unwrap();
+
+    let wallet = OperatorKey::generate();
+    let session = OperatorKey::generate();
+    let attested_peer = session.peer_id();
+    let (_attested, _a) =
+        start_attested_member(tcp.clone(), &wallet, session, attested_peer, 31337).await;
+    let (bare, _b) = start_member(vec![tcp.clone()]).await;
+    let (_allowed, _c) =
+        Node::start(NodeConfig::new(allowed_key.clone()).with_bootstrap(vec![tcp]))
+            .await
+            .unwrap();
+
+    // The peer without an attestation fails the policy once its grace is over; nobody else.
+    let banned = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Banned { peer, reason, .. } => Some((peer.clone(), reason.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        banned,
+        Some((bare.peer_id().to_string(), "policy_unattested".to_owned()))
+    );
+    // Well past the others' grace, nobody else was banned or cut off.
+    let mut leaving = std::collections::HashSet::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Some(peer) = next_matching(
+        &mut relay_events,
+        until.saturating_duration_since(tokio::time::Instant::now()),
+        |e| match e {
+            NodeEvent::Banned { peer, .. } | NodeEvent::Disconnected { peer } => Some(peer.clone()),
+            _ => None,
+        },
+    )
+    .await
+    {
+        leaving.insert(peer);
+    }
+    leaving.remove(&bare.peer_id().to_string());
+    assert!(leaving.is_empty(), "others left: {leaving:?}");
+    assert_eq!(
+        relay.peer_operator(attested_peer).await,
+        Some(wallet.address())
+    );
+    assert_eq!(
+        relay.peer_operator(allowed_key.peer_id()).await,
+        Some(allowed_key.address())
+    );
+    assert_eq!(relay.peer_operator(bare.peer_id()).await, None);
 }

@@ -1,4 +1,10 @@
-//! Who may stay connected: timed bans with escalation (sans-IO).
+//! Who may stay connected (sans-IO): the admission gate of the firewall policy, and timed bans
+//! with escalation.
+//!
+//! [`Gate`] applies the policy: under [`Policy::Attested`] a peer that is not allow-listed must
+//! present a valid attestation within a grace period after connecting, and again before its
+//! attestation expires; [`Gate::check`] names the peers that failed, whom the node bans
+//! (`policy_unattested`). `staked` (recognition by the chain) comes with the chain module.
 //!
 //! [`BanList`] is a plain state machine over wall-clock time (`now` = time since the Unix epoch,
 //! passed in, so bans survive a restart and tests jump time freely). Call order: [`BanList::ban`]
@@ -8,10 +14,127 @@
 //! dials and `banned`/`unbanned` events; the relay CLI persists [`BanList::records`] in
 //! `--data-dir`.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
+
+/// Who may connect.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Everyone (bans aside).
+    #[default]
+    Open,
+    /// Peers with a valid attestation (a wallet's delegation, or an operator attesting its own
+    /// key), and allow-listed peers.
+    Attested,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "open" => Ok(Self::Open),
+            "attested" => Ok(Self::Attested),
+            other => Err(format!(
+                "unknown firewall policy {other:?}: open or attested"
+            )),
+        }
+    }
+}
+
+/// How long a connected peer has to present its attestation under [`Policy::Attested`].
+pub const ATTESTATION_GRACE: Duration = Duration::from_secs(10);
+
+/// The policy's admission state of connected peers. Call order: [`Gate::connected`] on a
+/// peer's first connection, [`Gate::attested`] when its attestation verifies,
+/// [`Gate::disconnected`] when its last connection closes, [`Gate::check`] at or after
+/// [`Gate::poll_timeout`].
+#[derive(Debug, Clone)]
+pub struct Gate {
+    policy: Policy,
+    allowed: HashSet<PeerId>,
+    grace: Duration,
+    /// Peers that must attest by then.
+    awaiting: HashMap<PeerId, Duration>,
+    /// Admitted peers whose attestation expires then.
+    expiring: HashMap<PeerId, Duration>,
+}
+
+impl Gate {
+    pub fn new(policy: Policy, allowed: impl IntoIterator<Item = PeerId>, grace: Duration) -> Self {
+        Self {
+            policy,
+            allowed: allowed.into_iter().collect(),
+            grace,
+            awaiting: HashMap::new(),
+            expiring: HashMap::new(),
+        }
+    }
+
+    /// A peer's first connection.
+    pub fn connected(&mut self, peer: PeerId, now: Duration) {
+        if self.policy == Policy::Attested && !self.allowed.contains(&peer) {
+            self.awaiting.entry(peer).or_insert(now + self.grace);
+        }
+    }
+
+    /// The peer presented a valid attestation, good until `expires_at`.
+    pub fn attested(&mut self, peer: PeerId, expires_at: Duration) {
+        if self.awaiting.remove(&peer).is_some() || self.expiring.contains_key(&peer) {
+            self.expiring.insert(peer, expires_at);
+        }
+    }
+
+    /// The peer's last connection closed.
+    pub fn disconnected(&mut self, peer: &PeerId) {
+        self.awaiting.remove(peer);
+        self.expiring.remove(peer);
+    }
+
+    /// Whether the peer may use the node now (its messages count).
+    pub fn admitted(&self, peer: &PeerId) -> bool {
+        !self.awaiting.contains_key(peer)
+    }
+
+    /// The next moment [`Gate::check`] has something to do.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.awaiting
+            .values()
+            .chain(self.expiring.values())
+            .min()
+            .copied()
+    }
+
+    /// Peers whose grace ran out without an attestation: they fail the policy. Peers whose
+    /// attestation expired get a new grace period to present a fresh one.
+    pub fn check(&mut self, now: Duration) -> Vec<PeerId> {
+        let expired: Vec<PeerId> = self
+            .expiring
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in expired {
+            self.expiring.remove(&peer);
+            self.awaiting.insert(peer, now + self.grace);
+        }
+        let failed: Vec<PeerId> = self
+            .awaiting
+            .iter()
+            .filter(|(_, by)| **by <= now)
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in &failed {
+            self.awaiting.remove(peer);
+        }
+        failed
+    }
+}
 
 /// How long offences ban a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +384,47 @@ impl BanList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gate_admits_allowed_and_attested_peers_and_fails_the_rest_after_grace() {
+        let (allowed, attested, silent) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let mut gate = Gate::new(Policy::Attested, [allowed], ATTESTATION_GRACE);
+        for peer in [allowed, attested, silent] {
+            gate.connected(peer, at(0));
+        }
+        assert!(gate.admitted(&allowed));
+        assert!(!gate.admitted(&attested) && !gate.admitted(&silent));
+        gate.attested(attested, at(30));
+        assert!(gate.admitted(&attested));
+        assert_eq!(gate.poll_timeout(), Some(at(0) + ATTESTATION_GRACE));
+        assert_eq!(
+            gate.check(at(0) + ATTESTATION_GRACE - Duration::from_millis(1)),
+            vec![]
+        );
+        assert_eq!(gate.check(at(0) + ATTESTATION_GRACE), vec![silent]);
+        // The attestation expires: a new grace period to renew it, then failure.
+        assert_eq!(gate.poll_timeout(), Some(at(30)));
+        assert_eq!(gate.check(at(30)), vec![]);
+        assert!(!gate.admitted(&attested));
+        gate.attested(attested, at(90));
+        assert!(gate.admitted(&attested));
+        assert_eq!(gate.check(at(90)), vec![]);
+        assert_eq!(gate.check(at(90) + ATTESTATION_GRACE), vec![attested]);
+        assert_eq!(gate.poll_timeout(), None);
+    }
+
+    #[test]
+    fn an_open_gate_admits_everyone_and_waits_for_nothing() {
+        let mut gate = Gate::new(Policy::Open, [], ATTESTATION_GRACE);
+        let peer = PeerId::random();
+        gate.connected(peer, at(0));
+        gate.attested(peer, at(1));
+        assert!(gate.admitted(&peer));
+        assert_eq!(gate.poll_timeout(), None);
+        assert_eq!(gate.check(at(100)), vec![]);
+        assert_eq!("attested".parse(), Ok(Policy::Attested));
+        assert!("staked".parse::<Policy>().is_err());
+    }
 
     const MIN: Duration = Duration::from_secs(60);
 

@@ -48,7 +48,7 @@ use super::{
     behaviour::{self, Behaviour, BehaviourEvent, Router},
     bootstrap::{Backoff, BootstrapSchedule, EntryId},
     channel::MembershipFilter,
-    firewall::{BanList, BanPolicy, BanRecord},
+    firewall::{BanList, BanPolicy, BanRecord, Gate, Policy, ATTESTATION_GRACE},
     transport,
     validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
 };
@@ -77,7 +77,7 @@ pub enum Role {
 /// Node settings. Defaults (from [`NodeConfig::new`]): role [`Role::Member`], no listen
 /// addresses, no bootstrap peers, no topics, 64 KiB message limit, default [`Backoff`], no
 /// attestation (the key is the operator key), attestations from any chain accepted, gossipsub,
-/// the default [`BanPolicy`] and the role's connection limits.
+/// the default [`BanPolicy`], the role's connection limits and an open firewall.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     key: OperatorKey,
@@ -93,6 +93,9 @@ pub struct NodeConfig {
     ban_policy: BanPolicy,
     bans: Vec<BanRecord>,
     limits: Option<ConnectionLimits>,
+    policy: Policy,
+    allowed: Vec<PeerId>,
+    attestation_grace: Duration,
 }
 
 impl NodeConfig {
@@ -112,7 +115,23 @@ impl NodeConfig {
             ban_policy: BanPolicy::default(),
             bans: Vec::new(),
             limits: None,
+            policy: Policy::Open,
+            allowed: Vec::new(),
+            attestation_grace: ATTESTATION_GRACE,
         }
+    }
+
+    /// Who may connect ([`Policy`]); `allowed` peers (other relays) are always admitted.
+    pub fn with_firewall(mut self, policy: Policy, allowed: Vec<PeerId>) -> Self {
+        self.policy = policy;
+        self.allowed = allowed;
+        self
+    }
+
+    /// How long a peer has to attest under [`Policy::Attested`] (default [`ATTESTATION_GRACE`]).
+    pub fn with_attestation_grace(mut self, grace: Duration) -> Self {
+        self.attestation_grace = grace;
+        self
     }
 
     /// How offences ban peers (default: 1 min, 10 min, 1 h; see [`BanPolicy`]).
@@ -517,6 +536,7 @@ impl Node {
             bans_after_response: HashMap::new(),
             pending_bans: Vec::new(),
             delayed_bans: Vec::new(),
+            gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
             clock_anchor: (platform::now(), platform::unix_time()),
         };
         for topic in &config.topics {
@@ -744,6 +764,8 @@ struct EventLoop {
     /// and bans that wait a moment (`BAN_GRACE`) so the peer can read our answer first.
     pending_bans: Vec<(PeerId, String)>,
     delayed_bans: Vec<(platform::Instant, PeerId, String)>,
+    /// The firewall policy's admission state.
+    gate: Gate,
     /// The monotonic and the wall clock read together at start (see `ban_deadline`).
     clock_anchor: (platform::Instant, Duration),
     events: mpsc::UnboundedSender<NodeEvent>,
@@ -796,17 +818,23 @@ impl EventLoop {
                 .partition::<Vec<_>, _>(|(at, ..)| *at <= now);
             self.delayed_bans = later;
             let due = due.into_iter().map(|(_, peer, reason)| (peer, reason));
+            let failed = self.gate.check(platform::unix_time());
+            let failed = failed
+                .into_iter()
+                .map(|peer| (peer, "policy_unattested".to_owned()));
             for (peer, reason) in std::mem::take(&mut self.pending_bans)
                 .into_iter()
                 .chain(due)
+                .chain(failed)
             {
                 self.ban(&mut swarm, peer, None, &reason);
             }
             self.expire_bans(&mut swarm);
             let delayed = self.delayed_bans.iter().map(|(at, ..)| *at).min();
+            let gate = self.gate.poll_timeout().map(|at| self.to_instant(at));
             let deadline = earliest(
                 earliest(self.bootstrap.poll_timeout(), self.ban_deadline()),
-                delayed,
+                earliest(delayed, gate),
             );
             if deadline != timer_deadline {
                 timer_deadline = deadline;
@@ -881,10 +909,15 @@ impl EventLoop {
     /// one fixed pair of readings, so the same ban always gives the same instant: a deadline
     /// that moved on every turn would reset the timer on every turn.
     fn ban_deadline(&self) -> Option<platform::Instant> {
-        let (instant, unix) = self.clock_anchor;
         self.bans
             .poll_timeout(platform::unix_time())
-            .map(|until| instant + until.saturating_sub(unix))
+            .map(|until| self.to_instant(until))
+    }
+
+    /// A wall-clock time (since the Unix epoch) on the monotonic clock, through the anchor.
+    fn to_instant(&self, at: Duration) -> platform::Instant {
+        let (instant, unix) = self.clock_anchor;
+        instant + at.saturating_sub(unix)
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -1180,6 +1213,7 @@ impl EventLoop {
                 }
                 if num_established.get() == 1 {
                     self.peers.connected(peer_id);
+                    self.gate.connected(peer_id, platform::unix_time());
                     if self.router == Router::Floodsub {
                         // Floodsub routing: an explicit peer gets every message of its topics.
                         swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer_id);
@@ -1209,6 +1243,7 @@ impl EventLoop {
                 }
                 if num_established == 0 {
                     self.peers.disconnected(&peer_id);
+                    self.gate.disconnected(&peer_id);
                     if self.router == Router::Floodsub {
                         // Or gossipsub would keep redialling it.
                         swarm
@@ -1262,6 +1297,20 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
+                if !self.gate.admitted(&propagation_source) {
+                    // Not yet through the firewall: dropped unforwarded, counted, no penalty
+                    // (its attestation may be on the way; retransmission covers the loss).
+                    *self.rejected.entry("not_admitted").or_default() += 1;
+                    swarm
+                        .behaviour_mut()
+                        .gossipsub
+                        .report_message_validation_result(
+                            &message_id,
+                            &propagation_source,
+                            MessageAcceptance::Ignore,
+                        );
+                    return;
+                }
                 let topic = message.topic.as_str().to_owned();
                 let author = message.source;
                 // Whether the verdict is a group's (membership, type, payload, replay) rather
@@ -1401,6 +1450,9 @@ impl EventLoop {
                     match attestation::verify(&request.attestation, platform::utc_now(), &expect) {
                         Ok(verified) => {
                             self.peers.attested(peer, &verified);
+                            let expires = (verified.expires_at - time::OffsetDateTime::UNIX_EPOCH)
+                                .unsigned_abs();
+                            self.gate.attested(peer, expires);
                             tracing::info!(%peer, operator = %verified.operator, "peer attested");
                             self.emit(NodeEvent::PeerAttested {
                                 peer: peer.to_string(),

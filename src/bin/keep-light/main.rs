@@ -17,14 +17,14 @@ mod bls;
 mod cli {
     use std::{path::PathBuf, process::ExitCode};
 
-    use clap::{Parser, Subcommand, ValueEnum};
+    use clap::{Parser, Subcommand};
     use futures::StreamExt;
     use keep_light::{
         identity::{keystore, Address, OperatorKey},
-        net::{Node, NodeConfig, NodeEvent, NodeHandle, Role, Router},
+        net::{firewall::Policy, Node, NodeConfig, NodeEvent, NodeHandle, Role, Router},
         platform,
     };
-    use libp2p::Multiaddr;
+    use libp2p::{Multiaddr, PeerId};
     use serde_json::json;
     use tokio::io::AsyncBufReadExt;
 
@@ -58,9 +58,14 @@ mod cli {
             /// Identity key; overrides the one in --data-dir.
             #[arg(long)]
             key_hex: Option<String>,
-            /// Who may connect.
-            #[arg(long, value_enum, default_value_t = Firewall::Open)]
-            firewall: Firewall,
+            /// Who may connect: `open`, or `attested` (a valid attestation within 10 s of
+            /// connecting, renewed before it expires; --allow peers exempt). Peers failing it
+            /// are banned.
+            #[arg(long, default_value = "open")]
+            firewall: Policy,
+            /// A peer always admitted (another relay), by peer ID (repeatable).
+            #[arg(long = "allow")]
+            allow: Vec<PeerId>,
             /// Accept only attestations for this chain id.
             #[arg(long)]
             chain_id: Option<u64>,
@@ -163,13 +168,6 @@ mod cli {
         }
     }
 
-    /// Connection policy. `attested` and `staked` arrive with connection management.
-    #[derive(Clone, Copy, ValueEnum)]
-    enum Firewall {
-        /// Everyone may connect.
-        Open,
-    }
-
     pub fn main() -> ExitCode {
         let cli = Cli::parse();
         // Pure computations: no runtime, no log set-up.
@@ -197,10 +195,20 @@ mod cli {
                     listen,
                     data_dir,
                     key_hex,
-                    firewall: Firewall::Open,
+                    firewall,
+                    allow,
                     chain_id,
                     router,
-                } => relay(listen, data_dir, key_hex, chain_id, router).await,
+                } => {
+                    let mut config = NodeConfig::new(relay_key(data_dir.clone(), key_hex)?)
+                        .with_role(Role::Relay)
+                        .with_router(router)
+                        .with_firewall(firewall, allow);
+                    if let Some(chain_id) = chain_id {
+                        config = config.with_chain_id(chain_id);
+                    }
+                    relay(config, listen, data_dir).await
+                }
                 Command::Node {
                     bootstrap,
                     key,
@@ -337,14 +345,13 @@ mod cli {
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Runs a relay with `config` (identity, role, router, firewall set) on `listen`, keeping
+    /// its bans in `data_dir`.
     async fn relay(
+        config: NodeConfig,
         listen: Vec<Multiaddr>,
         data_dir: Option<PathBuf>,
-        key_hex: Option<String>,
-        chain_id: Option<u64>,
-        router: Router,
     ) -> Result<(), String> {
-        let key = relay_key(data_dir.clone(), key_hex)?;
         let listen = if listen.is_empty() {
             vec![
                 "/ip4/127.0.0.1/tcp/0/ws".parse().expect("valid literal"),
@@ -364,14 +371,7 @@ mod cli {
                 json!({"event": "bans_restored", "running": running, "remembered": bans.len()})
             );
         }
-        let mut config = NodeConfig::new(key)
-            .with_role(Role::Relay)
-            .with_router(router)
-            .with_bans(bans)
-            .with_listen(listen);
-        if let Some(chain_id) = chain_id {
-            config = config.with_chain_id(chain_id);
-        }
+        let config = config.with_bans(bans).with_listen(listen);
         let shutdown = shutdown_signal()?;
         tokio::pin!(shutdown);
         let (handle, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
