@@ -8,7 +8,7 @@ use futures::StreamExt;
 use keep_light::{
     identity::{attestation, OperatorKey},
     net::{
-        bootstrap::Backoff,
+        bootstrap::{Backoff, Health},
         firewall::{BanPolicy, Policy},
         EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role,
     },
@@ -489,4 +489,38 @@ async fn under_the_attested_policy_only_attested_or_allowed_peers_stay() {
         Some(allowed_key.address())
     );
     assert_eq!(relay.peer_operator(bare.peer_id()).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_relay_dies_messages_keep_flowing_through_the_other() {
+    let (first, _e1, first_tcp, _) = start_relay().await;
+    let (_second, _e2, second_tcp, _) = start_relay().await;
+    let both = vec![first_tcp, second_tcp];
+    let (a, mut a_events) = start_member(both.clone()).await;
+    let (_b, mut b_events) = start_member(both).await;
+    // Both members keep both relays (the target, 3, is more than there are).
+    for events in [&mut a_events, &mut b_events] {
+        let healthy = next_matching(events, Duration::from_secs(10), |e| match e {
+            NodeEvent::Health { state, relays, .. } if *relays == 2 => Some(*state),
+            _ => None,
+        })
+        .await;
+        assert_eq!(healthy, Some(Health::Healthy));
+    }
+    deliver(&a, &mut b_events, "before").await;
+
+    first.shutdown().await;
+    let killed = tokio::time::Instant::now();
+    let degraded = next_matching(&mut a_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Health { state, relays, .. } => Some((*state, *relays)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(degraded, Some((Health::Degraded, 1)));
+    deliver(&a, &mut b_events, "after").await;
+    // The gap is a figure for the benchmark notes, not an assertion (shared machines).
+    println!(
+        "KEEP_LIGHT_BENCH {{\"failover_gap_ms\":{}}}",
+        killed.elapsed().as_millis()
+    );
 }

@@ -11,7 +11,7 @@
 
 pub mod wallet;
 
-use std::{str::FromStr, time::Duration};
+use std::{rc::Rc, str::FromStr, time::Duration};
 
 use futures::{channel::mpsc, FutureExt, StreamExt};
 use wasm_bindgen::prelude::*;
@@ -26,6 +26,11 @@ use crate::{
     platform,
     wire::{Text, CHANNEL_TEXT_TYPE},
 };
+
+/// Relays a tab keeps connected (natives keep 3).
+const BOOTSTRAP_TARGET: usize = 2;
+/// Where a tab remembers the relays that worked (`localStorage`), tried first next time.
+const GOOD_RELAYS_KEY: &str = "keep-light/good-relays";
 
 /// How often an open group channel republishes what is due.
 const GROUP_TICK: Duration = Duration::from_millis(250);
@@ -49,7 +54,8 @@ pub fn init() {
 /// A running node in the page.
 #[wasm_bindgen]
 pub struct KeepClient {
-    handle: NodeHandle,
+    /// Shared weakly with the page's `online` listener, which must not keep the node alive.
+    handle: Rc<NodeHandle>,
     events: Option<EventReceiver>,
 }
 
@@ -78,6 +84,8 @@ impl KeepClient {
         let mut config = NodeConfig::new(key)
             .with_router(router)
             .with_bootstrap(bootstrap)
+            .with_bootstrap_target(BOOTSTRAP_TARGET)
+            .with_bootstrap_store(GOOD_RELAYS_KEY)
             .with_topics(topics);
         if let Some(json) = attestation_json {
             let attestation: Attestation = serde_json::from_str(&json)
@@ -85,6 +93,20 @@ impl KeepClient {
             config = config.with_attestation(attestation);
         }
         let (handle, events) = Node::start(config).await?;
+        let handle = Rc::new(handle);
+        // Back online: redial now instead of waiting out the backoff grown while offline.
+        if let Some(window) = web_sys::window() {
+            let node = Rc::downgrade(&handle);
+            let on_online = Closure::<dyn Fn()>::new(move || {
+                if let Some(node) = node.upgrade() {
+                    node.retry_bootstrap();
+                }
+            });
+            let _ = window
+                .add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
+            // Lives as long as the page: the node has no end the listener could follow.
+            on_online.forget();
+        }
         Ok(KeepClient {
             handle,
             events: Some(events),

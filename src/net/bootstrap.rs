@@ -9,12 +9,17 @@
 //! 3. a connection that later closes is reported with [`BootstrapSchedule::disconnected`];
 //! 4. [`BootstrapSchedule::poll_timeout`] is the next instant at which `poll_dial` has work.
 //!
-//! Jitter is an argument in `[0, 1)` so tests are deterministic. Diversity, target counts and
-//! persistence of good peers are the connection-management issue's to add here.
+//! The schedule keeps `target` relays connected, not all of them: it dials only while fewer are
+//! connected or dialing, in the order given (the node shuffles the list and puts the relays that
+//! worked last time first), and prefers a relay on a host not already in use, so one machine
+//! going down does not take every connection with it. [`BootstrapSchedule::health`] says how
+//! far from the target it is.
+//!
+//! Jitter is an argument in `[0, 1)` so tests are deterministic; so is the order.
 
 use std::time::Duration;
 
-use libp2p::Multiaddr;
+use libp2p::{multiaddr::Protocol, Multiaddr};
 
 use crate::platform::Instant;
 
@@ -75,36 +80,113 @@ struct Entry {
     failures: u32,
 }
 
+/// Addresses a schedule keeps at most; the rest of a longer list is dropped (and reported by
+/// the node), so a huge or hostile list costs bounded memory.
+pub const MAX_ENTRIES: usize = 1024;
+
+/// How the connected relays compare with the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No relay: the node is cut off.
+    Unhealthy,
+    /// Some relays, fewer than the target.
+    Degraded,
+    /// At least the target (or every address there is).
+    Healthy,
+}
+
 /// Dial schedule over a fixed list of bootstrap addresses.
 #[derive(Debug)]
 pub struct BootstrapSchedule {
     entries: Vec<Entry>,
     backoff: Backoff,
+    target: usize,
 }
 
 impl BootstrapSchedule {
-    /// All addresses are due at `now`.
-    pub fn new(addresses: Vec<Multiaddr>, backoff: Backoff, now: Instant) -> Self {
+    /// Keeps `target` (at least 1) of `addresses` connected, trying them in the given order;
+    /// all are due at `now`. Only the first [`MAX_ENTRIES`] are kept.
+    pub fn new(addresses: Vec<Multiaddr>, backoff: Backoff, target: usize, now: Instant) -> Self {
         let entries = addresses
             .into_iter()
+            .take(MAX_ENTRIES)
             .map(|address| Entry {
                 address,
                 state: State::Due(now),
                 failures: 0,
             })
             .collect();
-        Self { entries, backoff }
+        Self {
+            entries,
+            backoff,
+            target: target.max(1),
+        }
     }
 
-    /// The next address due at `now`, now marked as dialing.
+    /// The next address to dial at `now`, now marked as dialing: none while `target` relays
+    /// are connected or being dialled. A due address on a host not in use goes first.
     pub fn poll_dial(&mut self, now: Instant) -> Option<(EntryId, Multiaddr)> {
-        let (id, entry) = self
+        if self.in_use() >= self.target {
+            return None;
+        }
+        let used: Vec<Option<String>> = self
             .entries
-            .iter_mut()
-            .enumerate()
-            .find(|(_, e)| matches!(e.state, State::Due(at) if at <= now))?;
+            .iter()
+            .filter(|e| matches!(e.state, State::Dialing | State::Connected))
+            .map(|e| host(&e.address))
+            .collect();
+        let due = |e: &Entry| matches!(e.state, State::Due(at) if at <= now);
+        let id = self
+            .entries
+            .iter()
+            .position(|e| due(e) && !used.contains(&host(&e.address)))
+            .or_else(|| self.entries.iter().position(due))?;
+        let entry = &mut self.entries[id];
         entry.state = State::Dialing;
         Some((id, entry.address.clone()))
+    }
+
+    /// Relays connected or being dialled.
+    fn in_use(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.state, State::Dialing | State::Connected))
+            .count()
+    }
+
+    /// How the connected relays compare with the target.
+    pub fn health(&self) -> Health {
+        match self.connected() {
+            0 => Health::Unhealthy,
+            n if n >= self.target.min(self.entries.len()) => Health::Healthy,
+            _ => Health::Degraded,
+        }
+    }
+
+    /// Addresses in the schedule.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The network is back (the browser's `online` event): every address waiting out a backoff
+    /// is due at `now`, with its failures forgotten.
+    pub fn retry_now(&mut self, now: Instant) {
+        for entry in &mut self.entries {
+            if let State::Due(_) = entry.state {
+                entry.state = State::Due(now);
+                entry.failures = 0;
+            }
+        }
+    }
+
+    /// The number of relays the schedule keeps connected.
+    pub fn target(&self) -> usize {
+        self.target
     }
 
     /// The dial of `id` produced a connection.
@@ -138,6 +220,9 @@ impl BootstrapSchedule {
 
     /// The earliest instant at which [`Self::poll_dial`] will return something.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.in_use() >= self.target {
+            return None;
+        }
         self.entries
             .iter()
             .filter_map(|e| match e.state {
@@ -159,6 +244,16 @@ impl BootstrapSchedule {
     pub fn address(&self, id: EntryId) -> Option<&Multiaddr> {
         self.entries.get(id).map(|e| &e.address)
     }
+}
+
+/// The machine an address points at (its IP or DNS name), for diversity.
+fn host(address: &Multiaddr) -> Option<String> {
+    address.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(ip.to_string()),
+        Protocol::Ip6(ip) => Some(ip.to_string()),
+        Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name) => Some(name.to_string()),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -186,7 +281,7 @@ mod tests {
     #[test]
     fn failed_dials_are_retried_after_backoff() {
         let t0 = crate::platform::now();
-        let mut s = BootstrapSchedule::new(addrs(2), Backoff::default(), t0);
+        let mut s = BootstrapSchedule::new(addrs(2), Backoff::default(), 3, t0);
         let (a, _) = s.poll_dial(t0).unwrap();
         let (b, _) = s.poll_dial(t0).unwrap();
         assert!(s.poll_dial(t0).is_none(), "both are dialing");
@@ -204,10 +299,80 @@ mod tests {
         assert_eq!(s.connected(), 1);
     }
 
+    fn on(host: &str, port: u16) -> Multiaddr {
+        format!("/ip4/{host}/tcp/{port}").parse().unwrap()
+    }
+
+    #[test]
+    fn it_keeps_the_target_connected_on_distinct_hosts_and_reports_health() {
+        let t0 = crate::platform::now();
+        // Two relays on host A first, then one on B and one on C.
+        let list = vec![
+            on("10.0.0.1", 1),
+            on("10.0.0.1", 2),
+            on("10.0.0.2", 1),
+            on("10.0.0.3", 1),
+        ];
+        let mut s = BootstrapSchedule::new(list, Backoff::default(), 2, t0);
+        assert_eq!(s.health(), Health::Unhealthy);
+        let (a, _) = s.poll_dial(t0).unwrap();
+        let (b, addr) = s.poll_dial(t0).unwrap();
+        assert_eq!((a, b), (0, 2), "the second dial skips A's other relay");
+        assert_eq!(addr, on("10.0.0.2", 1));
+        assert!(s.poll_dial(t0).is_none(), "two in use is the target");
+        assert_eq!(s.poll_timeout(), None);
+        s.dial_succeeded(a);
+        assert_eq!(s.health(), Health::Degraded);
+        s.dial_succeeded(b);
+        assert_eq!(s.health(), Health::Healthy);
+        // B goes down: C (a new host) replaces it, not A's second relay.
+        s.disconnected(b, t0, 0.0);
+        assert_eq!(s.health(), Health::Degraded);
+        assert_eq!(s.poll_dial(t0).map(|(id, _)| id), Some(3));
+        // If only A's hosts are left, the same host is better than nothing.
+        s.dial_failed(3, t0, 0.0);
+        let later = t0 + Duration::from_millis(100);
+        assert_eq!(s.poll_dial(later).map(|(id, _)| id), Some(1));
+    }
+
+    #[test]
+    fn coming_back_online_retries_at_once() {
+        let t0 = crate::platform::now();
+        let mut s = BootstrapSchedule::new(addrs(1), Backoff::default(), 1, t0);
+        let (a, _) = s.poll_dial(t0).unwrap();
+        for _ in 0..5 {
+            s.dial_failed(a, t0, 0.0);
+        }
+        assert!(s.poll_dial(t0 + Duration::from_secs(1)).is_none());
+        s.retry_now(t0 + Duration::from_secs(1));
+        assert!(s.poll_dial(t0 + Duration::from_secs(1)).is_some());
+        // And the next failure starts the backoff over.
+        assert_eq!(s.dial_failed(a, t0, 0.0), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_huge_list_is_cut_to_the_bound() {
+        let t0 = crate::platform::now();
+        let list: Vec<Multiaddr> = (0..10_000u32)
+            .map(|i| {
+                format!("/ip4/10.{}.{}.1/tcp/1", i / 256, i % 256)
+                    .parse()
+                    .unwrap()
+            })
+            .collect();
+        let s = BootstrapSchedule::new(list, Backoff::default(), 3, t0);
+        assert_eq!(s.entries.len(), MAX_ENTRIES);
+        // Fewer addresses than the target: all of them connected is healthy.
+        let mut one = BootstrapSchedule::new(addrs(1), Backoff::default(), 3, t0);
+        let (a, _) = one.poll_dial(t0).unwrap();
+        one.dial_succeeded(a);
+        assert_eq!(one.health(), Health::Healthy);
+    }
+
     #[test]
     fn a_lost_connection_is_redialled() {
         let t0 = crate::platform::now();
-        let mut s = BootstrapSchedule::new(addrs(1), Backoff::default(), t0);
+        let mut s = BootstrapSchedule::new(addrs(1), Backoff::default(), 3, t0);
         let (a, _) = s.poll_dial(t0).unwrap();
         s.dial_failed(a, t0, 0.0);
         s.dial_failed(a, t0, 0.0);

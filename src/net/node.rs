@@ -46,7 +46,7 @@ use serde::Serialize;
 use super::{
     attest::{AttestRequest, AttestResponse, PeerOperators},
     behaviour::{self, Behaviour, BehaviourEvent, Router},
-    bootstrap::{Backoff, BootstrapSchedule, EntryId},
+    bootstrap::{Backoff, BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
     channel::MembershipFilter,
     firewall::{BanList, BanPolicy, BanRecord, Gate, Policy, ATTESTATION_GRACE},
     transport,
@@ -96,6 +96,8 @@ pub struct NodeConfig {
     policy: Policy,
     allowed: Vec<PeerId>,
     attestation_grace: Duration,
+    bootstrap_target: usize,
+    bootstrap_store: Option<String>,
 }
 
 impl NodeConfig {
@@ -118,7 +120,22 @@ impl NodeConfig {
             policy: Policy::Open,
             allowed: Vec::new(),
             attestation_grace: ATTESTATION_GRACE,
+            bootstrap_target: 3,
+            bootstrap_store: None,
         }
+    }
+
+    /// How many bootstrap relays to keep connected (default 3; browsers use 2).
+    pub fn with_bootstrap_target(mut self, target: usize) -> Self {
+        self.bootstrap_target = target;
+        self
+    }
+
+    /// Remembers the relays that worked under this storage key ([`platform::store`]: the
+    /// page's `localStorage` in wasm) and tries them first on the next start.
+    pub fn with_bootstrap_store(mut self, key: &str) -> Self {
+        self.bootstrap_store = Some(key.to_owned());
+        self
     }
 
     /// Who may connect ([`Policy`]); `allowed` peers (other relays) are always admitted.
@@ -296,8 +313,19 @@ pub enum NodeEvent {
     },
     /// A ban ended (expired or lifted); the peer may connect again.
     Unbanned { peer: String, reason: String },
-    /// A bootstrap address could not be parsed; it is skipped and the others are used.
+    /// A bootstrap address could not be parsed; it is skipped and the others are used. After
+    /// the first few, the rest are summed up in one [`NodeEvent::BootstrapSkipped`].
     BootstrapInvalid { address: String, error: String },
+    /// Bootstrap addresses not used: `invalid` beyond those reported one by one, and
+    /// `over_limit` beyond the schedule's bound.
+    BootstrapSkipped { invalid: usize, over_limit: usize },
+    /// The connected relays against the target changed: `unhealthy` (none), `degraded`,
+    /// `healthy`.
+    Health {
+        state: Health,
+        relays: usize,
+        target: usize,
+    },
     /// A dial failed; the address is retried after `retry_in_ms`.
     DialFailed {
         address: String,
@@ -347,6 +375,58 @@ impl NodeEvent {
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
     }
+}
+
+/// Invalid bootstrap addresses reported one by one; the rest are only counted.
+const INVALID_REPORTED: usize = 8;
+/// Relays remembered as good.
+const GOOD_RELAYS: usize = 8;
+
+/// The bootstrap list in dialling order: the relays that worked last time (from the bootstrap
+/// store) first, then the configured ones shuffled, without repeats, at most [`MAX_ENTRIES`].
+/// Returns the list and (invalid addresses not reported one by one, addresses over the bound).
+fn bootstrap_order(
+    config: &NodeConfig,
+    events: &mpsc::UnboundedSender<NodeEvent>,
+) -> (Vec<Multiaddr>, (usize, usize)) {
+    use rand::seq::SliceRandom as _;
+    let remembered: Vec<String> = config
+        .bootstrap_store
+        .as_deref()
+        .and_then(platform::load)
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let mut configured = Vec::new();
+    let mut invalid = 0;
+    for text in &config.bootstrap {
+        match text.parse::<Multiaddr>() {
+            Ok(addr) => configured.push(addr),
+            Err(e) => {
+                invalid += 1;
+                if invalid <= INVALID_REPORTED {
+                    let _ = events.unbounded_send(NodeEvent::BootstrapInvalid {
+                        address: text.chars().take(256).collect(),
+                        error: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    configured.shuffle(&mut platform::rng());
+    // Remembered relays only count while they are still configured.
+    let mut order: Vec<Multiaddr> = remembered
+        .iter()
+        .filter_map(|text| text.parse().ok())
+        .filter(|addr| configured.contains(addr))
+        .collect();
+    for addr in configured {
+        if !order.contains(&addr) {
+            order.push(addr);
+        }
+    }
+    let over = order.len().saturating_sub(MAX_ENTRIES);
+    order.truncate(MAX_ENTRIES);
+    (order, (invalid.saturating_sub(INVALID_REPORTED), over))
 }
 
 /// The earlier of two optional deadlines.
@@ -428,6 +508,7 @@ enum Command {
         reason: String,
     },
     Unban(PeerId),
+    RetryBootstrap,
     Bans(oneshot::Sender<Vec<BanRecord>>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
@@ -486,17 +567,17 @@ impl Node {
         }
 
         let (events_tx, events_rx) = mpsc::unbounded();
-        let mut valid = Vec::new();
-        for text in &config.bootstrap {
-            match text.parse::<Multiaddr>() {
-                Ok(addr) => valid.push(addr),
-                Err(e) => {
-                    let _ = events_tx.unbounded_send(NodeEvent::BootstrapInvalid {
-                        address: text.clone(),
-                        error: e.to_string(),
-                    });
-                }
-            }
+        let (valid, skipped) = bootstrap_order(&config, &events_tx);
+        if skipped != (0, 0) {
+            tracing::warn!(
+                invalid = skipped.0,
+                over_limit = skipped.1,
+                "bootstrap addresses skipped"
+            );
+            let _ = events_tx.unbounded_send(NodeEvent::BootstrapSkipped {
+                invalid: skipped.0,
+                over_limit: skipped.1,
+            });
         }
         let now = platform::unix_time();
         let (bans, skipped) = BanList::restore(config.ban_policy.clone(), &config.bans, now);
@@ -522,7 +603,15 @@ impl Node {
             // above its earlier ones: receivers' de-duplication would drop a restart from 1.
             sequence: platform::unix_time().as_micros() as u64,
             rejected: HashMap::new(),
-            bootstrap: BootstrapSchedule::new(valid, config.backoff, platform::now()),
+            bootstrap: BootstrapSchedule::new(
+                valid,
+                config.backoff,
+                config.bootstrap_target,
+                platform::now(),
+            ),
+            health: None,
+            bootstrap_store: config.bootstrap_store.clone(),
+            good_relays: Vec::new(),
             dialing: HashMap::new(),
             established: HashMap::new(),
             attestation: config.attestation,
@@ -541,6 +630,9 @@ impl Node {
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
+        }
+        if !state.bootstrap.is_empty() {
+            state.report_health();
         }
 
         let (commands_tx, commands_rx) = mpsc::unbounded();
@@ -720,6 +812,12 @@ impl NodeHandle {
         });
     }
 
+    /// The network is back (a browser's `online` event): redials every bootstrap relay that
+    /// waits out a backoff, now.
+    pub fn retry_bootstrap(&self) {
+        let _ = self.commands.unbounded_send(Command::RetryBootstrap);
+    }
+
     /// Lifts a running ban (an `unbanned` event follows); the offences stay on record.
     pub fn unban(&self, peer: PeerId) {
         let _ = self.commands.unbounded_send(Command::Unban(peer));
@@ -755,6 +853,11 @@ impl NodeHandle {
 
 /// The state the event loop owns besides the swarm.
 struct EventLoop {
+    /// The last health reported.
+    health: Option<Health>,
+    /// Where the relays that worked are remembered, and them, most recent first.
+    bootstrap_store: Option<String>,
+    good_relays: Vec<String>,
     /// Banned peers and offences (`firewall.rs`); enforced by the `blocked` behaviour.
     bans: BanList,
     /// Peers to ban once our answer to their attestation has gone out (a ban closes the
@@ -958,6 +1061,36 @@ impl EventLoop {
         }
     }
 
+    /// Reports the bootstrap health when it changed.
+    fn report_health(&mut self) {
+        let state = self.bootstrap.health();
+        if self.health != Some(state) {
+            self.health = Some(state);
+            let relays = self.bootstrap.connected();
+            tracing::info!(?state, relays, "bootstrap health");
+            self.emit(NodeEvent::Health {
+                state,
+                relays,
+                target: self.bootstrap.target(),
+            });
+        }
+    }
+
+    /// Puts the relay of bootstrap entry `id` first among those tried next start.
+    fn remember_good(&mut self, id: EntryId) {
+        let (Some(key), Some(address)) = (&self.bootstrap_store, self.bootstrap.address(id)) else {
+            return;
+        };
+        let address = address.to_string();
+        self.good_relays.retain(|a| *a != address);
+        self.good_relays.insert(0, address);
+        self.good_relays.truncate(GOOD_RELAYS);
+        let json = serde_json::to_string(&self.good_relays).unwrap_or_default();
+        if let Err(e) = platform::store(key, &json) {
+            tracing::debug!(%e, "good relays not stored");
+        }
+    }
+
     fn dial_failed(&mut self, id: EntryId, error: String) {
         let retry = self
             .bootstrap
@@ -1094,6 +1227,7 @@ impl EventLoop {
                     });
                 }
             }
+            Command::RetryBootstrap => self.bootstrap.retry_now(platform::now()),
             Command::Bans(reply) => {
                 let _ = reply.send(self.bans.records());
             }
@@ -1210,6 +1344,8 @@ impl EventLoop {
                 if let Some(id) = self.dialing.remove(&connection_id) {
                     self.bootstrap.dial_succeeded(id);
                     self.established.insert(connection_id, id);
+                    self.remember_good(id);
+                    self.report_health();
                 }
                 if num_established.get() == 1 {
                     self.peers.connected(peer_id);
@@ -1240,6 +1376,7 @@ impl EventLoop {
                 if let Some(id) = self.established.remove(&connection_id) {
                     self.bootstrap
                         .disconnected(id, platform::now(), platform::rng().gen::<f64>());
+                    self.report_health();
                 }
                 if num_established == 0 {
                     self.peers.disconnected(&peer_id);
