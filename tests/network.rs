@@ -524,3 +524,71 @@ async fn when_a_relay_dies_messages_keep_flowing_through_the_other() {
         killed.elapsed().as_millis()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_half_open_sockets_and_bogus_bootstrap_lists_leave_everyone_served() {
+    use tokio::io::AsyncWriteExt as _;
+    let (relay, _relay_events, tcp, ws) = start_relay().await;
+    let (a, _a_events) = start_member(vec![tcp.clone()]).await;
+    let (_b, mut b_events) = start_member(vec![ws.clone()]).await;
+    deliver(&a, &mut b_events, "before").await;
+
+    // Garbage: raw bytes instead of a WebSocket upgrade, and instead of a multistream header.
+    let socket = |address: &str| {
+        let port: u16 = address.split('/').nth(4).unwrap().parse().unwrap();
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+    };
+    for address in [&ws, &tcp] {
+        let mut garbage = socket(address).await.unwrap();
+        garbage
+            .write_all(&[0xde, 0xad, 0xbe, 0xef].repeat(4096))
+            .await
+            .unwrap();
+        drop(garbage);
+    }
+    // Half-open: more sockets than the relay lets wait in a handshake, all silent.
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = socket(&tcp).await {
+            silent.push(s);
+        }
+    }
+    // A member with 9,999 bogus bootstrap entries and one good one.
+    let mut list: Vec<String> = (0..9_999).map(|i| format!("not an address {i}")).collect();
+    list.push(tcp.clone());
+    let (_c, mut c_events) = Node::start(
+        NodeConfig::new(OperatorKey::generate())
+            .with_bootstrap(list)
+            .with_topics(vec![TOPIC.into()]),
+    )
+    .await
+    .unwrap();
+    let mut reported = 0;
+    let skipped = next_matching(&mut c_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::BootstrapInvalid { .. } => {
+            reported += 1;
+            None
+        }
+        NodeEvent::BootstrapSkipped {
+            invalid,
+            over_limit,
+        } => Some((*invalid, *over_limit)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((reported, skipped), (8, Some((9_991, 0))));
+
+    // The established members still talk, each bad case was counted, and the silent sockets
+    // beyond the handshake limit were refused.
+    deliver(&a, &mut b_events, "after").await;
+    let counts = relay.counters().await;
+    assert!(
+        counts.get("connection_failed").copied().unwrap_or(0) >= 2,
+        "{counts:?}"
+    );
+    assert!(
+        counts.get("connection_denied").copied().unwrap_or(0) >= 1,
+        "{counts:?}"
+    );
+    drop(silent);
+}

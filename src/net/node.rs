@@ -1412,6 +1412,8 @@ impl EventLoop {
                 tracing::debug!(%cause, %send_back_addr, "incoming connection denied");
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
+                // Garbage instead of a handshake, a peer that went silent halfway: counted.
+                *self.rejected.entry("connection_failed").or_default() += 1;
                 tracing::debug!(%error, "incoming connection failed");
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
