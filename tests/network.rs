@@ -592,3 +592,45 @@ async fn garbage_half_open_sockets_and_bogus_bootstrap_lists_leave_everyone_serv
     );
     drop(silent);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_over_the_message_rate_limit_is_banned() {
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_rate_limit(10, 20)
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let (relay, mut relay_events) = Node::start(config).await.unwrap();
+    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } => Some(address.clone()),
+        _ => None,
+    })
+    .await
+    .unwrap();
+    let (_calm, mut calm_events) = start_member(vec![tcp.clone()]).await;
+    let (flood, _f) = start_member(vec![tcp]).await;
+    // Within the burst: delivered.
+    deliver(&flood, &mut calm_events, "a few").await;
+    for i in 0..100 {
+        let _ = flood
+            .publish(TOPIC, format!("flood {i}").into_bytes())
+            .await;
+    }
+    let banned = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Banned { peer, reason, .. } => Some((peer.clone(), reason.clone())),
+        _ => None,
+    })
+    .await;
+    assert_eq!(
+        banned,
+        Some((flood.peer_id().to_string(), "rate_limited".to_owned()))
+    );
+    assert!(
+        relay
+            .counters()
+            .await
+            .get("rate_limited")
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    );
+}

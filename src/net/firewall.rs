@@ -136,6 +136,44 @@ impl Gate {
     }
 }
 
+/// A per-peer message rate limit: a token bucket per peer (sustained `per_second`, bursts up
+/// to `burst`). Time is an argument, in seconds since any fixed origin.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    buckets: HashMap<PeerId, (f64, f64)>,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// One message from `peer` at `now`: whether it is within the limit.
+    pub fn allow(&mut self, peer: PeerId, now: Duration) -> bool {
+        let now = now.as_secs_f64();
+        let (tokens, last) = self.buckets.entry(peer).or_insert((self.burst, now));
+        *tokens = (*tokens + (now - *last).max(0.0) * self.per_second).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets a peer whose last connection closed.
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.buckets.remove(peer);
+    }
+}
+
 /// How long offences ban a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BanPolicy {
@@ -411,6 +449,22 @@ mod tests {
         assert_eq!(gate.check(at(90)), vec![]);
         assert_eq!(gate.check(at(90) + ATTESTATION_GRACE), vec![attested]);
         assert_eq!(gate.poll_timeout(), None);
+    }
+
+    #[test]
+    fn the_rate_limit_allows_bursts_then_the_sustained_rate() {
+        let mut limit = RateLimit::new(10, 20);
+        let (peer, other) = (PeerId::random(), PeerId::random());
+        let t = |ms: u64| Duration::from_millis(ms);
+        assert_eq!((0..25).filter(|_| limit.allow(peer, t(0))).count(), 20);
+        // Other peers have their own bucket.
+        assert!(limit.allow(other, t(0)));
+        // Half a second refills five.
+        assert_eq!((0..10).filter(|_| limit.allow(peer, t(500))).count(), 5);
+        // A long pause refills to the burst, not beyond.
+        assert_eq!((0..50).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
+        limit.forget(&peer);
+        assert_eq!((0..25).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
     }
 
     #[test]

@@ -48,7 +48,7 @@ use super::{
     behaviour::{self, Behaviour, BehaviourEvent, Router},
     bootstrap::{Backoff, BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
     channel::MembershipFilter,
-    firewall::{BanList, BanPolicy, BanRecord, Gate, Policy, ATTESTATION_GRACE},
+    firewall::{BanList, BanPolicy, BanRecord, Gate, Policy, RateLimit, ATTESTATION_GRACE},
     transport,
     validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
 };
@@ -98,6 +98,7 @@ pub struct NodeConfig {
     attestation_grace: Duration,
     bootstrap_target: usize,
     bootstrap_store: Option<String>,
+    rate_limit: Option<(u32, u32)>,
 }
 
 impl NodeConfig {
@@ -122,7 +123,16 @@ impl NodeConfig {
             attestation_grace: ATTESTATION_GRACE,
             bootstrap_target: 3,
             bootstrap_store: None,
+            rate_limit: None,
         }
+    }
+
+    /// Bans a peer that forwards more than `per_second` pubsub messages a second, sustained,
+    /// or more than `burst` at once (default: relays 2,000/s with bursts of 20,000, a whole
+    /// 64-member group burst and its retransmissions; members none, their relays aggregate).
+    pub fn with_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.rate_limit = Some((per_second, burst));
+        self
     }
 
     /// How many bootstrap relays to keep connected (default 3; browsers use 2).
@@ -626,6 +636,10 @@ impl Node {
             pending_bans: Vec::new(),
             delayed_bans: Vec::new(),
             gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
+            rate_limit: config
+                .rate_limit
+                .or((config.role == Role::Relay).then_some(RELAY_RATE_LIMIT))
+                .map(|(per_second, burst)| RateLimit::new(per_second, burst)),
             clock_anchor: (platform::now(), platform::unix_time()),
         };
         for topic in &config.topics {
@@ -869,6 +883,8 @@ struct EventLoop {
     delayed_bans: Vec<(platform::Instant, PeerId, String)>,
     /// The firewall policy's admission state.
     gate: Gate,
+    /// Messages per peer, when limited.
+    rate_limit: Option<RateLimit>,
     /// The monotonic and the wall clock read together at start (see `ban_deadline`).
     clock_anchor: (platform::Instant, Duration),
     events: mpsc::UnboundedSender<NodeEvent>,
@@ -897,6 +913,9 @@ struct EventLoop {
     /// Message authors' operator addresses (bounded by [`AUTHOR_CACHE`]).
     authors: HashMap<PeerId, Option<Address>>,
 }
+
+/// A relay's default per-peer message limit: (per second, burst).
+const RELAY_RATE_LIMIT: (u32, u32) = (2_000, 20_000);
 
 /// How long a peer has to read our refusal of its attestation before its ban cuts it off.
 const BAN_GRACE: Duration = Duration::from_millis(500);
@@ -1381,6 +1400,9 @@ impl EventLoop {
                 if num_established == 0 {
                     self.peers.disconnected(&peer_id);
                     self.gate.disconnected(&peer_id);
+                    if let Some(limit) = &mut self.rate_limit {
+                        limit.forget(&peer_id);
+                    }
                     if self.router == Router::Floodsub {
                         // Or gossipsub would keep redialling it.
                         swarm
@@ -1436,6 +1458,23 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
+                if let Some(limit) = &mut self.rate_limit {
+                    if !limit.allow(propagation_source, platform::unix_time()) {
+                        // Over the limit: dropped unforwarded, and an offence.
+                        *self.rejected.entry("rate_limited").or_default() += 1;
+                        swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .report_message_validation_result(
+                                &message_id,
+                                &propagation_source,
+                                MessageAcceptance::Ignore,
+                            );
+                        self.pending_bans
+                            .push((propagation_source, "rate_limited".to_owned()));
+                        return;
+                    }
+                }
                 if !self.gate.admitted(&propagation_source) {
                     // Not yet through the firewall: dropped unforwarded, counted, no penalty
                     // (its attestation may be on the way; retransmission covers the loss).
