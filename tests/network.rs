@@ -634,3 +634,50 @@ async fn a_peer_over_the_message_rate_limit_is_banned() {
             >= 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_reach_each_other_through_a_relay_circuit() {
+    let (_relay, _relay_events, _tcp, ws) = start_relay().await;
+    // A listens through the relay; it cannot be dialled directly (it listens on nothing else).
+    let (a, mut a_events) = Node::start(
+        NodeConfig::new(OperatorKey::generate())
+            .with_bootstrap(vec![ws.clone()])
+            .with_circuit_listen(true),
+    )
+    .await
+    .unwrap();
+    let circuit = next_matching(&mut a_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } if address.contains("/ws/p2p/") => {
+            address.contains("/p2p-circuit/").then(|| address.clone())
+        }
+        _ => None,
+    })
+    .await
+    .expect("the relay grants a reservation");
+    assert!(circuit.ends_with(&format!("/p2p-circuit/p2p/{}", a.peer_id())));
+
+    // B dials A's circuit address with a wallet delegation: A verifies it and answers, a
+    // request-response exchange over the relayed connection.
+    let wallet = OperatorKey::generate();
+    let session = OperatorKey::generate();
+    let session_peer = session.peer_id();
+    let (b, mut b_events) = start_attested_member(ws, &wallet, session, session_peer, 31337).await;
+    // Through its relay connection: B dials once it has one.
+    next_matching(&mut b_events, Duration::from_secs(10), |e| {
+        matches!(e, NodeEvent::Health { relays: 1, .. }).then_some(())
+    })
+    .await
+    .expect("B reaches the relay");
+    b.dial(&circuit).await.unwrap();
+    let a_peer = a.peer_id().to_string();
+    let ack = next_matching(&mut b_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::AttestationAcknowledged { peer, accepted, .. } if *peer == a_peer => {
+            Some(*accepted)
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(ack, Some(true), "A answered B through the circuit");
+    assert_eq!(a.peer_operator(session_peer).await, Some(wallet.address()));
+    assert!(b.dial("not an address").await.is_err());
+}

@@ -7,8 +7,8 @@ use libp2p::{
     connection_limits::{self, ConnectionLimits},
     gossipsub, identify,
     identity::Keypair,
-    ping,
-    swarm::NetworkBehaviour,
+    ping, relay,
+    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
 };
 
 use super::{attest, node::Role};
@@ -83,16 +83,45 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// `/keep-light/attest/1`: wallet delegations exchanged right after connecting.
     pub attest: attest::Behaviour,
+    /// Circuit relay v2 server: relays only.
+    pub relay: Toggle<relay::Behaviour>,
+    /// Circuit relay v2 client: reservations on relays (listening on `…/p2p-circuit`) and
+    /// dials through them.
+    pub relay_client: relay::client::Behaviour,
+}
+
+/// Circuit limits a relay grants: libp2p's defaults (2 min, 128 KiB per circuit) cut a
+/// browser-to-browser session off almost at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitLimits {
+    pub duration: Duration,
+    pub bytes: u64,
+    pub reservations: usize,
+    pub circuits: usize,
+}
+
+impl Default for CircuitLimits {
+    /// One hour and 64 MiB per circuit, 1,024 reservations, 256 circuits.
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(3600),
+            bytes: 64 << 20,
+            reservations: 1024,
+            circuits: 256,
+        }
+    }
 }
 
 /// Builds the behaviour for `role`; `max_message_size` is the envelope limit. (The floodsub
-/// router is the node's doing: it makes each connected peer explicit.)
+/// router is the node's doing: it makes each connected peer explicit.) What can fail is built
+/// here; the result completes it with the relay client the swarm builder makes.
 pub fn build(
     keypair: &Keypair,
     role: Role,
     max_message_size: usize,
     limits: ConnectionLimits,
-) -> Result<Behaviour, String> {
+    circuits: CircuitLimits,
+) -> Result<impl FnOnce(relay::client::Behaviour) -> Behaviour, String> {
     let mut config = gossipsub::ConfigBuilder::default();
     config
         // Every message is signed by its author (StrictSign) and checked on receipt.
@@ -138,7 +167,22 @@ pub fn build(
             .with_agent_version(format!("keep-light/{}", env!("CARGO_PKG_VERSION"))),
     );
     let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
-    Ok(Behaviour {
+    let relay = (role == Role::Relay).then(|| {
+        let peer = keypair.public().to_peer_id();
+        relay::Behaviour::new(
+            peer,
+            relay::Config {
+                max_reservations: circuits.reservations,
+                max_circuits: circuits.circuits,
+                max_circuit_duration: circuits.duration,
+                max_circuit_bytes: circuits.bytes,
+                ..relay::Config::default()
+            },
+        )
+    });
+    Ok(move |relay_client| Behaviour {
+        relay: relay.into(),
+        relay_client,
         blocked: allow_block_list::Behaviour::default(),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,

@@ -45,7 +45,7 @@ use serde::Serialize;
 
 use super::{
     attest::{AttestRequest, AttestResponse, PeerOperators},
-    behaviour::{self, Behaviour, BehaviourEvent, Router},
+    behaviour::{self, Behaviour, BehaviourEvent, CircuitLimits, Router},
     bootstrap::{Backoff, BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
     channel::MembershipFilter,
     firewall::{BanList, BanPolicy, BanRecord, Gate, Policy, RateLimit, ATTESTATION_GRACE},
@@ -99,6 +99,8 @@ pub struct NodeConfig {
     bootstrap_target: usize,
     bootstrap_store: Option<String>,
     rate_limit: Option<(u32, u32)>,
+    circuits: CircuitLimits,
+    circuit_listen: bool,
 }
 
 impl NodeConfig {
@@ -124,7 +126,22 @@ impl NodeConfig {
             bootstrap_target: 3,
             bootstrap_store: None,
             rate_limit: None,
+            circuits: CircuitLimits::default(),
+            circuit_listen: false,
         }
+    }
+
+    /// Circuit limits a relay grants (default [`CircuitLimits::default`]: 1 h, 64 MiB).
+    pub fn with_circuit_limits(mut self, limits: CircuitLimits) -> Self {
+        self.circuits = limits;
+        self
+    }
+
+    /// Listens through every bootstrap relay it connects to (`<relay>/p2p-circuit`), so peers
+    /// that cannot dial it directly, such as other tabs, reach it through the relay.
+    pub fn with_circuit_listen(mut self, listen: bool) -> Self {
+        self.circuit_listen = listen;
+        self
     }
 
     /// Bans a peer that forwards more than `per_second` pubsub messages a second, sustained,
@@ -336,7 +353,8 @@ pub enum NodeEvent {
         relays: usize,
         target: usize,
     },
-    /// A dial failed; the address is retried after `retry_in_ms`.
+    /// A dial failed; a bootstrap address is retried after `retry_in_ms` (0: an application's
+    /// dial, not retried; `address` is then the peer dialled, when known).
     DialFailed {
         address: String,
         error: String,
@@ -519,6 +537,7 @@ enum Command {
     },
     Unban(PeerId),
     RetryBootstrap,
+    Dial(Multiaddr, oneshot::Sender<Result<(), String>>),
     Bans(oneshot::Sender<Vec<BanRecord>>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
@@ -562,8 +581,14 @@ impl Node {
             .limits
             .clone()
             .unwrap_or_else(|| behaviour::default_limits(config.role));
-        let behaviour = behaviour::build(&keypair, config.role, config.max_message_size, limits)
-            .map_err(StartError::Build)?;
+        let behaviour = behaviour::build(
+            &keypair,
+            config.role,
+            config.max_message_size,
+            limits,
+            config.circuits,
+        )
+        .map_err(StartError::Build)?;
         let mut swarm = transport::build_swarm(keypair, behaviour)
             .await
             .map_err(StartError::Build)?;
@@ -636,6 +661,7 @@ impl Node {
             pending_bans: Vec::new(),
             delayed_bans: Vec::new(),
             gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
+            circuit_listen: config.circuit_listen,
             rate_limit: config
                 .rate_limit
                 .or((config.role == Role::Relay).then_some(RELAY_RATE_LIMIT))
@@ -826,6 +852,15 @@ impl NodeHandle {
         });
     }
 
+    /// Dials `address` (e.g. another peer's `<relay>/p2p-circuit/p2p/<peer>`); `connected`
+    /// follows on success. Fails at once on an address no transport takes.
+    pub async fn dial(&self, address: &str) -> Result<(), String> {
+        let address: Multiaddr = address.parse().map_err(|e| format!("{address}: {e}"))?;
+        self.ask(|reply| Command::Dial(address, reply))
+            .await
+            .unwrap_or_else(|| Err("the node has stopped".into()))
+    }
+
     /// The network is back (a browser's `online` event): redials every bootstrap relay that
     /// waits out a backoff, now.
     pub fn retry_bootstrap(&self) {
@@ -885,6 +920,8 @@ struct EventLoop {
     gate: Gate,
     /// Messages per peer, when limited.
     rate_limit: Option<RateLimit>,
+    /// Whether to listen through each bootstrap relay once connected to it.
+    circuit_listen: bool,
     /// The monotonic and the wall clock read together at start (see `ban_deadline`).
     clock_anchor: (platform::Instant, Duration),
     events: mpsc::UnboundedSender<NodeEvent>,
@@ -1080,6 +1117,18 @@ impl EventLoop {
         }
     }
 
+    /// Asks the relay of bootstrap entry `id` for a reservation: listens on
+    /// `<relay>/p2p-circuit` (a `listening` event follows once the relay accepts).
+    fn listen_through(&mut self, swarm: &mut Swarm<Behaviour>, id: EntryId) {
+        let Some(relay) = self.bootstrap.address(id) else {
+            return;
+        };
+        let circuit = relay.clone().with(Protocol::P2pCircuit);
+        if let Err(error) = swarm.listen_on(circuit.clone()) {
+            tracing::warn!(%circuit, %error, "cannot listen through the relay");
+        }
+    }
+
     /// Reports the bootstrap health when it changed.
     fn report_health(&mut self) {
         let state = self.bootstrap.health();
@@ -1247,6 +1296,9 @@ impl EventLoop {
                 }
             }
             Command::RetryBootstrap => self.bootstrap.retry_now(platform::now()),
+            Command::Dial(address, reply) => {
+                let _ = reply.send(swarm.dial(address).map_err(|e| e.to_string()));
+            }
             Command::Bans(reply) => {
                 let _ = reply.send(self.bans.records());
             }
@@ -1349,7 +1401,17 @@ impl EventLoop {
     fn on_swarm_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
-                let full = address.with(Protocol::P2p(*swarm.local_peer_id()));
+                if self.role == Role::Relay && !address.iter().any(|p| p == Protocol::P2pCircuit) {
+                    // A relay serves circuits only at confirmed external addresses; it is
+                    // reachable where it listens (a relay behind NAT would need its public
+                    // address configured instead).
+                    swarm.add_external_address(address.clone());
+                }
+                // Circuit addresses arrive with our /p2p already; others get it appended.
+                let full = match address.iter().last() {
+                    Some(Protocol::P2p(_)) => address,
+                    _ => address.with(Protocol::P2p(*swarm.local_peer_id())),
+                };
                 self.emit(NodeEvent::Listening {
                     address: full.to_string(),
                 });
@@ -1363,6 +1425,9 @@ impl EventLoop {
                 if let Some(id) = self.dialing.remove(&connection_id) {
                     self.bootstrap.dial_succeeded(id);
                     self.established.insert(connection_id, id);
+                    if self.circuit_listen {
+                        self.listen_through(swarm, id);
+                    }
                     self.remember_good(id);
                     self.report_health();
                 }
@@ -1417,11 +1482,18 @@ impl EventLoop {
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
+                peer_id,
                 error,
-                ..
             } => {
                 if let Some(id) = self.dialing.remove(&connection_id) {
                     self.dial_failed(id, error.to_string());
+                } else {
+                    // An application's dial (`NodeHandle::dial`): reported, not retried.
+                    self.emit(NodeEvent::DialFailed {
+                        address: peer_id.map(|p| p.to_string()).unwrap_or_default(),
+                        error: error.to_string(),
+                        retry_in_ms: 0,
+                    });
                 }
             }
             SwarmEvent::IncomingConnectionError {

@@ -1,10 +1,11 @@
 //! Swarm construction per platform: the only place besides `platform.rs` that branches on the
 //! target. Natively: TCP and WebSocket (with DNS), plus libp2p's in-process memory transport
 //! (`/memory/N` addresses) for many-node tests. In the browser: `websocket-websys` (dial only).
+//! Both add the circuit relay v2 client transport (`…/p2p-circuit` addresses).
 
 use std::time::Duration;
 
-use libp2p::{identity::Keypair, Swarm};
+use libp2p::{identity::Keypair, relay, Swarm};
 
 use super::behaviour::Behaviour;
 
@@ -17,7 +18,7 @@ pub type BuildError = String;
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn build_swarm(
     keypair: Keypair,
-    behaviour: Behaviour,
+    behaviour: impl FnOnce(relay::client::Behaviour) -> Behaviour,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     use libp2p::{
         core::{transport::MemoryTransport, upgrade::Version},
@@ -46,7 +47,9 @@ pub async fn build_swarm(
         .with_websocket(noise::Config::new, yamux::Config::default)
         .await
         .map_err(|e| e.to_string())?
-        .with_behaviour(|_| behaviour)
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| e.to_string())?
+        .with_behaviour(|_, relay_client| behaviour(relay_client))
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
@@ -56,7 +59,7 @@ pub async fn build_swarm(
 #[cfg(target_arch = "wasm32")]
 pub async fn build_swarm(
     keypair: Keypair,
-    behaviour: Behaviour,
+    behaviour: impl FnOnce(relay::client::Behaviour) -> Behaviour,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     use libp2p::{core::upgrade::Version, noise, websocket_websys, yamux, Transport as _};
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -72,7 +75,9 @@ pub async fn build_swarm(
                 .boxed())
         })
         .map_err(|e| e.to_string())?
-        .with_behaviour(|_| behaviour)
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| e.to_string())?
+        .with_behaviour(|_, relay_client| behaviour(relay_client))
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
