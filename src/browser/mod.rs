@@ -65,13 +65,16 @@ impl KeepClient {
     /// `key_hex` is the session key's secret; a fresh key is made when it is absent.
     /// `attestation_json` is the wallet's delegation to that key (from `requestAttestation`),
     /// sent to every peer right after connecting. `router` is the network's pubsub routing,
-    /// `gossipsub` (the default) or `floodsub`.
+    /// `gossipsub` (the default) or `floodsub`. With `reachable`, the tab listens through each
+    /// relay it connects to (`<relay>/p2p-circuit/p2p/<peer>`, announced in `listening`
+    /// events), so other tabs can dial it.
     pub async fn start(
         bootstrap: Vec<String>,
         topics: Vec<String>,
         key_hex: Option<String>,
         attestation_json: Option<String>,
         router: Option<String>,
+        reachable: Option<bool>,
     ) -> Result<KeepClient, JsError> {
         let key = match key_hex {
             Some(hex) => OperatorKey::from_hex(&hex)?,
@@ -86,6 +89,7 @@ impl KeepClient {
             .with_bootstrap(bootstrap)
             .with_bootstrap_target(BOOTSTRAP_TARGET)
             .with_bootstrap_store(GOOD_RELAYS_KEY)
+            .with_circuit_listen(reachable.unwrap_or(false))
             .with_topics(topics);
         if let Some(json) = attestation_json {
             let attestation: Attestation = serde_json::from_str(&json)
@@ -141,6 +145,19 @@ impl KeepClient {
             }
         });
         Ok(())
+    }
+
+    /// Dials `address`, e.g. another tab's circuit address; resolves once the dial has started
+    /// (a `connected` event follows), rejects when no transport takes the address.
+    pub fn dial(&self, address: String) -> js_sys::Promise {
+        let handle = self.handle.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            handle
+                .dial(&address)
+                .await
+                .map(|()| JsValue::UNDEFINED)
+                .map_err(|e| JsError::new(&e).into())
+        })
     }
 
     /// Publishes UTF-8 `text` on `topic`. Rejects when no peer is in the topic yet.

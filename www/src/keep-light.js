@@ -40,15 +40,17 @@ export class KeepLight extends EventTarget {
    * Starts a node and dials the bootstrap relays.
    * @param {{bootstrap: string[], topics?: string[], keyHex?: string,
    *          attestation?: {message: string, signature: string},
-   *          router?: 'gossipsub' | 'floodsub'}} options
+   *          router?: 'gossipsub' | 'floodsub', reachable?: boolean}} options
    *   `attestation` (from requestAttestation) is sent to every peer right after connecting;
-   *   `router` must be the network's pubsub routing (default gossipsub).
+   *   `router` must be the network's pubsub routing (default gossipsub); with `reachable` the
+   *   tab listens through its relays (circuit relay v2) and announces each
+   *   `…/p2p-circuit/p2p/<peer>` address in a 'listening' event, for other tabs to `dial`.
    * @returns {Promise<KeepLight>}
    */
-  static async connect({ bootstrap, topics = [], keyHex, attestation, router } = {}) {
+  static async connect({ bootstrap, topics = [], keyHex, attestation, router, reachable } = {}) {
     await loadWasm();
     const client = await KeepClient.start(bootstrap ?? [], topics, keyHex,
-      attestation ? JSON.stringify(attestation) : undefined, router);
+      attestation ? JSON.stringify(attestation) : undefined, router, reachable);
     return new KeepLight(client);
   }
 
@@ -127,6 +129,14 @@ export class KeepLight extends EventTarget {
   /** @returns {string} the node's operator address (EIP-55). */
   get address() {
     return this.#client.address;
+  }
+
+  /**
+   * Dials a peer's address, e.g. another tab's circuit address; a 'connected' event follows.
+   * @param {string} address
+   */
+  dial(address) {
+    return this.#client.dial(address);
   }
 
   /**
