@@ -128,8 +128,37 @@ fn relay_keeps_its_identity_in_the_data_dir_and_stops_on_sigterm() {
     let exit = first.0.wait().unwrap();
     assert!(exit.success(), "relay exits cleanly on SIGTERM: {exit:?}");
 
-    let (_second, _lines, ws2) = relay(&["--data-dir", dir_arg]);
-    assert_eq!(peer(&ws), peer(&ws2), "same identity after restart");
+    // Default listen addresses this time: WebSocket, TCP and WebRTC-direct.
+    let (mut second, lines) = spawn(&["relay", "--data-dir", dir_arg]);
+    let ws2 = lines.next("a ws address", |v| {
+        v["listening"]
+            .as_str()
+            .is_some_and(|a| a.contains("/ws/p2p/"))
+    });
+    let ws2 = ws2["listening"].as_str().unwrap();
+    assert_eq!(peer(&ws), peer(ws2), "same identity after restart");
+    // The WebRTC-direct certificate is kept too: the certhash survives a restart.
+    let certhash = |lines: &Lines| {
+        let line = lines.next("a webrtc-direct address", |v| {
+            v["listening"]
+                .as_str()
+                .is_some_and(|a| a.contains("/webrtc-direct/certhash/"))
+        });
+        let address = line["listening"].as_str().unwrap().to_owned();
+        address
+            .split("/certhash/")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let first_hash = certhash(&lines);
+    let _ = second.0.kill();
+    let _ = second.0.wait();
+    let (_third, lines) = spawn(&["relay", "--data-dir", dir_arg]);
+    assert_eq!(certhash(&lines), first_hash, "same certhash after restart");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -101,6 +101,7 @@ pub struct NodeConfig {
     rate_limit: Option<(u32, u32)>,
     circuits: CircuitLimits,
     circuit_listen: bool,
+    webrtc_certificate: Option<String>,
 }
 
 impl NodeConfig {
@@ -128,7 +129,16 @@ impl NodeConfig {
             rate_limit: None,
             circuits: CircuitLimits::default(),
             circuit_listen: false,
+            webrtc_certificate: None,
         }
+    }
+
+    /// The WebRTC-direct certificate (PEM, from [`transport::new_webrtc_certificate`]); its hash is part
+    /// of the `/webrtc-direct/certhash/…` address, so a relay keeps it to keep its address.
+    /// Without one a fresh certificate is made.
+    pub fn with_webrtc_certificate(mut self, pem: String) -> Self {
+        self.webrtc_certificate = Some(pem);
+        self
     }
 
     /// Circuit limits a relay grants (default [`CircuitLimits::default`]: 1 h, 64 MiB).
@@ -589,9 +599,10 @@ impl Node {
             config.circuits,
         )
         .map_err(StartError::Build)?;
-        let mut swarm = transport::build_swarm(keypair, behaviour)
-            .await
-            .map_err(StartError::Build)?;
+        let mut swarm =
+            transport::build_swarm(keypair, config.webrtc_certificate.as_deref(), behaviour)
+                .await
+                .map_err(StartError::Build)?;
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())

@@ -18,11 +18,20 @@ pub type BuildError = String;
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn build_swarm(
     keypair: Keypair,
+    webrtc_certificate: Option<&str>,
     behaviour: impl FnOnce(relay::client::Behaviour) -> Behaviour,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     use libp2p::{
-        core::{transport::MemoryTransport, upgrade::Version},
+        core::{muxing::StreamMuxerBox, transport::MemoryTransport, upgrade::Version},
         noise, tcp, yamux, Transport as _,
+    };
+    use libp2p_webrtc::tokio::Certificate;
+    // WebRTC-direct (`/udp/N/webrtc-direct/certhash/…`): the certhash is the certificate's, so
+    // a relay keeps its certificate (PEM) to stay reachable at the same address.
+    let certificate = match webrtc_certificate {
+        Some(pem) => Certificate::from_pem(pem).map_err(|e| format!("WebRTC certificate: {e}"))?,
+        None => Certificate::generate(&mut rand_webrtc::rng())
+            .map_err(|e| format!("WebRTC certificate: {e}"))?,
     };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -42,6 +51,11 @@ pub async fn build_swarm(
                 .boxed())
         })
         .map_err(|e| e.to_string())?
+        .with_other_transport(|key| {
+            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
+                .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)))
+        })
+        .map_err(|e| e.to_string())?
         .with_dns()
         .map_err(|e| e.to_string())?
         .with_websocket(noise::Config::new, yamux::Config::default)
@@ -56,12 +70,24 @@ pub async fn build_swarm(
     Ok(swarm)
 }
 
+/// A fresh WebRTC-direct certificate as PEM (for [`crate::net::NodeConfig::with_webrtc_certificate`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn new_webrtc_certificate() -> Result<String, BuildError> {
+    libp2p_webrtc::tokio::Certificate::generate(&mut rand_webrtc::rng())
+        .map(|c| c.serialize_pem())
+        .map_err(|e| format!("WebRTC certificate: {e}"))
+}
+
 #[cfg(target_arch = "wasm32")]
 pub async fn build_swarm(
     keypair: Keypair,
+    _webrtc_certificate: Option<&str>,
     behaviour: impl FnOnce(relay::client::Behaviour) -> Behaviour,
 ) -> Result<Swarm<Behaviour>, BuildError> {
-    use libp2p::{core::upgrade::Version, noise, websocket_websys, yamux, Transport as _};
+    use libp2p::{
+        core::{muxing::StreamMuxerBox, upgrade::Version},
+        noise, websocket_websys, yamux, Transport as _,
+    };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_wasm_bindgen()
         .with_other_transport(|key| {
@@ -73,6 +99,12 @@ pub async fn build_swarm(
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
                 .boxed())
+        })
+        .map_err(|e| e.to_string())?
+        // WebRTC-direct to relays (`/udp/N/webrtc-direct/certhash/…`); opt-in, see DESIGN.md.
+        .with_other_transport(|key| {
+            libp2p::webrtc_websys::Transport::new(libp2p::webrtc_websys::Config::new(key))
+                .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)))
         })
         .map_err(|e| e.to_string())?
         .with_relay_client(noise::Config::new, yamux::Config::default)

@@ -48,7 +48,8 @@ mod cli {
         },
         /// Run a relay: routes pubsub for every topic its peers join.
         Relay {
-            /// Listen address (repeatable). Default: WebSocket and TCP on 127.0.0.1, random ports.
+            /// Listen address (repeatable). Default: WebSocket, TCP and WebRTC-direct on 127.0.0.1,
+            /// random ports.
             #[arg(long = "listen")]
             listen: Vec<Multiaddr>,
             /// Directory holding the relay's identity (created when missing). Without it the relay
@@ -285,6 +286,22 @@ mod cli {
         }
     }
 
+    /// The relay's WebRTC-direct certificate in `--data-dir` (`webrtc.pem`), made on first use:
+    /// its hash is in the relay's `/webrtc-direct/certhash/…` address, which must not change.
+    fn webrtc_certificate(dir: &std::path::Path) -> Result<String, String> {
+        let path = dir.join("webrtc.pem");
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => Ok(pem),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let pem = keep_light::net::transport::new_webrtc_certificate()?;
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                write_secret(&path, &pem)?;
+                Ok(pem)
+            }
+            Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
     /// The relay's ban list in `--data-dir` (`bans.json`).
     mod bans {
         use std::path::Path;
@@ -356,9 +373,16 @@ mod cli {
             vec![
                 "/ip4/127.0.0.1/tcp/0/ws".parse().expect("valid literal"),
                 "/ip4/127.0.0.1/tcp/0".parse().expect("valid literal"),
+                "/ip4/127.0.0.1/udp/0/webrtc-direct"
+                    .parse()
+                    .expect("valid literal"),
             ]
         } else {
             listen
+        };
+        let config = match &data_dir {
+            Some(dir) => config.with_webrtc_certificate(webrtc_certificate(dir)?),
+            None => config,
         };
         let bans = data_dir.as_deref().map(bans::load).unwrap_or_default();
         let running = bans
