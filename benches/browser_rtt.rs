@@ -52,6 +52,7 @@ async fn round_trip_through_relay_and_native_echo() {
         relay,
         native,
         topic,
+        ..
     } = Peers::from_build_env();
 
     let started = platform::now();

@@ -29,15 +29,17 @@ kl_json_field() {
   printf '%s' "$1" | sed -n "s/.*\"$2\":\"\\([^\"]*\\)\".*/\\1/p"
 }
 
-# kl_start_relay BIN NAME: starts a relay on loopback (WebSocket + TCP) and sets
-# KL_RELAY_WS and KL_RELAY_TCP to its full multiaddrs.
+# kl_start_relay BIN NAME: starts a relay on loopback (WebSocket, TCP, WebRTC-direct) and sets
+# KL_RELAY_WS, KL_RELAY_TCP and KL_RELAY_WEBRTC to its full multiaddrs.
 kl_start_relay() {
   local bin=$1 name=$2
   "$bin" relay --listen /ip4/127.0.0.1/tcp/0/ws --listen /ip4/127.0.0.1/tcp/0 \
+    --listen /ip4/127.0.0.1/udp/0/webrtc-direct \
     >"$KL_WORK/$name.out" 2>"$KL_WORK/$name.err" &
   KL_PIDS+=($!)
   KL_RELAY_WS=$(kl_json_field "$(kl_wait_line "$KL_WORK/$name.out" '/ws/p2p/' 30)" listening)
   KL_RELAY_TCP=$(kl_json_field "$(kl_wait_line "$KL_WORK/$name.out" '/tcp/[0-9]+/p2p/' 30)" listening)
+  KL_RELAY_WEBRTC=$(kl_json_field "$(kl_wait_line "$KL_WORK/$name.out" '/webrtc-direct/' 30)" listening)
 }
 
 # kl_start_echo_node BIN NAME KEY BOOTSTRAP TOPIC [TICK_SECONDS]: starts a native member that
@@ -69,7 +71,7 @@ kl_start_browser_peers() {
   KL_NATIVE_ADDRESS=$(kl_json_field "$id" address)
   kl_start_relay "$bin" relay
   kl_start_echo_node "$bin" native "$key" "$KL_RELAY_TCP" "$topic" "$tick"
-  export KEEP_LIGHT_TEST_RELAY=$KL_RELAY_WS
+  export KEEP_LIGHT_TEST_RELAY=$KL_RELAY_WS KEEP_LIGHT_TEST_RELAY_WEBRTC=$KL_RELAY_WEBRTC
   export KEEP_LIGHT_TEST_NATIVE_PEER
   KEEP_LIGHT_TEST_NATIVE_PEER=$(kl_json_field "$id" peer_id)
   export KEEP_LIGHT_TEST_TOPIC=$topic

@@ -27,6 +27,7 @@ async fn browser_and_native_node_exchange_messages_through_the_relay() {
         relay,
         native,
         topic,
+        ..
     } = Peers::from_build_env();
 
     // A bad bootstrap entry must not stop the node from using the good one.
@@ -80,6 +81,62 @@ async fn browser_and_native_node_exchange_messages_through_the_relay() {
         }
         assert!(attempt < 40, "the native node never echoed our message");
     }
+    node.shutdown().await;
+}
+
+/// The same exchange over WebRTC-direct instead of WebSocket. Prints how long the first native
+/// message took after connecting: rust-libp2p #3690 (the first data channels a native peer
+/// opens towards a browser are lost) showed as a stall of about 10 s.
+#[wasm_bindgen_test]
+async fn browser_and_native_node_exchange_messages_over_webrtc_direct() {
+    let Peers {
+        relay_webrtc,
+        native,
+        topic,
+        ..
+    } = Peers::from_build_env();
+    let started = keep_light::platform::now();
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_bootstrap(vec![relay_webrtc.into()])
+        .with_topics(vec![topic.into()]);
+    let (node, mut events) = Node::start(config).await.expect("node starts");
+    wait_for(&mut events, Duration::from_secs(30), |e| {
+        matches!(e, NodeEvent::Connected { .. }).then_some(())
+    })
+    .await
+    .expect("connected over WebRTC-direct");
+    let connected = started.elapsed();
+    wait_for(&mut events, Duration::from_secs(60), |e| match e {
+        NodeEvent::Message { from, .. } if from == native => Some(()),
+        _ => None,
+    })
+    .await
+    .expect("a native message arrives over WebRTC-direct");
+    let first_message = started.elapsed();
+    let hello = format!("browser-webrtc-hello-{}", node.peer_id());
+    for attempt in 0.. {
+        match node.publish(topic, hello.clone().into_bytes()).await {
+            Ok(()) | Err(PublishError::NoPeers) => {}
+            Err(e) => panic!("publish failed: {e}"),
+        }
+        if echo_of(
+            &mut events,
+            native,
+            hello.as_bytes(),
+            Duration::from_millis(500),
+        )
+        .await
+        {
+            break;
+        }
+        assert!(attempt < 60, "the native node never echoed our message");
+    }
+    wasm_bindgen_test::console_log!(
+        "KEEP_LIGHT_BENCH {{\"webrtc_connect_ms\":{},\"webrtc_first_message_ms\":{},\"webrtc_echo_ms\":{}}}",
+        connected.as_millis(),
+        first_message.as_millis(),
+        started.elapsed().as_millis()
+    );
     node.shutdown().await;
 }
 

@@ -52,8 +52,14 @@ pub async fn build_swarm(
         })
         .map_err(|e| e.to_string())?
         .with_other_transport(|key| {
-            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate)
-                .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)))
+            libp2p_webrtc::tokio::Transport::new(key.clone(), certificate).map(
+                |(peer, connection), _| {
+                    (
+                        peer,
+                        StreamMuxerBox::new(webrtc_fix::DeferOutbound::new(connection)),
+                    )
+                },
+            )
         })
         .map_err(|e| e.to_string())?
         .with_dns()
@@ -162,5 +168,176 @@ mod browser_ws {
         fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             Pin::new(&mut self.0).poll_close(cx)
         }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod webrtc_fix {
+    //! The ≈ 10 s stall of native → browser traffic over WebRTC-direct (rust-libp2p #3690).
+    //!
+    //! Cause: the browser (`libp2p-webrtc-websys`) installs its `ondatachannel` listener only
+    //! when its side of the Noise handshake has returned, but the native side opens data
+    //! channels (gossipsub, identify, …) as soon as its own side is done. Channels announced in
+    //! between fire `datachannel` events nobody listens to, so they are lost; the native
+    //! stream's protocol negotiation then waits out libp2p's 10 s upgrade timeout and is
+    //! retried. Fix: on WebRTC connections the native side opens no outbound stream until the
+    //! browser has opened one (proof its listener is in place; ours always do at once), or
+    //! until `GRACE` has passed, for peers that open none.
+
+    use std::{
+        pin::Pin,
+        task::{Context, Poll, Waker},
+        time::Duration,
+    };
+
+    use futures::FutureExt as _;
+    use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent, StreamMuxerExt as _};
+
+    /// How long outbound streams wait for the browser's first one at most.
+    const GRACE: Duration = Duration::from_secs(1);
+
+    pub(super) struct DeferOutbound<M> {
+        inner: M,
+        open: bool,
+        grace: futures_timer::Delay,
+        waiting: Option<Waker>,
+    }
+
+    impl<M> DeferOutbound<M> {
+        pub(super) fn new(inner: M) -> Self {
+            Self {
+                inner,
+                open: false,
+                grace: futures_timer::Delay::new(GRACE),
+                waiting: None,
+            }
+        }
+
+        fn open_up(&mut self) {
+            self.open = true;
+            if let Some(waker) = self.waiting.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    impl<M: StreamMuxer + Unpin> StreamMuxer for DeferOutbound<M> {
+        type Substream = M::Substream;
+        type Error = M::Error;
+
+        fn poll_inbound(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<Self::Substream, Self::Error>> {
+            let polled = self.inner.poll_inbound_unpin(cx);
+            if matches!(polled, Poll::Ready(Ok(_))) && !self.open {
+                self.open_up();
+            }
+            polled
+        }
+
+        fn poll_outbound(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<Self::Substream, Self::Error>> {
+            if !self.open {
+                if self.grace.poll_unpin(cx).is_ready() {
+                    self.open_up();
+                } else {
+                    self.waiting = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+            self.inner.poll_outbound_unpin(cx)
+        }
+
+        fn poll_close(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<(), Self::Error>> {
+            self.inner.poll_close_unpin(cx)
+        }
+
+        fn poll(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Result<StreamMuxerEvent, Self::Error>> {
+            self.inner.poll_unpin(cx)
+        }
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::{
+        io,
+        pin::Pin,
+        task::{Context, Poll},
+    };
+
+    use futures::{io::Cursor, task::noop_waker_ref};
+    use libp2p::core::muxing::{StreamMuxer, StreamMuxerEvent, StreamMuxerExt as _};
+
+    use super::webrtc_fix::DeferOutbound;
+
+    /// A muxer whose streams are always ready, and an inbound one only when `inbound` is set.
+    struct Ready {
+        inbound: bool,
+    }
+
+    impl StreamMuxer for Ready {
+        type Substream = Cursor<Vec<u8>>;
+        type Error = io::Error;
+
+        fn poll_inbound(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<Self::Substream, Self::Error>> {
+            if std::mem::take(&mut self.inbound) {
+                Poll::Ready(Ok(Cursor::new(Vec::new())))
+            } else {
+                Poll::Pending
+            }
+        }
+
+        fn poll_outbound(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<Self::Substream, Self::Error>> {
+            Poll::Ready(Ok(Cursor::new(Vec::new())))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Result<StreamMuxerEvent, io::Error>> {
+            Poll::Pending
+        }
+    }
+
+    #[test]
+    fn outbound_streams_wait_for_the_first_inbound_one() {
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut muxer = DeferOutbound::new(Ready { inbound: false });
+        assert!(muxer.poll_outbound_unpin(&mut cx).is_pending());
+        assert!(muxer.poll_inbound_unpin(&mut cx).is_pending());
+        assert!(muxer.poll_outbound_unpin(&mut cx).is_pending());
+        // The browser opens a stream: its listener is in place, ours may follow.
+        muxer = DeferOutbound::new(Ready { inbound: true });
+        assert!(muxer.poll_inbound_unpin(&mut cx).is_ready());
+        assert!(muxer.poll_outbound_unpin(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_peer_that_opens_nothing_gets_outbound_streams_after_the_grace() {
+        let mut muxer = DeferOutbound::new(Ready { inbound: false });
+        let opened = futures::executor::block_on(futures::future::poll_fn(|cx| {
+            muxer.poll_outbound_unpin(cx).map(|r| r.is_ok())
+        }));
+        assert!(opened);
     }
 }

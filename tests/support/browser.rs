@@ -17,6 +17,8 @@ use keep_light::{
 pub struct Peers {
     /// The relay's `/ws` multiaddr.
     pub relay: &'static str,
+    /// The same relay's `/webrtc-direct/certhash/…` multiaddr.
+    pub relay_webrtc: &'static str,
     /// The native echo node's peer ID.
     pub native: &'static str,
     /// The topic both join.
@@ -36,6 +38,10 @@ impl Peers {
             relay: setting(
                 option_env!("KEEP_LIGHT_TEST_RELAY"),
                 "KEEP_LIGHT_TEST_RELAY",
+            ),
+            relay_webrtc: setting(
+                option_env!("KEEP_LIGHT_TEST_RELAY_WEBRTC"),
+                "KEEP_LIGHT_TEST_RELAY_WEBRTC",
             ),
             native: setting(
                 option_env!("KEEP_LIGHT_TEST_NATIVE_PEER"),
