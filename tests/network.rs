@@ -681,3 +681,42 @@ async fn two_members_reach_each_other_through_a_relay_circuit() {
     assert_eq!(a.peer_operator(session_peer).await, Some(wallet.address()));
     assert!(b.dial("not an address").await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_announces_its_configured_external_address_in_reservations() {
+    let public: libp2p::Multiaddr = "/ip4/203.0.113.7/tcp/4001".parse().unwrap();
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_external(vec![public.clone()])
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let (relay, mut relay_events) = Node::start(config).await.unwrap();
+    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } => Some(address.clone()),
+        _ => None,
+    })
+    .await
+    .unwrap();
+    let (member, mut events) = Node::start(
+        NodeConfig::new(OperatorKey::generate())
+            .with_bootstrap(vec![tcp])
+            .with_circuit_listen(true),
+    )
+    .await
+    .unwrap();
+    let circuit = next_matching(&mut events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } if address.contains("/p2p-circuit/") => {
+            Some(address.clone())
+        }
+        _ => None,
+    })
+    .await
+    .expect("a reservation");
+    assert_eq!(
+        circuit,
+        format!(
+            "{public}/p2p/{}/p2p-circuit/p2p/{}",
+            relay.peer_id(),
+            member.peer_id()
+        )
+    );
+}

@@ -102,6 +102,7 @@ pub struct NodeConfig {
     circuits: CircuitLimits,
     circuit_listen: bool,
     webrtc_certificate: Option<String>,
+    external: Vec<Multiaddr>,
 }
 
 impl NodeConfig {
@@ -130,7 +131,15 @@ impl NodeConfig {
             circuits: CircuitLimits::default(),
             circuit_listen: false,
             webrtc_certificate: None,
+            external: Vec::new(),
         }
+    }
+
+    /// The addresses others reach this relay at (behind NAT, a port forward). Without any, a
+    /// relay takes its listen addresses as reachable.
+    pub fn with_external(mut self, addresses: Vec<Multiaddr>) -> Self {
+        self.external = addresses;
+        self
     }
 
     /// The WebRTC-direct certificate (PEM, from [`transport::new_webrtc_certificate`]); its hash is part
@@ -603,6 +612,9 @@ impl Node {
             transport::build_swarm(keypair, config.webrtc_certificate.as_deref(), behaviour)
                 .await
                 .map_err(StartError::Build)?;
+        for addr in &config.external {
+            swarm.add_external_address(addr.clone());
+        }
         for addr in &config.listen {
             swarm
                 .listen_on(addr.clone())
@@ -673,6 +685,7 @@ impl Node {
             delayed_bans: Vec::new(),
             gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
             circuit_listen: config.circuit_listen,
+            external_configured: !config.external.is_empty(),
             rate_limit: config
                 .rate_limit
                 .or((config.role == Role::Relay).then_some(RELAY_RATE_LIMIT))
@@ -933,6 +946,8 @@ struct EventLoop {
     rate_limit: Option<RateLimit>,
     /// Whether to listen through each bootstrap relay once connected to it.
     circuit_listen: bool,
+    /// Whether external addresses were configured (else a relay confirms its listen ones).
+    external_configured: bool,
     /// The monotonic and the wall clock read together at start (see `ban_deadline`).
     clock_anchor: (platform::Instant, Duration),
     events: mpsc::UnboundedSender<NodeEvent>,
@@ -1412,10 +1427,12 @@ impl EventLoop {
     fn on_swarm_event(&mut self, swarm: &mut Swarm<Behaviour>, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
-                if self.role == Role::Relay && !address.iter().any(|p| p == Protocol::P2pCircuit) {
-                    // A relay serves circuits only at confirmed external addresses; it is
-                    // reachable where it listens (a relay behind NAT would need its public
-                    // address configured instead).
+                if self.role == Role::Relay
+                    && !self.external_configured
+                    && !address.iter().any(|p| p == Protocol::P2pCircuit)
+                {
+                    // A relay serves circuits only at confirmed external addresses; without
+                    // configured ones (`with_external`), it is reachable where it listens.
                     swarm.add_external_address(address.clone());
                 }
                 // Circuit addresses arrive with our /p2p already; others get it appended.

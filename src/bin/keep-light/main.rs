@@ -67,6 +67,10 @@ mod cli {
             /// A peer always admitted (another relay), by peer ID (repeatable).
             #[arg(long = "allow")]
             allow: Vec<PeerId>,
+            /// An address others reach this relay at, e.g. behind NAT (repeatable); circuits
+            /// are served there. Default: the listen addresses.
+            #[arg(long = "external")]
+            external: Vec<Multiaddr>,
             /// Accept only attestations for this chain id.
             #[arg(long)]
             chain_id: Option<u64>,
@@ -198,13 +202,15 @@ mod cli {
                     key_hex,
                     firewall,
                     allow,
+                    external,
                     chain_id,
                     router,
                 } => {
                     let mut config = NodeConfig::new(relay_key(data_dir.clone(), key_hex)?)
                         .with_role(Role::Relay)
                         .with_router(router)
-                        .with_firewall(firewall, allow);
+                        .with_firewall(firewall, allow)
+                        .with_external(external);
                     if let Some(chain_id) = chain_id {
                         config = config.with_chain_id(chain_id);
                     }
