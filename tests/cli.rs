@@ -245,6 +245,36 @@ fn a_relay_keeps_its_bans_in_the_data_dir_across_restarts() {
 }
 
 #[test]
+fn a_node_remembers_the_relays_that_worked_in_its_data_dir() {
+    let dir = std::env::temp_dir().join(format!("keep-light-good-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (_relay, _lines, ws) = relay(&[]);
+    let (_node, lines) = spawn(&[
+        "node",
+        "--bootstrap",
+        "/ip4/127.0.0.1/tcp/1/ws",
+        "--bootstrap",
+        &ws,
+        "--key-hex",
+        &format!("0x{}", "0f".repeat(32)),
+        "--data-dir",
+        dir.to_str().unwrap(),
+    ]);
+    lines.next("a relay connected", |v| {
+        v["event"] == "health" && v["relays"] == 1
+    });
+    let saved = (0..50)
+        .find_map(|_| {
+            thread::sleep(Duration::from_millis(100));
+            std::fs::read_to_string(dir.join("good-relays.json")).ok()
+        })
+        .expect("good-relays.json written");
+    let good: Vec<String> = serde_json::from_str(&saved).unwrap();
+    assert_eq!(good, vec![ws]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn nodes_publish_stdin_lines_and_print_messages() {
     let (_relay, _relay_lines, ws) = relay(&[]);
     let topic = "keep-light/cli/1";

@@ -98,6 +98,10 @@ mod cli {
             /// to every peer right after connecting.
             #[arg(long)]
             attestation: Option<PathBuf>,
+            /// Directory where the relays that worked are remembered (`good-relays.json`) and
+            /// tried first on the next start.
+            #[arg(long)]
+            data_dir: Option<PathBuf>,
             /// Republish every received message on its topic (a peer for round-trip benchmarks;
             /// never run two echo nodes in one topic). With --member: answer each group text
             /// with `echo:<text>` on the group channel, and a text `burst:N` with N texts
@@ -223,6 +227,7 @@ mod cli {
                     listen,
                     router,
                     attestation,
+                    data_dir,
                     echo,
                     members,
                 } => {
@@ -234,7 +239,11 @@ mod cli {
                     if let Some(file) = attestation {
                         config = config.with_attestation(crate::attest::read(&file)?);
                     }
-                    node(config, echo, members).await
+                    if let Some(dir) = &data_dir {
+                        good_relays::load(dir);
+                        config = config.with_bootstrap_store(good_relays::KEY);
+                    }
+                    node(config, echo, members, data_dir).await
                 }
                 Command::Bls { .. } | Command::Attest { .. } => {
                     unreachable!("handled before the runtime starts")
@@ -305,6 +314,39 @@ mod cli {
                 Ok(pem)
             }
             Err(e) => Err(format!("{}: {e}", path.display())),
+        }
+    }
+
+    /// A member's good relays in `--data-dir` (`good-relays.json`): loaded into the node's
+    /// bootstrap store at start and written back when the relays change.
+    mod good_relays {
+        use std::path::Path;
+
+        use keep_light::platform;
+
+        /// The bootstrap store key (the same the page uses in `localStorage`).
+        pub const KEY: &str = "keep-light/good-relays";
+        const FILE: &str = "good-relays.json";
+
+        pub fn load(dir: &Path) {
+            // At most a few KiB; anything unreadable is ignored (the relays are only an order).
+            if let Ok(text) = std::fs::read_to_string(dir.join(FILE)) {
+                if text.len() <= 64 * 1024 && serde_json::from_str::<Vec<String>>(&text).is_ok() {
+                    let _ = platform::store(KEY, &text);
+                }
+            }
+        }
+
+        pub fn save(dir: &Path) {
+            if let Some(text) = platform::load(KEY) {
+                let temporary = dir.join(format!("{FILE}.tmp"));
+                let written = std::fs::create_dir_all(dir)
+                    .and_then(|()| std::fs::write(&temporary, text))
+                    .and_then(|()| std::fs::rename(&temporary, dir.join(FILE)));
+                if let Err(e) = written {
+                    tracing::warn!(%e, "good relays not saved");
+                }
+            }
         }
     }
 
@@ -437,7 +479,12 @@ mod cli {
         Ok(())
     }
 
-    async fn node(config: NodeConfig, echo: bool, members: Vec<Address>) -> Result<(), String> {
+    async fn node(
+        config: NodeConfig,
+        echo: bool,
+        members: Vec<Address>,
+        data_dir: Option<PathBuf>,
+    ) -> Result<(), String> {
         let address = config.address();
         if !members.is_empty() && !members.contains(&address) {
             return Err(format!(
@@ -460,6 +507,10 @@ mod cli {
                 event = events.next() => {
                     let Some(event) = event else { return Err("the node stopped".into()) };
                     println!("{}", event.to_json());
+                    // A relay connected: the node has updated its good list; keep it.
+                    if let (Some(dir), NodeEvent::Health { .. }) = (&data_dir, &event) {
+                        good_relays::save(dir);
+                    }
                     if let (true, NodeEvent::Message { topic, data, .. }) = (echo, &event) {
                         report_publish(&handle, topic, data.clone()).await;
                     }
