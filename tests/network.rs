@@ -62,6 +62,18 @@ async fn start_relay() -> (NodeHandle, EventReceiver, String, String) {
     (relay, events, tcp.unwrap(), ws.unwrap())
 }
 
+/// Starts a relay from `config` (one listen address); returns it with that address.
+async fn start_relay_from(config: NodeConfig) -> (NodeHandle, EventReceiver, String) {
+    let (relay, mut events) = Node::start(config).await.unwrap();
+    let address = next_matching(&mut events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Listening { address } => Some(address.clone()),
+        _ => None,
+    })
+    .await
+    .expect("relay listens");
+    (relay, events, address)
+}
+
 async fn start_member(bootstrap: Vec<String>) -> (NodeHandle, EventReceiver) {
     let config = NodeConfig::new(OperatorKey::generate())
         .with_bootstrap(bootstrap)
@@ -211,13 +223,7 @@ async fn a_banned_peer_is_refused_until_the_ban_ends_then_admitted_again() {
         .with_role(Role::Relay)
         .with_ban_policy(policy)
         .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
-    let (relay, mut relay_events) = Node::start(config).await.unwrap();
-    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Listening { address } => Some(address.clone()),
-        _ => None,
-    })
-    .await
-    .unwrap();
+    let (relay, mut relay_events, tcp) = start_relay_from(config).await;
     // The forger redials quickly (its bootstrap backoff), so refusals are seen during the ban.
     let config = NodeConfig::new(OperatorKey::generate())
         .with_bootstrap(vec![tcp])
@@ -347,13 +353,7 @@ async fn relay_maps_an_attested_session_key_to_its_wallet_and_refuses_bad_attest
         .with_role(Role::Relay)
         .with_chain_id(31337)
         .with_listen(vec!["/ip4/127.0.0.1/tcp/0/ws".parse().unwrap()]);
-    let (relay, mut relay_events) = Node::start(config).await.unwrap();
-    let ws = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Listening { address } => Some(address.clone()),
-        _ => None,
-    })
-    .await
-    .unwrap();
+    let (relay, mut relay_events, ws) = start_relay_from(config).await;
     let wallet = OperatorKey::generate();
 
     // A good delegation: the relay maps the session peer to the wallet; the member hears "accepted".
@@ -434,13 +434,7 @@ async fn under_the_attested_policy_only_attested_or_allowed_peers_stay() {
         .with_firewall(Policy::Attested, vec![allowed_key.peer_id()])
         .with_attestation_grace(Duration::from_secs(1))
         .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
-    let (relay, mut relay_events) = Node::start(config).await.unwrap();
-    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Listening { address } => Some(address.clone()),
-        _ => None,
-    })
-    .await
-    .unwrap();
+    let (relay, mut relay_events, tcp) = start_relay_from(config).await;
 
     let wallet = OperatorKey::generate();
     let session = OperatorKey::generate();
@@ -599,13 +593,7 @@ async fn a_peer_over_the_message_rate_limit_is_banned() {
         .with_role(Role::Relay)
         .with_rate_limit(10, 20)
         .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
-    let (relay, mut relay_events) = Node::start(config).await.unwrap();
-    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Listening { address } => Some(address.clone()),
-        _ => None,
-    })
-    .await
-    .unwrap();
+    let (relay, mut relay_events, tcp) = start_relay_from(config).await;
     let (_calm, mut calm_events) = start_member(vec![tcp.clone()]).await;
     let (flood, _f) = start_member(vec![tcp]).await;
     // Within the burst: delivered.
@@ -689,13 +677,7 @@ async fn a_relay_announces_its_configured_external_address_in_reservations() {
         .with_role(Role::Relay)
         .with_external(vec![public.clone()])
         .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
-    let (relay, mut relay_events) = Node::start(config).await.unwrap();
-    let tcp = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Listening { address } => Some(address.clone()),
-        _ => None,
-    })
-    .await
-    .unwrap();
+    let (relay, _relay_events, tcp) = start_relay_from(config).await;
     let (member, mut events) = Node::start(
         NodeConfig::new(OperatorKey::generate())
             .with_bootstrap(vec![tcp])
