@@ -63,6 +63,9 @@ pub struct Gate {
     awaiting: HashMap<PeerId, Duration>,
     /// Admitted peers whose attestation expires then.
     expiring: HashMap<PeerId, Duration>,
+    /// No deadline above is earlier (exact after `check`, else possibly earlier): the node asks
+    /// on every turn of its loop, so `check` and `poll_timeout` must not scan every peer.
+    next: Option<Duration>,
 }
 
 impl Gate {
@@ -73,13 +76,19 @@ impl Gate {
             grace,
             awaiting: HashMap::new(),
             expiring: HashMap::new(),
+            next: None,
         }
+    }
+
+    fn lower_next(&mut self, at: Duration) {
+        self.next = Some(self.next.map_or(at, |next| next.min(at)));
     }
 
     /// A peer's first connection.
     pub fn connected(&mut self, peer: PeerId, now: Duration) {
         if self.policy == Policy::Attested && !self.allowed.contains(&peer) {
-            self.awaiting.entry(peer).or_insert(now + self.grace);
+            let by = *self.awaiting.entry(peer).or_insert(now + self.grace);
+            self.lower_next(by);
         }
     }
 
@@ -87,6 +96,7 @@ impl Gate {
     pub fn attested(&mut self, peer: PeerId, expires_at: Duration) {
         if self.awaiting.remove(&peer).is_some() || self.expiring.contains_key(&peer) {
             self.expiring.insert(peer, expires_at);
+            self.lower_next(expires_at);
         }
     }
 
@@ -101,18 +111,17 @@ impl Gate {
         !self.awaiting.contains_key(peer)
     }
 
-    /// The next moment [`Gate::check`] has something to do.
+    /// The next moment [`Gate::check`] may have something to do.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.awaiting
-            .values()
-            .chain(self.expiring.values())
-            .min()
-            .copied()
+        self.next
     }
 
     /// Peers whose grace ran out without an attestation: they fail the policy. Peers whose
     /// attestation expired get a new grace period to present a fresh one.
     pub fn check(&mut self, now: Duration) -> Vec<PeerId> {
+        if self.next.is_none_or(|next| next > now) {
+            return Vec::new();
+        }
         let expired: Vec<PeerId> = self
             .expiring
             .iter()
@@ -132,6 +141,12 @@ impl Gate {
         for peer in &failed {
             self.awaiting.remove(peer);
         }
+        self.next = self
+            .awaiting
+            .values()
+            .chain(self.expiring.values())
+            .min()
+            .copied();
         failed
     }
 }
@@ -235,6 +250,12 @@ struct Entry {
 pub struct BanList {
     policy: BanPolicy,
     entries: HashMap<PeerId, Entry>,
+    /// No running ban ends earlier (exact after `expire`; a replaced or evicted ban can leave it
+    /// earlier, which only costs one scan): the node asks on every turn of its loop, so
+    /// `poll_timeout` and `expire` must not scan up to `max_entries` peers each time.
+    next: Option<Duration>,
+    /// When the next scan forgets old offences even if no ban ends (hourly by default).
+    sweep_at: Duration,
 }
 
 impl BanList {
@@ -242,7 +263,19 @@ impl BanList {
         Self {
             policy,
             entries: HashMap::new(),
+            next: None,
+            sweep_at: Duration::ZERO,
         }
+    }
+
+    /// Recomputes the earliest end of a running ban.
+    fn recompute_next(&mut self) {
+        self.next = self
+            .entries
+            .values()
+            .filter(|e| e.running)
+            .map(|e| e.until)
+            .min();
     }
 
     /// Restores persisted records at `now` (malformed peer IDs are skipped and counted in the
@@ -267,6 +300,7 @@ impl BanList {
                 Err(_) => skipped += 1,
             }
         }
+        list.recompute_next();
         (list, skipped)
     }
 
@@ -301,6 +335,7 @@ impl BanList {
             Some(entry) if entry.until > now => {
                 entry.until = now;
                 entry.running = false;
+                self.recompute_next();
                 true
             }
             _ => false,
@@ -315,18 +350,18 @@ impl BanList {
             .map(|e| (e.reason.as_str(), e.until))
     }
 
-    /// The earliest time a running ban ends.
-    pub fn poll_timeout(&self, now: Duration) -> Option<Duration> {
-        self.entries
-            .values()
-            .map(|e| e.until)
-            .filter(|until| *until > now)
-            .min()
+    /// When [`BanList::expire`] may next end a ban.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.next
     }
 
     /// Ends the bans due at `now`; returns each ended ban's peer and reason, once. Forgets
     /// peers whose offences are older than the policy remembers.
     pub fn expire(&mut self, now: Duration) -> Vec<(PeerId, String)> {
+        if self.next.is_none_or(|next| next > now) && now < self.sweep_at {
+            return Vec::new();
+        }
+        self.sweep_at = now + self.policy.forget_after / 24;
         let mut ended = Vec::new();
         for (peer, entry) in &mut self.entries {
             if entry.running && entry.until <= now {
@@ -337,6 +372,7 @@ impl BanList {
         let forget_after = self.policy.forget_after;
         self.entries
             .retain(|_, e| e.until > now || now.saturating_sub(e.last_offence) < forget_after);
+        self.recompute_next();
         ended
     }
 
@@ -393,6 +429,7 @@ impl BanList {
                 running: true,
             },
         );
+        self.next = Some(self.next.map_or(until, |next| next.min(until)));
         Ban {
             until,
             duration,
@@ -539,13 +576,13 @@ mod tests {
         let (a, b) = (PeerId::random(), PeerId::random());
         bans.ban(a, "first", at(0)).unwrap();
         bans.ban_for(b, MIN * 5, "operator", at(0));
-        assert_eq!(bans.poll_timeout(at(0)), Some(at(1)));
+        assert_eq!(bans.poll_timeout(), Some(at(1)));
         assert_eq!(bans.expire(at(1)), vec![(a, "first".to_owned())]);
-        assert_eq!(bans.poll_timeout(at(1)), Some(at(5)));
+        assert_eq!(bans.poll_timeout(), Some(at(5)));
         assert_eq!(bans.expire(at(2)), vec![]);
         assert_eq!(bans.expire(at(6)), vec![(b, "operator".to_owned())]);
         assert_eq!(bans.expire(at(7)), vec![]);
-        assert_eq!(bans.poll_timeout(at(6)), None);
+        assert_eq!(bans.poll_timeout(), None);
         // Still remembered for escalation until the day is over.
         assert_eq!(bans.len(), 2);
         bans.expire(at(6 + 24 * 60));

@@ -1094,9 +1094,7 @@ impl EventLoop {
     /// one fixed pair of readings, so the same ban always gives the same instant: a deadline
     /// that moved on every turn would reset the timer on every turn.
     fn ban_deadline(&self) -> Option<platform::Instant> {
-        self.bans
-            .poll_timeout(platform::unix_time())
-            .map(|until| self.to_instant(until))
+        self.bans.poll_timeout().map(|until| self.to_instant(until))
     }
 
     /// A wall-clock time (since the Unix epoch) on the monotonic clock, through the anchor.
