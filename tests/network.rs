@@ -62,6 +62,15 @@ async fn start_relay() -> (NodeHandle, EventReceiver, String, String) {
     (relay, events, tcp.unwrap(), ws.unwrap())
 }
 
+/// The next ban within 10 s: (peer, reason).
+async fn next_ban(events: &mut EventReceiver) -> Option<(String, String)> {
+    next_matching(events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Banned { peer, reason, .. } => Some((peer.clone(), reason.clone())),
+        _ => None,
+    })
+    .await
+}
+
 /// Starts a relay from `config` (one listen address); returns it with that address.
 async fn start_relay_from(config: NodeConfig) -> (NodeHandle, EventReceiver, String) {
     let (relay, mut events) = Node::start(config).await.unwrap();
@@ -448,11 +457,7 @@ async fn under_the_attested_policy_only_attested_or_allowed_peers_stay() {
             .unwrap();
 
     // The peer without an attestation fails the policy once its grace is over; nobody else.
-    let banned = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Banned { peer, reason, .. } => Some((peer.clone(), reason.clone())),
-        _ => None,
-    })
-    .await;
+    let banned = next_ban(&mut relay_events).await;
     assert_eq!(
         banned,
         Some((bare.peer_id().to_string(), "policy_unattested".to_owned()))
@@ -603,11 +608,7 @@ async fn a_peer_over_the_message_rate_limit_is_banned() {
             .publish(TOPIC, format!("flood {i}").into_bytes())
             .await;
     }
-    let banned = next_matching(&mut relay_events, Duration::from_secs(10), |e| match e {
-        NodeEvent::Banned { peer, reason, .. } => Some((peer.clone(), reason.clone())),
-        _ => None,
-    })
-    .await;
+    let banned = next_ban(&mut relay_events).await;
     assert_eq!(
         banned,
         Some((flood.peer_id().to_string(), "rate_limited".to_owned()))

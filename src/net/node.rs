@@ -142,9 +142,9 @@ impl NodeConfig {
         self
     }
 
-    /// The WebRTC-direct certificate (PEM, from [`transport::new_webrtc_certificate`]); its hash is part
-    /// of the `/webrtc-direct/certhash/…` address, so a relay keeps it to keep its address.
-    /// Without one a fresh certificate is made.
+    /// The WebRTC-direct certificate (PEM, from [`transport::new_webrtc_certificate`]); its
+    /// hash is part of the `/webrtc-direct/certhash/…` address, so a relay keeps it to keep its
+    /// address. Without one a fresh certificate is made.
     pub fn with_webrtc_certificate(mut self, pem: String) -> Self {
         self.webrtc_certificate = Some(pem);
         self
@@ -1309,9 +1309,10 @@ impl EventLoop {
                 reason,
             } => self.ban(swarm, peer, duration, &reason),
             Command::Unban(peer) => {
-                if let Some((reason, _)) = self.bans.banned(&peer, platform::unix_time()) {
+                let now = platform::unix_time();
+                if let Some((reason, _)) = self.bans.banned(&peer, now) {
                     let reason = reason.to_owned();
-                    self.bans.unban(&peer, platform::unix_time());
+                    self.bans.unban(&peer, now);
                     swarm.behaviour_mut().blocked.unblock_peer(peer);
                     self.emit(NodeEvent::Unbanned {
                         peer: peer.to_string(),

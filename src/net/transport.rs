@@ -28,11 +28,12 @@ pub async fn build_swarm(
     use libp2p_webrtc::tokio::Certificate;
     // WebRTC-direct (`/udp/N/webrtc-direct/certhash/…`): the certhash is the certificate's, so
     // a relay keeps its certificate (PEM) to stay reachable at the same address.
-    let certificate = match webrtc_certificate {
-        Some(pem) => Certificate::from_pem(pem).map_err(|e| format!("WebRTC certificate: {e}"))?,
-        None => Certificate::generate(&mut rand_webrtc::rng())
-            .map_err(|e| format!("WebRTC certificate: {e}"))?,
+    let pem = match webrtc_certificate {
+        Some(pem) => pem.to_owned(),
+        None => new_webrtc_certificate()?,
     };
+    let certificate =
+        Certificate::from_pem(&pem).map_err(|e| format!("WebRTC certificate: {e}"))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(

@@ -287,15 +287,27 @@ mod cli {
             return Ok(OperatorKey::generate());
         };
         let path = dir.join("identity.key");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                OperatorKey::from_hex(&text).map_err(|e| format!("{}: {e}", path.display()))
-            }
+        let text = read_or_create_secret(&path, || {
+            Ok(hex::encode(OperatorKey::generate().secret_bytes()))
+        })?;
+        OperatorKey::from_hex(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// The text of the secret file `path`; made by `make` and written (0600, directory
+    /// created) when there is none yet.
+    fn read_or_create_secret(
+        path: &std::path::Path,
+        make: impl FnOnce() -> Result<String, String>,
+    ) -> Result<String, String> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let key = OperatorKey::generate();
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                write_secret(&path, &hex::encode(key.secret_bytes()))?;
-                Ok(key)
+                let text = make()?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                write_secret(path, &text)?;
+                Ok(text)
             }
             Err(e) => Err(format!("{}: {e}", path.display())),
         }
@@ -304,17 +316,10 @@ mod cli {
     /// The relay's WebRTC-direct certificate in `--data-dir` (`webrtc.pem`), made on first use:
     /// its hash is in the relay's `/webrtc-direct/certhash/…` address, which must not change.
     fn webrtc_certificate(dir: &std::path::Path) -> Result<String, String> {
-        let path = dir.join("webrtc.pem");
-        match std::fs::read_to_string(&path) {
-            Ok(pem) => Ok(pem),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let pem = keep_light::net::transport::new_webrtc_certificate()?;
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                write_secret(&path, &pem)?;
-                Ok(pem)
-            }
-            Err(e) => Err(format!("{}: {e}", path.display())),
-        }
+        read_or_create_secret(
+            &dir.join("webrtc.pem"),
+            keep_light::net::transport::new_webrtc_certificate,
+        )
     }
 
     /// A member's good relays in `--data-dir` (`good-relays.json`): loaded into the node's
