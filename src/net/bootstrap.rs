@@ -127,7 +127,9 @@ impl BootstrapSchedule {
     /// The next address to dial at `now`, now marked as dialing: none while `target` relays
     /// are connected or being dialled. A due address on a host not in use goes first.
     pub fn poll_dial(&mut self, now: Instant) -> Option<(EntryId, Multiaddr)> {
-        if self.in_use() >= self.target {
+        let due = |e: &Entry| matches!(e.state, State::Due(at) if at <= now);
+        // Called on every turn of the node's loop: the cheap answers first.
+        if self.in_use() >= self.target || !self.entries.iter().any(due) {
             return None;
         }
         let used: Vec<Option<String>> = self
@@ -136,7 +138,6 @@ impl BootstrapSchedule {
             .filter(|e| matches!(e.state, State::Dialing | State::Connected))
             .map(|e| host(&e.address))
             .collect();
-        let due = |e: &Entry| matches!(e.state, State::Due(at) if at <= now);
         let id = self
             .entries
             .iter()
