@@ -6,10 +6,12 @@
 //! - [`identity`]: operator keys ↔ libp2p peer IDs ↔ Ethereum addresses;
 //! - [`wire`]: protobuf envelope, size-checked decoding;
 //! - [`beacon`]: BN254 threshold BLS, relay entries, group selection (pure, no I/O);
+//! - [`chain`]: the chain seam (operators and stakes), the embedded dev chain, JSON-RPC;
 //! - [`net`]: libp2p node (event loop, behaviour, transports, bootstrap schedule);
 //! - `browser` (wasm32 only): the wasm-bindgen API used by the JS shell in `www/`.
 
 pub mod beacon;
+pub mod chain;
 pub mod identity;
 pub mod net;
 pub mod platform;

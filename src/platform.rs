@@ -92,6 +92,13 @@ pub fn rng() -> impl rand::RngCore + rand::CryptoRng {
     rand::rngs::OsRng
 }
 
+/// A boxed future the platform's [`spawn`] accepts: `Send` natively (tokio's worker threads),
+/// not in wasm (browser futures hold JS values).
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<'a, T> = futures::future::BoxFuture<'a, T>;
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<'a, T> = futures::future::LocalBoxFuture<'a, T>;
+
 /// Runs `task` in the background on the current executor.
 ///
 /// Natively this must be called from inside a tokio runtime.
