@@ -2,15 +2,19 @@
 //! nodes in one process, each with its own swarm.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::time::Duration;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use keep_light::{
+    chain::{
+        local::LocalChain,
+        rpc::{self, RpcChain},
+    },
     identity::{attestation, OperatorKey},
     net::{
         bootstrap::{Backoff, Health},
         firewall::{BanPolicy, Policy},
-        EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role,
+        EventReceiver, Node, NodeConfig, NodeEvent, NodeHandle, Role, StartError,
     },
     wire::{self, Envelope},
 };
@@ -488,6 +492,149 @@ async fn under_the_attested_policy_only_attested_or_allowed_peers_stay() {
         Some(allowed_key.address())
     );
     assert_eq!(relay.peer_operator(bare.peer_id()).await, None);
+}
+
+/// Bans and disconnections on `events` until `quiet` passes without one (peer → what).
+async fn leavers(events: &mut EventReceiver, quiet: Duration) -> HashMap<String, String> {
+    let mut left = HashMap::new();
+    while let Some((peer, what)) = next_matching(events, quiet, |e| match e {
+        NodeEvent::Banned { peer, reason, .. } => Some((peer.clone(), reason.clone())),
+        NodeEvent::Disconnected { peer } => Some((peer.clone(), "disconnected".into())),
+        _ => None,
+    })
+    .await
+    {
+        // A ban's own disconnection does not hide its reason.
+        if what != "disconnected" || !left.contains_key(&peer) {
+            left.insert(peer, what);
+        }
+    }
+    left
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_the_staked_policy_the_chain_decides_and_is_asked_again() {
+    let chain = LocalChain::new(100);
+    let url = rpc::spawn_server("127.0.0.1:0".parse().unwrap(), Arc::new(chain.clone()))
+        .await
+        .unwrap();
+    // Short grace and trust, so the test sees the re-check; the chain over real HTTP.
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_firewall(Policy::Staked, vec![])
+        .with_chain(Arc::new(RpcChain::new(&url).unwrap()))
+        .with_attestation_grace(Duration::from_secs(1))
+        .with_recognition_ttl(Duration::from_secs(3), Duration::from_secs(1))
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let (relay, mut events, tcp) = start_relay_from(config).await;
+
+    let (staked, unstaked, wallet, poor_wallet) = (
+        OperatorKey::generate(),
+        OperatorKey::generate(),
+        OperatorKey::generate(),
+        OperatorKey::generate(),
+    );
+    chain.set_stake(staked.address(), 150);
+    chain.set_stake(wallet.address(), 100);
+    chain.set_stake(poor_wallet.address(), 99);
+    let join = |key: &OperatorKey| {
+        Node::start(NodeConfig::new(key.clone()).with_bootstrap(vec![tcp.clone()]))
+    };
+    let (staked_node, _s) = join(&staked).await.unwrap();
+    let (unstaked_node, _u) = join(&unstaked).await.unwrap();
+    let session = OperatorKey::generate();
+    let session_peer = session.peer_id();
+    let (_delegated, _d) =
+        start_attested_member(tcp.clone(), &wallet, session, session_peer, 31337).await;
+    let poor_session = OperatorKey::generate();
+    let poor_peer = poor_session.peer_id();
+    let (_poor, _p) =
+        start_attested_member(tcp.clone(), &poor_wallet, poor_session, poor_peer, 31337).await;
+
+    // Those whose operator lacks the stake fail the policy when their grace runs out; the
+    // staked operator and the staked wallet's session key stay.
+    let left = leavers(&mut events, Duration::from_millis(2500)).await;
+    let expected: HashMap<String, String> = [
+        (unstaked_node.peer_id(), "policy_unstaked"),
+        (poor_peer, "policy_unstaked"),
+    ]
+    .into_iter()
+    .map(|(peer, reason)| (peer.to_string(), reason.to_owned()))
+    .collect();
+    assert_eq!(left, expected);
+    assert_eq!(
+        relay.peer_operator(session_peer).await,
+        Some(wallet.address())
+    );
+
+    // The stake is withdrawn: when the 3 s trust ends the chain is asked again, and only
+    // that operator goes.
+    chain.set_stake(staked.address(), 0);
+    let left = leavers(&mut events, Duration::from_secs(5)).await;
+    let expected: HashMap<String, String> = [(
+        staked_node.peer_id().to_string(),
+        "policy_unstaked".to_owned(),
+    )]
+    .into();
+    assert_eq!(left, expected);
+    let counters = relay.counters().await;
+    assert!(
+        counters.get("recognised").copied().unwrap_or(0) >= 2,
+        "{counters:?}"
+    );
+    assert!(
+        counters.get("unrecognised").copied().unwrap_or(0) >= 3,
+        "{counters:?}"
+    );
+
+    // Without a chain to ask, `staked` does not start.
+    let refused = Node::start(
+        NodeConfig::new(OperatorKey::generate())
+            .with_role(Role::Relay)
+            .with_firewall(Policy::Staked, vec![]),
+    )
+    .await;
+    assert!(matches!(refused, Err(StartError::Config(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_chain_is_down_staked_peers_are_disconnected_not_banned() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_firewall(Policy::Staked, vec![])
+        .with_chain(Arc::new(RpcChain::new(&url).unwrap()))
+        .with_attestation_grace(Duration::from_secs(1))
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let (relay, mut events, tcp) = start_relay_from(config).await;
+    let (member, _m) = start_member(vec![tcp]).await;
+    let gone = next_matching(&mut events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Banned { peer, .. } | NodeEvent::Disconnected { peer } => {
+            Some(e.clone()).filter(|_| *peer == member.peer_id().to_string())
+        }
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(gone, Some(NodeEvent::Disconnected { .. })),
+        "{gone:?}"
+    );
+    assert!(relay
+        .bans()
+        .await
+        .iter()
+        .all(|b| b.peer != member.peer_id().to_string()));
+    assert!(
+        relay
+            .counters()
+            .await
+            .get("chain_unavailable")
+            .copied()
+            .unwrap_or(0)
+            >= 1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

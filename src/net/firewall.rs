@@ -4,7 +4,10 @@
 //! [`Gate`] applies the policy: under [`Policy::Attested`] a peer that is not allow-listed must
 //! present a valid attestation within a grace period after connecting, and again before its
 //! attestation expires; [`Gate::check`] names the peers that failed, whom the node bans
-//! (`policy_unattested`). `staked` (recognition by the chain) comes with the chain module.
+//! (`policy_unattested`). Under [`Policy::Staked`] the peer's operator (attested, or its own
+//! key) must also be recognised by the chain (stake at least the minimum): the node asks the
+//! chain through a [`Recognition`] cache (12 h for a yes, 1 h for a no, as keep-core) and asks
+//! again when an admission runs out, keeping the peer admitted while it does.
 //!
 //! [`BanList`] is a plain state machine over wall-clock time (`now` = time since the Unix epoch,
 //! passed in, so bans survive a restart and tests jump time freely). Call order: [`BanList::ban`]
@@ -22,6 +25,8 @@ use std::{
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
+use crate::identity::Address;
+
 /// Who may connect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Policy {
@@ -31,6 +36,8 @@ pub enum Policy {
     /// Peers with a valid attestation (a wallet's delegation, or an operator attesting its own
     /// key), and allow-listed peers.
     Attested,
+    /// As `Attested`, and the operator must be recognised by the chain (stake ≥ minimum).
+    Staked,
 }
 
 impl std::str::FromStr for Policy {
@@ -40,28 +47,45 @@ impl std::str::FromStr for Policy {
         match s {
             "open" => Ok(Self::Open),
             "attested" => Ok(Self::Attested),
+            "staked" => Ok(Self::Staked),
             other => Err(format!(
-                "unknown firewall policy {other:?}: open or attested"
+                "unknown firewall policy {other:?}: open, attested or staked"
             )),
         }
     }
 }
 
-/// How long a connected peer has to present its attestation under [`Policy::Attested`].
+/// How long a connected peer has to present its attestation (and, under [`Policy::Staked`], be
+/// recognised by the chain).
 pub const ATTESTATION_GRACE: Duration = Duration::from_secs(10);
 
+/// How long the chain's answer about an operator is trusted (keep-core's firewall cache).
+pub const RECOGNISED_FOR: Duration = Duration::from_secs(12 * 3600);
+pub const UNRECOGNISED_FOR: Duration = Duration::from_secs(3600);
+
+/// What [`Gate::check`] found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GateCheck {
+    /// Peers whose grace ran out unadmitted: they fail the policy.
+    pub failed: Vec<PeerId>,
+    /// Peers whose admission ran out: under `Staked` ask the chain again (they stay admitted
+    /// for a grace period meanwhile); under `Attested` the peer must attest again.
+    pub recheck: Vec<PeerId>,
+}
+
 /// The policy's admission state of connected peers. Call order: [`Gate::connected`] on a
-/// peer's first connection, [`Gate::attested`] when its attestation verifies,
-/// [`Gate::disconnected`] when its last connection closes, [`Gate::check`] at or after
-/// [`Gate::poll_timeout`].
+/// peer's first connection, [`Gate::admit`] when it meets the policy (attestation verified;
+/// under `Staked`, operator recognised), [`Gate::disconnected`] when its last connection
+/// closes, [`Gate::check`] at or after [`Gate::poll_timeout`].
 #[derive(Debug, Clone)]
 pub struct Gate {
     policy: Policy,
     allowed: HashSet<PeerId>,
     grace: Duration,
-    /// Peers that must attest by then.
-    awaiting: HashMap<PeerId, Duration>,
-    /// Admitted peers whose attestation expires then.
+    /// Peers that must meet the policy by then, and whether they are admitted meanwhile
+    /// (a staked peer being checked again).
+    awaiting: HashMap<PeerId, (Duration, bool)>,
+    /// Admitted peers whose admission expires then.
     expiring: HashMap<PeerId, Duration>,
     /// No deadline above is earlier (exact after `check`, else possibly earlier): the node asks
     /// on every turn of its loop, so `check` and `poll_timeout` must not scan every peer.
@@ -84,19 +108,31 @@ impl Gate {
         self.next = Some(self.next.map_or(at, |next| next.min(at)));
     }
 
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// A peer's first connection.
     pub fn connected(&mut self, peer: PeerId, now: Duration) {
-        if self.policy == Policy::Attested && !self.allowed.contains(&peer) {
-            let by = *self.awaiting.entry(peer).or_insert(now + self.grace);
+        if self.policy != Policy::Open && !self.allowed.contains(&peer) {
+            let (by, _) = *self
+                .awaiting
+                .entry(peer)
+                .or_insert((now + self.grace, false));
             self.lower_next(by);
         }
     }
 
-    /// The peer presented a valid attestation, good until `expires_at`.
-    pub fn attested(&mut self, peer: PeerId, expires_at: Duration) {
+    /// Whether the peer still has to meet the policy (first time or again).
+    pub fn pending(&self, peer: &PeerId) -> bool {
+        self.awaiting.contains_key(peer)
+    }
+
+    /// The peer meets the policy until `until`.
+    pub fn admit(&mut self, peer: PeerId, until: Duration) {
         if self.awaiting.remove(&peer).is_some() || self.expiring.contains_key(&peer) {
-            self.expiring.insert(peer, expires_at);
-            self.lower_next(expires_at);
+            self.expiring.insert(peer, until);
+            self.lower_next(until);
         }
     }
 
@@ -108,7 +144,9 @@ impl Gate {
 
     /// Whether the peer may use the node now (its messages count).
     pub fn admitted(&self, peer: &PeerId) -> bool {
-        !self.awaiting.contains_key(peer)
+        self.awaiting
+            .get(peer)
+            .is_none_or(|(_, admitted)| *admitted)
     }
 
     /// The next moment [`Gate::check`] may have something to do.
@@ -116,38 +154,104 @@ impl Gate {
         self.next
     }
 
-    /// Peers whose grace ran out without an attestation: they fail the policy. Peers whose
-    /// attestation expired get a new grace period to present a fresh one.
-    pub fn check(&mut self, now: Duration) -> Vec<PeerId> {
+    /// Peers whose grace ran out unadmitted fail the policy. Peers whose admission expired get
+    /// a new grace period to meet it again; under `Staked` they stay admitted meanwhile.
+    pub fn check(&mut self, now: Duration) -> GateCheck {
+        let mut found = GateCheck::default();
         if self.next.is_none_or(|next| next > now) {
-            return Vec::new();
+            return found;
         }
-        let expired: Vec<PeerId> = self
+        found.recheck = self
             .expiring
             .iter()
             .filter(|(_, at)| **at <= now)
             .map(|(peer, _)| *peer)
             .collect();
-        for peer in expired {
-            self.expiring.remove(&peer);
-            self.awaiting.insert(peer, now + self.grace);
+        let keep_admitted = self.policy == Policy::Staked;
+        for peer in &found.recheck {
+            self.expiring.remove(peer);
+            self.awaiting
+                .insert(*peer, (now + self.grace, keep_admitted));
         }
-        let failed: Vec<PeerId> = self
+        found.failed = self
             .awaiting
             .iter()
-            .filter(|(_, by)| **by <= now)
+            .filter(|(_, (by, _))| *by <= now)
             .map(|(peer, _)| *peer)
             .collect();
-        for peer in &failed {
+        for peer in &found.failed {
             self.awaiting.remove(peer);
         }
         self.next = self
             .awaiting
             .values()
+            .map(|(by, _)| by)
             .chain(self.expiring.values())
             .min()
             .copied();
-        failed
+        found
+    }
+}
+
+/// The chain's answers about operators, each trusted for a while (sans-IO; `now` is time
+/// since the Unix epoch). Bounded: when full, expired answers go first, then all.
+#[derive(Debug, Clone)]
+pub struct Recognition {
+    recognised_for: Duration,
+    unrecognised_for: Duration,
+    answers: HashMap<Address, (bool, Duration)>,
+}
+
+impl Recognition {
+    /// Operators remembered at most.
+    pub const MAX_ENTRIES: usize = 65_536;
+
+    pub fn new(recognised_for: Duration, unrecognised_for: Duration) -> Self {
+        Self {
+            recognised_for,
+            unrecognised_for,
+            answers: HashMap::new(),
+        }
+    }
+
+    /// The answer about `operator` if still trusted at `now`, and until when.
+    pub fn get(&self, operator: &Address, now: Duration) -> Option<(bool, Duration)> {
+        self.answers
+            .get(operator)
+            .filter(|(_, until)| *until > now)
+            .copied()
+    }
+
+    /// Records the chain's answer at `now`; returns until when it is trusted.
+    pub fn record(&mut self, operator: Address, recognised: bool, now: Duration) -> Duration {
+        if self.answers.len() >= Self::MAX_ENTRIES && !self.answers.contains_key(&operator) {
+            self.answers.retain(|_, (_, until)| *until > now);
+            if self.answers.len() >= Self::MAX_ENTRIES {
+                self.answers.clear();
+            }
+        }
+        let until = now
+            + if recognised {
+                self.recognised_for
+            } else {
+                self.unrecognised_for
+            };
+        self.answers.insert(operator, (recognised, until));
+        until
+    }
+
+    pub fn len(&self) -> usize {
+        self.answers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
+}
+
+impl Default for Recognition {
+    fn default() -> Self {
+        Self::new(RECOGNISED_FOR, UNRECOGNISED_FOR)
     }
 }
 
@@ -460,6 +564,13 @@ impl BanList {
 mod tests {
     use super::*;
 
+    fn failed(peers: &[PeerId]) -> GateCheck {
+        GateCheck {
+            failed: peers.to_vec(),
+            recheck: vec![],
+        }
+    }
+
     #[test]
     fn the_gate_admits_allowed_and_attested_peers_and_fails_the_rest_after_grace() {
         let (allowed, attested, silent) = (PeerId::random(), PeerId::random(), PeerId::random());
@@ -467,25 +578,82 @@ mod tests {
         for peer in [allowed, attested, silent] {
             gate.connected(peer, at(0));
         }
-        assert!(gate.admitted(&allowed));
+        assert!(gate.admitted(&allowed) && !gate.pending(&allowed));
         assert!(!gate.admitted(&attested) && !gate.admitted(&silent));
-        gate.attested(attested, at(30));
+        gate.admit(attested, at(30));
         assert!(gate.admitted(&attested));
         assert_eq!(gate.poll_timeout(), Some(at(0) + ATTESTATION_GRACE));
         assert_eq!(
             gate.check(at(0) + ATTESTATION_GRACE - Duration::from_millis(1)),
-            vec![]
+            failed(&[])
         );
-        assert_eq!(gate.check(at(0) + ATTESTATION_GRACE), vec![silent]);
-        // The attestation expires: a new grace period to renew it, then failure.
+        assert_eq!(gate.check(at(0) + ATTESTATION_GRACE), failed(&[silent]));
+        // The attestation expires: a new grace period to renew it, unadmitted, then failure.
         assert_eq!(gate.poll_timeout(), Some(at(30)));
-        assert_eq!(gate.check(at(30)), vec![]);
+        assert_eq!(
+            gate.check(at(30)),
+            GateCheck {
+                failed: vec![],
+                recheck: vec![attested]
+            }
+        );
         assert!(!gate.admitted(&attested));
-        gate.attested(attested, at(90));
+        gate.admit(attested, at(90));
         assert!(gate.admitted(&attested));
-        assert_eq!(gate.check(at(90)), vec![]);
-        assert_eq!(gate.check(at(90) + ATTESTATION_GRACE), vec![attested]);
+        assert_eq!(gate.check(at(90)).failed, vec![]);
+        assert_eq!(
+            gate.check(at(90) + ATTESTATION_GRACE).failed,
+            vec![attested]
+        );
         assert_eq!(gate.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_staked_peer_stays_admitted_while_the_chain_is_asked_again() {
+        let (staked, unstaked) = (PeerId::random(), PeerId::random());
+        let mut gate = Gate::new(Policy::Staked, [], ATTESTATION_GRACE);
+        gate.connected(staked, at(0));
+        gate.connected(unstaked, at(0));
+        assert!(gate.pending(&staked) && !gate.admitted(&staked));
+        gate.admit(staked, at(0) + RECOGNISED_FOR);
+        assert_eq!(gate.check(at(0) + ATTESTATION_GRACE), failed(&[unstaked]));
+        // The recognition runs out: asked again, admitted meanwhile.
+        let expiry = at(0) + RECOGNISED_FOR;
+        assert_eq!(gate.check(expiry).recheck, vec![staked]);
+        assert!(gate.admitted(&staked) && gate.pending(&staked));
+        // No answer in time (or a no): it fails.
+        assert_eq!(gate.check(expiry + ATTESTATION_GRACE), failed(&[staked]));
+        assert!(!gate.pending(&staked));
+        // A yes in time keeps it.
+        gate.connected(staked, expiry);
+        gate.admit(staked, expiry + RECOGNISED_FOR);
+        assert_eq!(gate.check(expiry + ATTESTATION_GRACE), failed(&[]));
+        assert!(gate.admitted(&staked) && !gate.pending(&staked));
+    }
+
+    #[test]
+    fn recognition_answers_are_trusted_12_hours_if_yes_1_hour_if_no_and_bounded() {
+        let t = |secs: u64| at(0) + Duration::from_secs(secs);
+        let mut cache = Recognition::default();
+        let (yes, no) = (Address([1; 20]), Address([2; 20]));
+        assert_eq!(cache.get(&yes, t(0)), None);
+        assert_eq!(cache.record(yes, true, t(0)), t(0) + RECOGNISED_FOR);
+        cache.record(no, false, t(0));
+        assert_eq!(cache.get(&yes, t(0)), Some((true, t(0) + RECOGNISED_FOR)));
+        assert_eq!(cache.get(&no, t(3599)).map(|(r, _)| r), Some(false));
+        assert_eq!(cache.get(&no, t(3600)), None);
+        assert!(cache.get(&yes, t(12 * 3600 - 1)).is_some());
+        assert_eq!(cache.get(&yes, t(12 * 3600)), None);
+        // Full: expired answers make room first; the live ones stay.
+        let mut cache = Recognition::new(Duration::from_secs(10), Duration::from_secs(1));
+        for i in 0..Recognition::MAX_ENTRIES as u32 {
+            let mut bytes = [0; 20];
+            bytes[..4].copy_from_slice(&i.to_be_bytes());
+            cache.record(Address(bytes), i % 2 == 0, t(0));
+        }
+        cache.record(Address([9; 20]), true, t(5));
+        assert_eq!(cache.len(), Recognition::MAX_ENTRIES / 2 + 1);
+        assert!(cache.get(&Address([0; 20]), t(5)).is_some());
     }
 
     #[test]
@@ -509,12 +677,13 @@ mod tests {
         let mut gate = Gate::new(Policy::Open, [], ATTESTATION_GRACE);
         let peer = PeerId::random();
         gate.connected(peer, at(0));
-        gate.attested(peer, at(1));
-        assert!(gate.admitted(&peer));
+        gate.admit(peer, at(1));
+        assert!(gate.admitted(&peer) && !gate.pending(&peer));
         assert_eq!(gate.poll_timeout(), None);
-        assert_eq!(gate.check(at(100)), vec![]);
+        assert_eq!(gate.check(at(100)), GateCheck::default());
         assert_eq!("attested".parse(), Ok(Policy::Attested));
-        assert!("staked".parse::<Policy>().is_err());
+        assert_eq!("staked".parse(), Ok(Policy::Staked));
+        assert!("bonded".parse::<Policy>().is_err());
     }
 
     const MIN: Duration = Duration::from_secs(60);

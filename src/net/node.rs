@@ -26,7 +26,11 @@
 //! sender. Anything else is rejected with a counted reason, reported to gossipsub as `Reject`
 //! (which penalises the peer that forwarded it) and never delivered.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{
     channel::{mpsc, oneshot},
@@ -48,11 +52,15 @@ use super::{
     behaviour::{self, Behaviour, BehaviourEvent, CircuitLimits, Router},
     bootstrap::{Backoff, BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
     channel::MembershipFilter,
-    firewall::{BanList, BanPolicy, BanRecord, Gate, Policy, RateLimit, ATTESTATION_GRACE},
+    firewall::{
+        BanList, BanPolicy, BanRecord, Gate, Policy, RateLimit, Recognition, ATTESTATION_GRACE,
+        RECOGNISED_FOR, UNRECOGNISED_FOR,
+    },
     transport,
     validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
 };
 use crate::{
+    chain::{Chain, ChainError, OperatorStake},
     identity::{
         attestation::{self, Attestation, Expect},
         Address, OperatorKey,
@@ -103,6 +111,18 @@ pub struct NodeConfig {
     circuit_listen: bool,
     webrtc_certificate: Option<String>,
     external: Vec<Multiaddr>,
+    chain: Option<ChainRef>,
+    recognition: (Duration, Duration),
+}
+
+/// The chain a `staked` firewall asks (a newtype so the config stays `Debug`).
+#[derive(Clone)]
+struct ChainRef(Arc<dyn Chain>);
+
+impl std::fmt::Debug for ChainRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Chain")
+    }
 }
 
 impl NodeConfig {
@@ -132,7 +152,23 @@ impl NodeConfig {
             circuit_listen: false,
             webrtc_certificate: None,
             external: Vec::new(),
+            chain: None,
+            recognition: (RECOGNISED_FOR, UNRECOGNISED_FOR),
         }
+    }
+
+    /// The chain that recognises operators under [`Policy::Staked`] (required by it).
+    pub fn with_chain(mut self, chain: Arc<dyn Chain>) -> Self {
+        self.chain = Some(ChainRef(chain));
+        self
+    }
+
+    /// How long the chain's yes and no about an operator are trusted (default
+    /// [`RECOGNISED_FOR`] 12 h, [`UNRECOGNISED_FOR`] 1 h). An admitted peer is checked again
+    /// when its yes runs out.
+    pub fn with_recognition_ttl(mut self, recognised: Duration, unrecognised: Duration) -> Self {
+        self.recognition = (recognised, unrecognised);
+        self
     }
 
     /// The addresses others reach this relay at (behind NAT, a port forward). Without any, a
@@ -286,6 +322,9 @@ pub enum StartError {
     /// A listen address was refused (malformed for this transport, port taken, …).
     #[error("cannot listen on {address}: {error}")]
     Listen { address: Multiaddr, error: String },
+    /// The settings contradict each other (e.g. a `staked` firewall without a chain).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Why a publish failed. The node keeps running in every case.
@@ -384,6 +423,14 @@ pub enum NodeEvent {
         peer: String,
         operator: String,
         expires_at: String,
+    },
+    /// The chain's answer about an operator (`staked` firewall): `recognised` when its stake
+    /// (decimal, smallest unit) is at least the minimum.
+    OperatorChecked {
+        operator: String,
+        recognised: bool,
+        stake: String,
+        minimum: String,
     },
     /// A peer's attestation was refused; `total` counts refusals for this reason.
     AttestationRejected {
@@ -593,6 +640,11 @@ pub struct Node;
 impl Node {
     /// Builds the swarm, listens, starts dialing and spawns the event loop.
     pub async fn start(config: NodeConfig) -> Result<(NodeHandle, EventReceiver), StartError> {
+        if config.policy == Policy::Staked && config.chain.is_none() {
+            return Err(StartError::Config(
+                "the staked firewall needs a chain to ask (with_chain / --chain URL)".into(),
+            ));
+        }
         let keypair = config.key.libp2p_keypair();
         let peer_id = config.key.peer_id();
         let address = config.key.address();
@@ -691,6 +743,12 @@ impl Node {
                 .or((config.role == Role::Relay).then_some(RELAY_RATE_LIMIT))
                 .map(|(per_second, burst)| RateLimit::new(per_second, burst)),
             clock_anchor: (platform::now(), platform::unix_time()),
+            chain: config.chain.map(|c| c.0),
+            recognition: Recognition::new(config.recognition.0, config.recognition.1),
+            recognising: HashMap::new(),
+            recognised: mpsc::unbounded(),
+            chain_failed: HashSet::new(),
+            recognition_counts: HashMap::new(),
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
@@ -950,6 +1008,19 @@ struct EventLoop {
     external_configured: bool,
     /// The monotonic and the wall clock read together at start (see `ban_deadline`).
     clock_anchor: (platform::Instant, Duration),
+    /// Under the `staked` policy: the chain, its cached answers, the peers waiting for an
+    /// answer by operator, where answers arrive, and peers whose check met a chain error
+    /// (disconnected, not banned, if the grace runs out).
+    chain: Option<Arc<dyn Chain>>,
+    recognition: Recognition,
+    recognising: HashMap<Address, Vec<PeerId>>,
+    #[allow(clippy::type_complexity)]
+    recognised: (
+        mpsc::UnboundedSender<(Address, Result<OperatorStake, ChainError>)>,
+        mpsc::UnboundedReceiver<(Address, Result<OperatorStake, ChainError>)>,
+    ),
+    chain_failed: HashSet<PeerId>,
+    recognition_counts: HashMap<&'static str, u64>,
     events: mpsc::UnboundedSender<NodeEvent>,
     role: Role,
     router: Router,
@@ -1003,10 +1074,24 @@ impl EventLoop {
                 .partition::<Vec<_>, _>(|(at, ..)| *at <= now);
             self.delayed_bans = later;
             let due = due.into_iter().map(|(_, peer, reason)| (peer, reason));
-            let failed = self.gate.check(platform::unix_time());
-            let failed = failed
-                .into_iter()
-                .map(|peer| (peer, "policy_unattested".to_owned()));
+            let checked = self.gate.check(platform::unix_time());
+            for peer in checked.recheck {
+                self.recognise(peer);
+            }
+            let mut failed = Vec::new();
+            for peer in checked.failed {
+                if self.chain_failed.remove(&peer) {
+                    // The chain could not answer: not the peer's fault, so no ban.
+                    tracing::warn!(%peer, "chain unavailable: peer disconnected unchecked");
+                    let _ = swarm.disconnect_peer_id(peer);
+                    continue;
+                }
+                let reason = match self.gate.policy() {
+                    Policy::Staked => "policy_unstaked",
+                    _ => "policy_unattested",
+                };
+                failed.push((peer, reason.to_owned()));
+            }
             for (peer, reason) in std::mem::take(&mut self.pending_bans)
                 .into_iter()
                 .chain(due)
@@ -1048,6 +1133,7 @@ impl EventLoop {
                 late = futures::future::poll_fn(|cx| self.channels.poll_drain(cx)).fuse() => {
                     self.report_late(&mut swarm, late);
                 }
+                answer = self.recognised.1.select_next_some() => self.on_recognised(answer.0, answer.1),
             }
         }
     }
@@ -1298,6 +1384,7 @@ impl EventLoop {
                     .iter()
                     .chain(&self.channel_counts)
                     .chain(&self.attestation_rejections)
+                    .chain(&self.recognition_counts)
                 {
                     *all.entry((*reason).to_owned()).or_default() += n;
                 }
@@ -1461,6 +1548,7 @@ impl EventLoop {
                 if num_established.get() == 1 {
                     self.peers.connected(peer_id);
                     self.gate.connected(peer_id, platform::unix_time());
+                    self.recognise(peer_id);
                     if self.router == Router::Floodsub {
                         // Floodsub routing: an explicit peer gets every message of its topics.
                         swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer_id);
@@ -1492,6 +1580,7 @@ impl EventLoop {
                 if num_established == 0 {
                     self.peers.disconnected(&peer_id);
                     self.gate.disconnected(&peer_id);
+                    self.chain_failed.remove(&peer_id);
                     if let Some(limit) = &mut self.rate_limit {
                         limit.forget(&peer_id);
                     }
@@ -1729,7 +1818,10 @@ impl EventLoop {
                             self.peers.attested(peer, &verified);
                             let expires = (verified.expires_at - time::OffsetDateTime::UNIX_EPOCH)
                                 .unsigned_abs();
-                            self.gate.attested(peer, expires);
+                            match self.gate.policy() {
+                                Policy::Staked => self.recognise(peer),
+                                _ => self.gate.admit(peer, expires),
+                            }
                             tracing::info!(%peer, operator = %verified.operator, "peer attested");
                             self.emit(NodeEvent::PeerAttested {
                                 peer: peer.to_string(),
@@ -1800,6 +1892,79 @@ impl EventLoop {
 
     /// The operator address of a message author's key, cached: deriving it decodes the key and
     /// hashes it, which every message of a burst would otherwise repeat.
+    /// Under `staked`: admits `peer` if the chain recognises its operator (attested, else its
+    /// own key), from the cache or by asking. A no admits nothing; the gate fails the peer
+    /// when its grace runs out (an attestation for a staked operator may still come).
+    fn recognise(&mut self, peer: PeerId) {
+        let Some(chain) = &self.chain else { return };
+        if self.gate.policy() != Policy::Staked || !self.gate.pending(&peer) {
+            return;
+        }
+        let Some(operator) = self.peers.operator(&peer, platform::utc_now()) else {
+            return;
+        };
+        let now = platform::unix_time();
+        if let Some((recognised, until)) = self.recognition.get(&operator, now) {
+            if recognised {
+                self.gate.admit(peer, until);
+            }
+            return;
+        }
+        let waiting = self.recognising.entry(operator).or_default();
+        if !waiting.contains(&peer) {
+            waiting.push(peer);
+        }
+        if waiting.len() == 1 {
+            let answers = self.recognised.0.clone();
+            let query = chain.operator_stake(operator);
+            platform::spawn(async move {
+                let _ = answers.unbounded_send((operator, query.await));
+            });
+        }
+    }
+
+    fn on_recognised(&mut self, operator: Address, answer: Result<OperatorStake, ChainError>) {
+        let waiting = self.recognising.remove(&operator).unwrap_or_default();
+        let now = platform::unix_time();
+        let recognised = match answer {
+            Ok(stake) => {
+                let recognised = stake.eligible();
+                let until = self.recognition.record(operator, recognised, now);
+                let outcome = if recognised {
+                    "recognised"
+                } else {
+                    "unrecognised"
+                };
+                *self.recognition_counts.entry(outcome).or_default() += 1;
+                tracing::info!(%operator, stake = stake.stake, minimum = stake.minimum, outcome, "operator checked");
+                self.emit(NodeEvent::OperatorChecked {
+                    operator: operator.to_string(),
+                    recognised,
+                    stake: stake.stake.to_string(),
+                    minimum: stake.minimum.to_string(),
+                });
+                recognised.then_some(until)
+            }
+            Err(error) => {
+                *self
+                    .recognition_counts
+                    .entry("chain_unavailable")
+                    .or_default() += 1;
+                tracing::warn!(%operator, %error, "operator check failed");
+                self.chain_failed.extend(waiting.iter().copied());
+                None
+            }
+        };
+        let Some(until) = recognised else { return };
+        for peer in waiting {
+            // Only if the peer still acts for this operator (its attestation may have come since).
+            if self.peers.operator(&peer, platform::utc_now()) == Some(operator) {
+                self.chain_failed.remove(&peer);
+                self.gate.admit(peer, until);
+            }
+        }
+    }
+
     fn author_address(&mut self, peer: &PeerId) -> Option<Address> {
         if let Some(known) = self.authors.get(peer) {
             return *known;

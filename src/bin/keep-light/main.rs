@@ -12,6 +12,8 @@ fn main() -> std::process::ExitCode {
 mod attest;
 #[cfg(not(target_arch = "wasm32"))]
 mod bls;
+#[cfg(not(target_arch = "wasm32"))]
+mod chain;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -59,11 +61,15 @@ mod cli {
             /// Identity key; overrides the one in --data-dir.
             #[arg(long)]
             key_hex: Option<String>,
-            /// Who may connect: `open`, or `attested` (a valid attestation within 10 s of
-            /// connecting, renewed before it expires; --allow peers exempt). Peers failing it
-            /// are banned.
+            /// Who may connect: `open`; `attested` (a valid attestation within 10 s of
+            /// connecting, renewed before it expires); `staked` (as attested, or the peer's own
+            /// key, and the operator's stake on --chain at least the minimum, checked again
+            /// every 12 h). --allow peers are exempt; peers failing it are banned.
             #[arg(long, default_value = "open")]
             firewall: Policy,
+            /// The chain's JSON-RPC URL (`keep-light chain` prints it); needed by `staked`.
+            #[arg(long)]
+            chain: Option<String>,
             /// A peer always admitted (another relay), by peer ID (repeatable).
             #[arg(long = "allow")]
             allow: Vec<PeerId>,
@@ -114,6 +120,8 @@ mod cli {
             #[arg(long = "member")]
             members: Vec<Address>,
         },
+        /// The dev chain alone, served over JSON-RPC (operator stakes).
+        Chain(crate::chain::ChainArgs),
         /// Wallet delegations (SIWE attestations): create, verify.
         Attest {
             #[command(subcommand)]
@@ -200,6 +208,7 @@ mod cli {
         let result = runtime.block_on(async {
             match cli.command {
                 Command::Id { key } => id(&key),
+                Command::Chain(args) => crate::chain::run(args).await,
                 Command::Relay {
                     listen,
                     data_dir,
@@ -207,6 +216,7 @@ mod cli {
                     firewall,
                     allow,
                     external,
+                    chain,
                     chain_id,
                     router,
                 } => {
@@ -215,6 +225,10 @@ mod cli {
                         .with_router(router)
                         .with_firewall(firewall, allow)
                         .with_external(external);
+                    if let Some(url) = chain {
+                        let chain = keep_light::chain::rpc::RpcChain::new(&url)?;
+                        config = config.with_chain(std::sync::Arc::new(chain));
+                    }
                     if let Some(chain_id) = chain_id {
                         config = config.with_chain_id(chain_id);
                     }
