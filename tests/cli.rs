@@ -337,6 +337,82 @@ fn nodes_publish_stdin_lines_and_print_messages() {
     assert_eq!(v["from"], id["peer_id"]);
 }
 
+/// `keep-light id` of the key with secret `n`: (address, peer ID).
+fn identity_of(n: u64) -> (String, String) {
+    let out = Command::new(BIN)
+        .args(["id", "--key-hex", &format!("0x{n:064x}")])
+        .output()
+        .unwrap();
+    let id: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (
+        id["address"].as_str().unwrap().to_owned(),
+        id["peer_id"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn a_staked_relay_asks_the_dev_chain_and_bans_operators_without_stake() {
+    let ((staked, staked_peer), (_, unstaked_peer)) = (identity_of(21), identity_of(22));
+    let (mut chain, chain_lines) = spawn(&[
+        "chain",
+        "--minimum-stake",
+        "5",
+        "--stake",
+        &format!("{staked}=10"),
+    ]);
+    let url = chain_lines.next("the rpc URL", |v| v["rpc"].is_string())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_relay, relay_lines, ws) = relay(&["--firewall", "staked", "--chain", &url]);
+    let mut nodes = Vec::new();
+    for n in [21, 22] {
+        nodes.push(spawn(&[
+            "node",
+            "--bootstrap",
+            &ws,
+            "--key-hex",
+            &format!("0x{n:064x}"),
+        ]));
+    }
+    let checked = relay_lines.next("the staked operator checked", |v| {
+        v["event"] == "operator_checked" && v["operator"] == staked.as_str()
+    });
+    assert_eq!(
+        (checked["recognised"].clone(), checked["stake"].clone()),
+        (true.into(), "10".into())
+    );
+    // The operator without stake fails the policy when its 10 s grace ends.
+    let banned = relay_lines.next("a ban", |v| v["event"] == "banned");
+    assert_eq!(banned["peer"], unstaked_peer.as_str());
+    assert_eq!(banned["reason"], "policy_unstaked");
+    assert_ne!(banned["peer"], staked_peer.as_str());
+
+    // Stakes change at run time; bad lines are answered, not fatal.
+    let stdin = chain.0.stdin.as_mut().unwrap();
+    writeln!(stdin, "stake {staked} 0").unwrap();
+    writeln!(stdin, "stake nobody 5").unwrap();
+    writeln!(stdin, "unstake").unwrap();
+    let changed = chain_lines.next("the stake change", |v| v["event"] == "stake");
+    assert_eq!(
+        (changed["operator"].clone(), changed["stake"].clone()),
+        (staked.as_str().into(), "0".into())
+    );
+    chain_lines.next("an error for the bad address", |v| {
+        v["error"].as_str().is_some_and(|e| e.contains("nobody"))
+    });
+    chain_lines.next("an error for the unknown command", |v| {
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unknown command"))
+    });
+
+    // Without --chain, a staked relay refuses to start.
+    let (ok, out) = run_json(&["relay", "--firewall", "staked"], b"");
+    assert!(!ok);
+    assert!(out["error"].as_str().unwrap().contains("chain"), "{out}");
+}
+
 /// Runs `keep-light ARGS` with `stdin`; returns (exit success, the one JSON line).
 fn run_json(args: &[&str], stdin: &[u8]) -> (bool, Value) {
     let mut child = start(args);

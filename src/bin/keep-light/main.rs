@@ -475,7 +475,8 @@ mod cli {
                     }
                     // Who a peer acts for, and refusals: what an operator audits.
                     Some(event @ (NodeEvent::PeerAttested { .. }
-                        | NodeEvent::AttestationRejected { .. })) => {
+                        | NodeEvent::AttestationRejected { .. }
+                        | NodeEvent::OperatorChecked { .. })) => {
                         println!("{}", event.to_json());
                     }
                     // Bans, kept in --data-dir so a restart does not pardon anyone.
