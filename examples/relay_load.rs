@@ -84,7 +84,9 @@ mod native {
                 .join("keep-light")
         });
         let mut relay = Command::new(&bin)
+            // Every client comes from 127.0.0.1: lift the per-address shares above the load.
             .args(["relay", "--listen", "/ip4/127.0.0.1/tcp/0/ws"])
+            .args(["--max-pending-per-ip", "4096", "--max-per-ip", "4096"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

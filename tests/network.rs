@@ -740,6 +740,40 @@ async fn garbage_half_open_sockets_and_bogus_bootstrap_lists_leave_everyone_serv
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_storm_from_one_address_leaves_the_relay_to_everyone_else() {
+    let (relay, _relay_events, tcp, _ws) = start_relay().await;
+    let port: u16 = tcp.split('/').nth(4).unwrap().parse().unwrap();
+    // 400 silent sockets from 127.0.0.2 (all of 127/8 is loopback): more than the relay's 256
+    // pending handshakes in all, so without a per-address share they would shut out the rest.
+    let mut storm = Vec::new();
+    for _ in 0..400 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        if let Ok(stream) = socket.connect(([127, 0, 0, 1], port).into()).await {
+            storm.push(stream);
+        }
+    }
+    // Members dialling from 127.0.0.1 meanwhile get in at the first try and talk.
+    let (a, mut a_events) = start_member(vec![tcp.clone()]).await;
+    let (_b, mut b_events) = start_member(vec![tcp]).await;
+    let first = next_matching(&mut a_events, Duration::from_secs(10), |e| match e {
+        NodeEvent::Connected { .. } | NodeEvent::DialFailed { .. } => Some(e.clone()),
+        _ => None,
+    })
+    .await;
+    assert!(
+        matches!(first, Some(NodeEvent::Connected { .. })),
+        "{first:?}"
+    );
+    deliver(&a, &mut b_events, "during the storm").await;
+    // The storm beyond its address's 32 handshakes was refused, and counted.
+    let counts = relay.counters().await;
+    let limited = counts.get("ip_limited").copied().unwrap_or(0);
+    assert!(limited >= 400 - 32, "{counts:?}");
+    drop(storm);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_over_the_message_rate_limit_is_banned() {
     let config = NodeConfig::new(OperatorKey::generate())
         .with_role(Role::Relay)

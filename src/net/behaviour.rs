@@ -1,17 +1,29 @@
 //! The composed libp2p behaviour of every keep-light node and its gossipsub settings.
 
-use std::time::Duration;
+use std::{
+    net::IpAddr,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use libp2p::{
     allow_block_list::{self, BlockedPeers},
     connection_limits::{self, ConnectionLimits},
+    core::{transport::PortUse, Endpoint},
     gossipsub, identify,
     identity::Keypair,
+    multiaddr::Protocol,
     ping, relay,
-    swarm::{behaviour::toggle::Toggle, NetworkBehaviour},
+    swarm::{
+        behaviour::toggle::Toggle,
+        behaviour::{ConnectionEstablished, ListenFailure},
+        dummy, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
+        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    },
+    Multiaddr, PeerId,
 };
 
-use super::{attest, node::Role};
+use super::{attest, firewall::IpLimits, node::Role};
 
 /// Protocol name announced over identify.
 pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
@@ -71,12 +83,113 @@ pub fn default_limits(role: Role) -> ConnectionLimits {
     }
 }
 
+/// Per-address bounds by role: (handshakes pending, connections established) from one IP.
+/// A relay's 256 pending handshakes would otherwise all go to one address's dial storm.
+pub fn default_ip_limits(role: Role) -> (usize, usize) {
+    match role {
+        Role::Member => (8, 16),
+        Role::Relay => (32, 256),
+    }
+}
+
+/// Enforces [`IpLimits`] on inbound connections (the libp2p side of the sans-IO counter).
+pub struct PerIp(pub IpLimits);
+
+/// The remote IP of a direct connection; none for circuits, whose address is the relay's.
+fn remote_ip(address: &Multiaddr) -> Option<IpAddr> {
+    if address.iter().any(|p| p == Protocol::P2pCircuit) {
+        return None;
+    }
+    address.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+impl NetworkBehaviour for PerIp {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = std::convert::Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        match remote_ip(remote) {
+            Some(ip) => self.0.pending(id, ip).map_err(ConnectionDenied::new),
+            None => Ok(()),
+        }
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        _peer: PeerId,
+        _local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        if let Some(ip) = remote_ip(remote) {
+            self.0
+                .handshake_done(id, ip)
+                .map_err(ConnectionDenied::new)?;
+        }
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _id: ConnectionId,
+        _peer: PeerId,
+        _address: &Multiaddr,
+        _role: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                connection_id,
+                endpoint: libp2p::core::ConnectedPoint::Listener { send_back_addr, .. },
+                ..
+            }) => {
+                if let Some(ip) = remote_ip(send_back_addr) {
+                    self.0.established(connection_id, ip);
+                }
+            }
+            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. })
+            | FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
+                self.0.ended(connection_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _peer: PeerId,
+        _id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        Poll::Pending
+    }
+}
+
 /// What every node runs.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
     /// Banned peers: their connections are closed and new ones denied (first, so a banned peer
     /// costs no other behaviour anything).
     pub blocked: allow_block_list::Behaviour<BlockedPeers>,
+    /// Per remote address, before the global limits, so one address's storm fills only its share.
+    pub per_ip: PerIp,
     pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
@@ -120,6 +233,7 @@ pub fn build(
     role: Role,
     max_message_size: usize,
     limits: ConnectionLimits,
+    ip_limits: (usize, usize),
     circuits: CircuitLimits,
 ) -> Result<impl FnOnce(relay::client::Behaviour) -> Behaviour, String> {
     let mut config = gossipsub::ConfigBuilder::default();
@@ -184,6 +298,7 @@ pub fn build(
         relay: relay.into(),
         relay_client,
         blocked: allow_block_list::Behaviour::default(),
+        per_ip: PerIp(IpLimits::new(ip_limits.0, ip_limits.1)),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         identify,

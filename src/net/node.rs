@@ -53,8 +53,8 @@ use super::{
     bootstrap::{Backoff, BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
     channel::MembershipFilter,
     firewall::{
-        BanList, BanPolicy, BanRecord, Gate, Policy, RateLimit, Recognition, ATTESTATION_GRACE,
-        RECOGNISED_FOR, UNRECOGNISED_FOR,
+        BanList, BanPolicy, BanRecord, Gate, IpLimitExceeded, Policy, RateLimit, Recognition,
+        ATTESTATION_GRACE, RECOGNISED_FOR, UNRECOGNISED_FOR,
     },
     transport,
     validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
@@ -101,6 +101,7 @@ pub struct NodeConfig {
     ban_policy: BanPolicy,
     bans: Vec<BanRecord>,
     limits: Option<ConnectionLimits>,
+    ip_limits: Option<(usize, usize)>,
     policy: Policy,
     allowed: Vec<PeerId>,
     attestation_grace: Duration,
@@ -142,6 +143,7 @@ impl NodeConfig {
             ban_policy: BanPolicy::default(),
             bans: Vec::new(),
             limits: None,
+            ip_limits: None,
             policy: Policy::Open,
             allowed: Vec::new(),
             attestation_grace: ATTESTATION_GRACE,
@@ -248,6 +250,13 @@ impl NodeConfig {
     /// Connection limits (default: [`behaviour::default_limits`] of the role).
     pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
         self.limits = Some(limits);
+        self
+    }
+
+    /// Inbound connections one remote IP may have: `pending` in their handshake and
+    /// `established` (default: [`behaviour::default_ip_limits`] of the role: relays 32 and 256).
+    pub fn with_ip_limits(mut self, pending: usize, established: usize) -> Self {
+        self.ip_limits = Some((pending, established));
         self
     }
 
@@ -657,6 +666,9 @@ impl Node {
             config.role,
             config.max_message_size,
             limits,
+            config
+                .ip_limits
+                .unwrap_or_else(|| behaviour::default_ip_limits(config.role)),
             config.circuits,
         )
         .map_err(StartError::Build)?;
@@ -1617,8 +1629,12 @@ impl EventLoop {
                 send_back_addr,
                 ..
             } => {
-                // A banned peer redialling, or a limit reached: counted, one debug line each.
+                // A banned peer redialling, or a limit reached: counted, one debug line each
+                // (and per address, the storms from one).
                 *self.rejected.entry("connection_denied").or_default() += 1;
+                if cause.downcast_ref::<IpLimitExceeded>().is_some() {
+                    *self.rejected.entry("ip_limited").or_default() += 1;
+                }
                 tracing::debug!(%cause, %send_back_addr, "incoming connection denied");
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {

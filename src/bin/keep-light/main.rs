@@ -70,6 +70,14 @@ mod cli {
             /// The chain's JSON-RPC URL (`keep-light chain` prints it); needed by `staked`.
             #[arg(long)]
             chain: Option<String>,
+            /// Inbound handshakes one IP address may have in flight (a dial storm gets this
+            /// share of the 256, no more).
+            #[arg(long, default_value_t = 32)]
+            max_pending_per_ip: usize,
+            /// Inbound connections one IP address may keep (raise it for load tests, where
+            /// every client comes from one address).
+            #[arg(long, default_value_t = 256)]
+            max_per_ip: usize,
             /// A peer always admitted (another relay), by peer ID (repeatable).
             #[arg(long = "allow")]
             allow: Vec<PeerId>,
@@ -217,6 +225,8 @@ mod cli {
                     allow,
                     external,
                     chain,
+                    max_pending_per_ip,
+                    max_per_ip,
                     chain_id,
                     router,
                 } => {
@@ -224,7 +234,8 @@ mod cli {
                         .with_role(Role::Relay)
                         .with_router(router)
                         .with_firewall(firewall, allow)
-                        .with_external(external);
+                        .with_external(external)
+                        .with_ip_limits(max_pending_per_ip, max_per_ip);
                     if let Some(url) = chain {
                         let chain = keep_light::chain::rpc::RpcChain::new(&url)?;
                         config = config.with_chain(std::sync::Arc::new(chain));
