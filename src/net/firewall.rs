@@ -795,7 +795,7 @@ mod tests {
 
     fn rand_id() -> usize {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(1 << 40);
+        static NEXT: AtomicUsize = AtomicUsize::new(1 << 30);
         NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
