@@ -98,18 +98,21 @@ impl KeepClient {
         }
         let (handle, events) = Node::start(config).await?;
         let handle = Rc::new(handle);
-        // Back online: redial now instead of waiting out the backoff grown while offline.
+        // Offline: dial nothing (every dial would fail and grow its backoff). Back online:
+        // redial at once.
         if let Some(window) = web_sys::window() {
-            let node = Rc::downgrade(&handle);
-            let on_online = Closure::<dyn Fn()>::new(move || {
-                if let Some(node) = node.upgrade() {
-                    node.retry_bootstrap();
-                }
-            });
-            let _ = window
-                .add_event_listener_with_callback("online", on_online.as_ref().unchecked_ref());
-            // Lives as long as the page: the node has no end the listener could follow.
-            on_online.forget();
+            for (event, online) in [("online", true), ("offline", false)] {
+                let node = Rc::downgrade(&handle);
+                let listener = Closure::<dyn Fn()>::new(move || match node.upgrade() {
+                    Some(node) if online => node.retry_bootstrap(),
+                    Some(node) => node.pause_bootstrap(),
+                    None => {}
+                });
+                let _ = window
+                    .add_event_listener_with_callback(event, listener.as_ref().unchecked_ref());
+                // Lives as long as the page: the node has no end the listener could follow.
+                listener.forget();
+            }
         }
         Ok(KeepClient {
             handle,

@@ -102,6 +102,8 @@ pub struct BootstrapSchedule {
     entries: Vec<Entry>,
     backoff: Backoff,
     target: usize,
+    /// The network is down (the browser's `offline` event): no dials, so no failures pile up.
+    paused: bool,
 }
 
 impl BootstrapSchedule {
@@ -121,6 +123,7 @@ impl BootstrapSchedule {
             entries,
             backoff,
             target: target.max(1),
+            paused: false,
         }
     }
 
@@ -129,7 +132,7 @@ impl BootstrapSchedule {
     pub fn poll_dial(&mut self, now: Instant) -> Option<(EntryId, Multiaddr)> {
         let due = |e: &Entry| matches!(e.state, State::Due(at) if at <= now);
         // Called on every turn of the node's loop: the cheap answers first.
-        if self.in_use() >= self.target || !self.entries.iter().any(due) {
+        if self.paused || self.in_use() >= self.target || !self.entries.iter().any(due) {
             return None;
         }
         let used: Vec<Option<String>> = self
@@ -177,12 +180,19 @@ impl BootstrapSchedule {
     /// The network is back (the browser's `online` event): every address waiting out a backoff
     /// is due at `now`, with its failures forgotten.
     pub fn retry_now(&mut self, now: Instant) {
+        self.paused = false;
         for entry in &mut self.entries {
             if let State::Due(_) = entry.state {
                 entry.state = State::Due(now);
                 entry.failures = 0;
             }
         }
+    }
+
+    /// The network is gone (the browser's `offline` event): nothing is dialled until
+    /// [`Self::retry_now`]; dials in flight and connections are left to end on their own.
+    pub fn pause(&mut self) {
+        self.paused = true;
     }
 
     /// The number of relays the schedule keeps connected.
@@ -221,7 +231,7 @@ impl BootstrapSchedule {
 
     /// The earliest instant at which [`Self::poll_dial`] will return something.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.in_use() >= self.target {
+        if self.paused || self.in_use() >= self.target {
             return None;
         }
         self.entries
@@ -337,11 +347,17 @@ mod tests {
     }
 
     #[test]
-    fn coming_back_online_retries_at_once() {
+    fn offline_dials_nothing_and_coming_back_online_retries_at_once() {
         let t0 = crate::platform::now();
         let mut s = BootstrapSchedule::new(addrs(1), Backoff::default(), 1, t0);
         let (a, _) = s.poll_dial(t0).unwrap();
-        for _ in 0..5 {
+        s.dial_failed(a, t0, 0.0);
+        // Offline: even once the backoff is over, nothing is due and no deadline is set.
+        s.pause();
+        let much_later = t0 + Duration::from_secs(3600);
+        assert!(s.poll_dial(much_later).is_none());
+        assert_eq!(s.poll_timeout(), None);
+        for _ in 0..4 {
             s.dial_failed(a, t0, 0.0);
         }
         assert!(s.poll_dial(t0 + Duration::from_secs(1)).is_none());

@@ -612,6 +612,7 @@ enum Command {
     },
     Unban(PeerId),
     RetryBootstrap,
+    PauseBootstrap,
     Dial(Multiaddr, oneshot::Sender<Result<(), String>>),
     Bans(oneshot::Sender<Vec<BanRecord>>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
@@ -959,6 +960,12 @@ impl NodeHandle {
     /// waits out a backoff, now.
     pub fn retry_bootstrap(&self) {
         let _ = self.commands.unbounded_send(Command::RetryBootstrap);
+    }
+
+    /// The network is gone (a browser's `offline` event): no bootstrap dials until
+    /// [`NodeHandle::retry_bootstrap`], so backoffs do not grow while nothing can succeed.
+    pub fn pause_bootstrap(&self) {
+        let _ = self.commands.unbounded_send(Command::PauseBootstrap);
     }
 
     /// Lifts a running ban (an `unbanned` event follows); the offences stay on record.
@@ -1420,6 +1427,10 @@ impl EventLoop {
                 }
             }
             Command::RetryBootstrap => self.bootstrap.retry_now(platform::now()),
+            Command::PauseBootstrap => {
+                tracing::info!("network offline: bootstrap dials paused");
+                self.bootstrap.pause();
+            }
             Command::Dial(address, reply) => {
                 let _ = reply.send(swarm.dial(address).map_err(|e| e.to_string()));
             }
