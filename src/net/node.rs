@@ -1152,7 +1152,9 @@ impl EventLoop {
                 late = futures::future::poll_fn(|cx| self.channels.poll_drain(cx)).fuse() => {
                     self.report_late(&mut swarm, late);
                 }
-                answer = self.recognised.1.select_next_some() => self.on_recognised(answer.0, answer.1),
+                (operator, answer) = self.recognised.1.select_next_some() => {
+                    self.on_recognised(operator, answer);
+                }
             }
         }
     }
@@ -1917,8 +1919,6 @@ impl EventLoop {
         }
     }
 
-    /// The operator address of a message author's key, cached: deriving it decodes the key and
-    /// hashes it, which every message of a burst would otherwise repeat.
     /// Under `staked`: admits `peer` if the chain recognises its operator (attested, else its
     /// own key), from the cache or by asking. A no admits nothing; the gate fails the peer
     /// when its grace runs out (an attestation for a staked operator may still come).
@@ -1992,6 +1992,8 @@ impl EventLoop {
         }
     }
 
+    /// The operator address of a message author's key, cached: deriving it decodes the key and
+    /// hashes it, which every message of a burst would otherwise repeat.
     fn author_address(&mut self, peer: &PeerId) -> Option<Address> {
         if let Some(known) = self.authors.get(peer) {
             return *known;
