@@ -328,22 +328,14 @@ fn nodes_publish_stdin_lines_and_print_messages() {
     assert!(v["data"].as_str().unwrap().starts_with("hello "));
     assert!(v["from"].as_str().unwrap().starts_with("16Uiu2"));
     // Key 11's address.
-    let id = Command::new(BIN)
-        .args(["id", "--key-hex", &format!("0x{:064x}", 11)])
-        .output()
-        .unwrap();
-    let id: Value = serde_json::from_slice(&id.stdout).unwrap();
-    assert_eq!(v["sender"], id["address"]);
-    assert_eq!(v["from"], id["peer_id"]);
+    let (address, peer_id) = identity_of(11);
+    assert_eq!(v["sender"], address.as_str());
+    assert_eq!(v["from"], peer_id.as_str());
 }
 
 /// `keep-light id` of the key with secret `n`: (address, peer ID).
 fn identity_of(n: u64) -> (String, String) {
-    let out = Command::new(BIN)
-        .args(["id", "--key-hex", &format!("0x{n:064x}")])
-        .output()
-        .unwrap();
-    let id: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, id) = run_json(&["id", "--key-hex", &format!("0x{n:064x}")], b"");
     (
         id["address"].as_str().unwrap().to_owned(),
         id["peer_id"].as_str().unwrap().to_owned(),
