@@ -128,23 +128,23 @@ fn relay_keeps_its_identity_in_the_data_dir_and_stops_on_sigterm() {
     let exit = first.0.wait().unwrap();
     assert!(exit.success(), "relay exits cleanly on SIGTERM: {exit:?}");
 
-    // Default listen addresses this time: WebSocket, TCP and WebRTC-direct.
-    let (mut second, lines) = spawn(&["relay", "--data-dir", dir_arg]);
-    let ws2 = lines.next("a ws address", |v| {
-        v["listening"]
-            .as_str()
-            .is_some_and(|a| a.contains("/ws/p2p/"))
-    });
-    let ws2 = ws2["listening"].as_str().unwrap();
-    assert_eq!(peer(&ws), peer(ws2), "same identity after restart");
+    // Default listen addresses this time: WebSocket, TCP and WebRTC-direct (in any order):
+    // the WebSocket and the WebRTC-direct ones.
+    let addresses = |lines: &Lines| {
+        let (mut ws, mut webrtc) = (None, None);
+        while ws.is_none() || webrtc.is_none() {
+            let line = lines.next("listening addresses", |v| v["listening"].is_string());
+            let address = line["listening"].as_str().unwrap().to_owned();
+            if address.contains("/ws/p2p/") {
+                ws = Some(address);
+            } else if address.contains("/webrtc-direct/certhash/") {
+                webrtc = Some(address);
+            }
+        }
+        (ws.unwrap(), webrtc.unwrap())
+    };
     // The WebRTC-direct certificate is kept too: the certhash survives a restart.
-    let certhash = |lines: &Lines| {
-        let line = lines.next("a webrtc-direct address", |v| {
-            v["listening"]
-                .as_str()
-                .is_some_and(|a| a.contains("/webrtc-direct/certhash/"))
-        });
-        let address = line["listening"].as_str().unwrap().to_owned();
+    let certhash = |address: &str| {
         address
             .split("/certhash/")
             .nth(1)
@@ -154,11 +154,18 @@ fn relay_keeps_its_identity_in_the_data_dir_and_stops_on_sigterm() {
             .unwrap()
             .to_owned()
     };
-    let first_hash = certhash(&lines);
+    let (mut second, lines) = spawn(&["relay", "--data-dir", dir_arg]);
+    let (ws2, webrtc) = addresses(&lines);
+    assert_eq!(peer(&ws), peer(&ws2), "same identity after restart");
+    let first_hash = certhash(&webrtc);
     let _ = second.0.kill();
     let _ = second.0.wait();
     let (_third, lines) = spawn(&["relay", "--data-dir", dir_arg]);
-    assert_eq!(certhash(&lines), first_hash, "same certhash after restart");
+    assert_eq!(
+        certhash(&addresses(&lines).1),
+        first_hash,
+        "same certhash after restart"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

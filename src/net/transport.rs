@@ -63,10 +63,23 @@ pub async fn build_swarm(
             )
         })
         .map_err(|e| e.to_string())?
-        .with_dns()
+        .with_other_transport(|key| {
+            // WebSocket (mostly browsers): what one turn of the connection writes goes out as
+            // one frame (`coalesce`), not a frame per message.
+            let noise = noise::Config::new(key)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
+            let dns = libp2p::dns::tokio::Transport::system(tcp)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(libp2p::websocket::Config::new(dns)
+                .map(|stream, _| coalesce::Coalesce::new(stream))
+                .upgrade(Version::V1Lazy)
+                .authenticate(noise)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        })
         .map_err(|e| e.to_string())?
-        .with_websocket(noise::Config::new, yamux::Config::default)
-        .await
+        .with_dns()
         .map_err(|e| e.to_string())?
         .with_relay_client(noise::Config::new, yamux::Config::default)
         .map_err(|e| e.to_string())?
@@ -168,6 +181,135 @@ mod browser_ws {
 
         fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             Pin::new(&mut self.0).poll_close(cx)
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod coalesce {
+    //! Fewer, larger WebSocket frames. A relay forwards a burst as one small write per message,
+    //! and yamux flushes after each, so every message became a WebSocket frame: in a tab, a
+    //! browser event, a copy and a call into wasm each (`ws_frames_per_msg` of
+    //! `scripts/profile-browser.sh` was 1.00). Here a flush right after another waits until
+    //! `DELAY` has passed since it, for more writes, unless `THRESHOLD` bytes are waiting; the
+    //! frame then carries them all. A write after a quiet spell goes out at once.
+
+    use std::{
+        io,
+        pin::Pin,
+        task::{Context, Poll},
+        time::Duration,
+    };
+
+    use futures::{ready, AsyncRead, AsyncWrite, FutureExt as _};
+
+    /// The least time between two frames while writes keep coming.
+    const DELAY: Duration = Duration::from_micros(250);
+    /// Bytes that go out at once, without waiting.
+    const THRESHOLD: usize = 32 * 1024;
+
+    pub(super) struct Coalesce<S> {
+        inner: S,
+        delay: Duration,
+        buffer: Vec<u8>,
+        /// When the last frame went out.
+        sent: crate::platform::Instant,
+        /// Armed by the first deferred flush; its firing wakes the connection to flush.
+        due: Option<futures_timer::Delay>,
+    }
+
+    impl<S> Coalesce<S> {
+        #[cfg(test)]
+        pub(super) fn inner_ref(&self) -> &S {
+            &self.inner
+        }
+
+        pub(super) fn new(inner: S) -> Self {
+            Self::with_delay(inner, DELAY)
+        }
+
+        pub(super) fn with_delay(inner: S, delay: Duration) -> Self {
+            Self {
+                inner,
+                delay,
+                buffer: Vec::new(),
+                // Quiet so far: the first write goes out at once.
+                sent: {
+                    let now = crate::platform::now();
+                    now.checked_sub(delay).unwrap_or(now)
+                },
+                due: None,
+            }
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> Coalesce<S> {
+        /// Writes the buffer to the inner stream (one frame) and flushes it.
+        fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            while !self.buffer.is_empty() {
+                let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.buffer))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.buffer.drain(..n);
+            }
+            self.due = None;
+            self.sent = crate::platform::now();
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+    }
+
+    impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesce<S> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            // A reader may be waiting for the answer to what still waits here (a handshake
+            // writes, flushes, then only reads): once due, it goes out from here too.
+            let this = &mut *self;
+            if let Some(due) = &mut this.due {
+                if due.poll_unpin(cx).is_ready() {
+                    if let Poll::Ready(Err(e)) = this.poll_send(cx) {
+                        return Poll::Ready(Err(e));
+                    }
+                }
+            }
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        }
+    }
+
+    impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.buffer.len() >= THRESHOLD {
+                ready!(self.poll_send(cx))?;
+            }
+            self.buffer.extend_from_slice(buf);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            let this = &mut *self;
+            let wait = this.delay.saturating_sub(this.sent.elapsed());
+            if this.buffer.len() < THRESHOLD && !this.buffer.is_empty() && !wait.is_zero() {
+                let due = this
+                    .due
+                    .get_or_insert_with(|| futures_timer::Delay::new(wait));
+                if due.poll_unpin(cx).is_pending() {
+                    // Not yet: the timer wakes the connection, whose next flush sends it.
+                    return Poll::Ready(Ok(()));
+                }
+            }
+            this.poll_send(cx)
+        }
+
+        fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            ready!(self.poll_send(cx))?;
+            Pin::new(&mut self.inner).poll_close(cx)
         }
     }
 }
@@ -340,5 +482,108 @@ mod tests {
             muxer.poll_outbound_unpin(cx).map(|r| r.is_ok())
         }));
         assert!(opened);
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod coalesce_tests {
+    use std::{
+        io,
+        pin::Pin,
+        task::{Context, Poll},
+        time::Duration,
+    };
+
+    use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+    use super::coalesce::Coalesce;
+
+    /// An inner stream that records each write it is given (each would be one WebSocket
+    /// frame) and has nothing to read.
+    #[derive(Default)]
+    struct Frames(Vec<Vec<u8>>);
+
+    impl AsyncWrite for Frames {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            self.0.push(buf.to_vec());
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    impl AsyncRead for Frames {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    /// Long enough that consecutive writes in a test are surely within it.
+    const LONG: Duration = Duration::from_secs(2);
+
+    fn frames(stream: &Coalesce<Frames>) -> Vec<Vec<u8>> {
+        stream.inner_ref().0.clone()
+    }
+
+    #[tokio::test]
+    async fn a_write_after_quiet_goes_at_once_and_a_burst_goes_as_one_frame() {
+        let mut stream = Coalesce::with_delay(Frames::default(), LONG);
+        stream.write_all(b"lone").await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(frames(&stream), vec![b"lone".to_vec()]);
+        // Right after it: writes and flushes wait for company, then go out together.
+        for word in [b"a", b"b", b"c"] {
+            stream.write_all(word).await.unwrap();
+            stream.flush().await.unwrap();
+        }
+        assert_eq!(frames(&stream).len(), 1);
+        tokio::time::sleep(LONG).await;
+        stream.flush().await.unwrap();
+        assert_eq!(frames(&stream), vec![b"lone".to_vec(), b"abc".to_vec()]);
+        // Closing sends what waits.
+        stream.write_all(b"last").await.unwrap();
+        stream.close().await.unwrap();
+        assert_eq!(frames(&stream).last().unwrap(), b"last");
+    }
+
+    #[tokio::test]
+    async fn a_reader_waiting_for_an_answer_gets_its_request_sent() {
+        // A handshake: write, flush, then only read. The deferred request must still go out.
+        let mut stream = Coalesce::with_delay(Frames::default(), LONG);
+        stream.write_all(b"first").await.unwrap();
+        stream.flush().await.unwrap();
+        stream.write_all(b"request").await.unwrap();
+        stream.flush().await.unwrap();
+        let mut answer = [0u8; 8];
+        let read = tokio::time::timeout(LONG * 2, stream.read(&mut answer)).await;
+        assert!(read.is_err(), "nothing to read in this test");
+        assert_eq!(
+            frames(&stream),
+            vec![b"first".to_vec(), b"request".to_vec()]
+        );
+    }
+
+    #[tokio::test]
+    async fn many_bytes_go_out_without_waiting() {
+        let mut stream = Coalesce::with_delay(Frames::default(), LONG);
+        stream.write_all(b"x").await.unwrap();
+        stream.flush().await.unwrap();
+        let big = vec![7u8; 40 * 1024];
+        stream.write_all(&big).await.unwrap();
+        stream.flush().await.unwrap();
+        assert_eq!(frames(&stream).len(), 2);
+        assert_eq!(frames(&stream)[1].len(), big.len());
     }
 }

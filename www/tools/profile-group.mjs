@@ -4,7 +4,8 @@
 // messages per second through the page API, the tab's CPU time per message (busy samples over
 // the recording; its inverse is the tab's capacity when the senders keep up) and the functions
 // with the most self time (wasm functions by their Rust names), so a change to the hot path can
-// be judged by its profile.
+// be judged by its profile; also the WebSocket frames the tab received per text (each frame is
+// a browser event and a call into wasm).
 //
 // Environment: KEEP_LIGHT_PAGE_URL, KEEP_LIGHT_TEST_RELAY, KEEP_LIGHT_TEST_GROUP,
 // KEEP_LIGHT_TEST_GROUP_KEY (as the page tests), KEEP_LIGHT_BURST (texts per native, 3000),
@@ -47,6 +48,9 @@ try {
   }, { relay, members, key });
 
   const cdp = await page.context().newCDPSession(page);
+  let frames = 0;
+  cdp.on('Network.webSocketFrameReceived', () => { frames += 1; });
+  await cdp.send('Network.enable');
   await cdp.send('Profiler.enable');
   await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
   await cdp.send('Profiler.start');
@@ -99,6 +103,7 @@ try {
     tab_busy_ms: Math.round(busyMs),
     tab_cpu_us_per_msg: Math.round(cpuPerMessageUs),
     tab_capacity_msgs_per_s: Math.round(1e6 / cpuPerMessageUs),
+    ws_frames_per_msg: Number((frames / Math.max(result.received, 1)).toFixed(2)),
     self_time: [...byName.entries()]
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
