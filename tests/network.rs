@@ -512,20 +512,26 @@ async fn leavers(events: &mut EventReceiver, quiet: Duration) -> HashMap<String,
     left
 }
 
+/// A relay on loopback TCP under the `staked` policy, asking the chain at `url`, with a 1 s
+/// grace so the tests see it run out.
+fn staked_relay(url: &str) -> NodeConfig {
+    NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_firewall(Policy::Staked, vec![])
+        .with_chain(Arc::new(RpcChain::new(url).unwrap()))
+        .with_attestation_grace(Duration::from_secs(1))
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_staked_policy_the_chain_decides_and_is_asked_again() {
     let chain = LocalChain::new(100);
     let url = rpc::spawn_server("127.0.0.1:0".parse().unwrap(), Arc::new(chain.clone()))
         .await
         .unwrap();
-    // Short grace and trust, so the test sees the re-check; the chain over real HTTP.
-    let config = NodeConfig::new(OperatorKey::generate())
-        .with_role(Role::Relay)
-        .with_firewall(Policy::Staked, vec![])
-        .with_chain(Arc::new(RpcChain::new(&url).unwrap()))
-        .with_attestation_grace(Duration::from_secs(1))
-        .with_recognition_ttl(Duration::from_secs(3), Duration::from_secs(1))
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    // Short trust, so the test sees the re-check; the chain over real HTTP.
+    let config =
+        staked_relay(&url).with_recognition_ttl(Duration::from_secs(3), Duration::from_secs(1));
     let (relay, mut events, tcp) = start_relay_from(config).await;
 
     let (staked, unstaked, wallet, poor_wallet) = (
@@ -602,13 +608,7 @@ async fn when_the_chain_is_down_staked_peers_are_disconnected_not_banned() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/", closed.local_addr().unwrap());
     drop(closed);
-    let config = NodeConfig::new(OperatorKey::generate())
-        .with_role(Role::Relay)
-        .with_firewall(Policy::Staked, vec![])
-        .with_chain(Arc::new(RpcChain::new(&url).unwrap()))
-        .with_attestation_grace(Duration::from_secs(1))
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
-    let (relay, mut events, tcp) = start_relay_from(config).await;
+    let (relay, mut events, tcp) = start_relay_from(staked_relay(&url)).await;
     let (member, _m) = start_member(vec![tcp]).await;
     let gone = next_matching(&mut events, Duration::from_secs(10), |e| match e {
         NodeEvent::Banned { peer, .. } | NodeEvent::Disconnected { peer } => {

@@ -241,12 +241,9 @@ impl Recognition {
         until
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.answers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.answers.is_empty()
     }
 }
 
@@ -345,8 +342,9 @@ impl IpLimits {
         }
     }
 
-    /// Addresses with connections counted (for tests and metrics).
-    pub fn addresses(&self) -> usize {
+    /// Addresses with connections counted.
+    #[cfg(test)]
+    fn addresses(&self) -> usize {
         self.pending.len().max(self.established.len())
     }
 }

@@ -1001,6 +1001,9 @@ impl NodeHandle {
     }
 }
 
+/// The chain's answer about an operator, back from its query task.
+type ChainAnswer = (Address, Result<OperatorStake, ChainError>);
+
 /// The state the event loop owns besides the swarm.
 struct EventLoop {
     /// The last health reported.
@@ -1033,10 +1036,9 @@ struct EventLoop {
     chain: Option<Arc<dyn Chain>>,
     recognition: Recognition,
     recognising: HashMap<Address, Vec<PeerId>>,
-    #[allow(clippy::type_complexity)]
     recognised: (
-        mpsc::UnboundedSender<(Address, Result<OperatorStake, ChainError>)>,
-        mpsc::UnboundedReceiver<(Address, Result<OperatorStake, ChainError>)>,
+        mpsc::UnboundedSender<ChainAnswer>,
+        mpsc::UnboundedReceiver<ChainAnswer>,
     ),
     chain_failed: HashSet<PeerId>,
     recognition_counts: HashMap<&'static str, u64>,

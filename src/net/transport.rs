@@ -294,14 +294,22 @@ mod coalesce {
 
         fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
             let this = &mut *self;
-            let wait = this.delay.saturating_sub(this.sent.elapsed());
-            if this.buffer.len() < THRESHOLD && !this.buffer.is_empty() && !wait.is_zero() {
-                let due = this
-                    .due
-                    .get_or_insert_with(|| futures_timer::Delay::new(wait));
-                if due.poll_unpin(cx).is_pending() {
-                    // Not yet: the timer wakes the connection, whose next flush sends it.
-                    return Poll::Ready(Ok(()));
+            if this.buffer.is_empty() {
+                return Pin::new(&mut this.inner).poll_flush(cx);
+            }
+            if this.buffer.len() < THRESHOLD {
+                // Armed once per waiting buffer; the clock is read only to arm it.
+                if this.due.is_none() {
+                    let wait = this.delay.saturating_sub(this.sent.elapsed());
+                    if !wait.is_zero() {
+                        this.due = Some(futures_timer::Delay::new(wait));
+                    }
+                }
+                if let Some(due) = &mut this.due {
+                    if due.poll_unpin(cx).is_pending() {
+                        // Not yet: the timer wakes the connection, whose next flush sends it.
+                        return Poll::Ready(Ok(()));
+                    }
                 }
             }
             this.poll_send(cx)
