@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 # rustup installs cargo tools here; a non-login shell may not have it on PATH.
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# CI builds once from clean: incremental caches would only cost disk (several GB) and time.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; fi
+
 scripts/install-tools.sh
 
 echo "== native tests"
