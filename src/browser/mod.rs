@@ -11,15 +11,19 @@
 
 pub mod wallet;
 
-use std::{rc::Rc, str::FromStr, time::Duration};
+use std::{rc::Rc, str::FromStr, sync::Arc, time::Duration};
 
 use futures::{channel::mpsc, FutureExt, StreamExt};
 use wasm_bindgen::prelude::*;
 
+use libp2p::{multiaddr::Protocol, Multiaddr};
+
 use crate::{
+    chain::rpc::RpcChain,
     identity::{attestation::Attestation, Address, OperatorKey},
     net::{
         channel::{group_topic, Channel, ChannelConfig, Received, Registry},
+        firewall::Policy,
         retransmit::Strategy,
         EventReceiver, Node, NodeConfig, NodeHandle, Router,
     },
@@ -67,7 +71,10 @@ impl KeepClient {
     /// sent to every peer right after connecting. `router` is the network's pubsub routing,
     /// `gossipsub` (the default) or `floodsub`. With `reachable`, the tab listens through each
     /// relay it connects to (`<relay>/p2p-circuit/p2p/<peer>`, announced in `listening`
-    /// events), so other tabs can dial it.
+    /// events), so other tabs can dial it. `firewall` is who may connect to the tab: `open`
+    /// (the default), `attested` or `staked`; under `staked`, `chain` is the chain's JSON-RPC
+    /// URL, asked with `fetch`. The bootstrap relays are always admitted.
+    #[allow(clippy::too_many_arguments)] // JS callers pass them by position (keep-light.js)
     pub async fn start(
         bootstrap: Vec<String>,
         topics: Vec<String>,
@@ -75,6 +82,8 @@ impl KeepClient {
         attestation_json: Option<String>,
         router: Option<String>,
         reachable: Option<bool>,
+        firewall: Option<String>,
+        chain: Option<String>,
     ) -> Result<KeepClient, JsError> {
         let key = match key_hex {
             Some(hex) => OperatorKey::from_hex(&hex)?,
@@ -84,13 +93,31 @@ impl KeepClient {
             Some(name) => Router::from_str(&name).map_err(|e| JsError::new(&e))?,
             None => Router::default(),
         };
+        let policy = match firewall {
+            Some(name) => Policy::from_str(&name).map_err(|e| JsError::new(&e))?,
+            None => Policy::Open,
+        };
+        // Relays route for everyone; the policy is about the peers that dial the tab.
+        let relays = bootstrap
+            .iter()
+            .filter_map(|address| address.parse::<Multiaddr>().ok())
+            .filter_map(|address| match address.iter().last() {
+                Some(Protocol::P2p(peer)) => Some(peer),
+                _ => None,
+            })
+            .collect();
         let mut config = NodeConfig::new(key)
             .with_router(router)
             .with_bootstrap(bootstrap)
             .with_bootstrap_target(BOOTSTRAP_TARGET)
             .with_bootstrap_store(GOOD_RELAYS_KEY)
             .with_circuit_listen(reachable.unwrap_or(false))
+            .with_firewall(policy, relays)
             .with_topics(topics);
+        if let Some(url) = chain {
+            let chain = RpcChain::new(&url).map_err(|e| JsError::new(&e))?;
+            config = config.with_chain(Arc::new(chain));
+        }
         if let Some(json) = attestation_json {
             let attestation: Attestation = serde_json::from_str(&json)
                 .map_err(|e| JsError::new(&format!("attestation: {e}")))?;

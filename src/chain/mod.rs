@@ -1,14 +1,13 @@
 //! The chain as the node sees it: who is an operator and with how much stake.
 //!
-//! [`Chain`] is the seam: [`local::LocalChain`] is the embedded dev chain, and natively
-//! [`rpc`] serves any `Chain` over HTTP JSON-RPC 2.0 and reads one back ([`rpc::RpcChain`]), so
-//! a relay in its own process asks the dev chain, later an EVM node, the same way. The
+//! [`Chain`] is the seam: [`local::LocalChain`] is the embedded dev chain; [`rpc`] serves any
+//! `Chain` over HTTP JSON-RPC 2.0 (natively) and reads one back ([`rpc::RpcChain`], natively
+//! and in a tab), so a relay in its own process and a page ask the dev chain, later an EVM
+//! node, the same way. The
 //! firewall's `staked` policy (`net/firewall.rs`) is the first user; groups, requests and
 //! entries join the trait with the beacon protocols.
 
 pub mod local;
-// The JSON-RPC server and client run on tokio sockets: native only (a tab would use `fetch`).
-#[cfg(not(target_arch = "wasm32"))]
 pub mod rpc;
 
 use crate::{identity::Address, platform};

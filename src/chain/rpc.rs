@@ -1,157 +1,87 @@
 //! A [`Chain`] over HTTP JSON-RPC 2.0: [`serve`] answers for any chain (the dev chain in
-//! `keep-light chain`), [`RpcChain`] asks one (a relay's `--chain URL`).
+//! `keep-light chain`), [`RpcChain`] asks one: natively over hyper (a relay's `--chain URL`),
+//! in a tab with `fetch` (a browser member's `staked` firewall).
 //!
 //! Methods (params by position, amounts as decimal strings since they exceed JSON's safe
 //! integers):
 //! - `keep_operatorStake ["0x<address>"]` → `{"stake":"…","minimum":"…"}`.
 //!
 //! Errors follow JSON-RPC 2.0: -32700 parse error, -32600 invalid request (batches too),
-//! -32601 unknown method, -32602 invalid params.
+//! -32601 unknown method, -32602 invalid params. The server allows any origin (CORS), since
+//! pages on other origins are its first clients.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::{body::Bytes, server::conn::http1, service::service_fn, Request, Response, Uri};
-use hyper_util::rt::TokioIo;
+use futures::future::{self, Either};
 use serde_json::{json, Value};
-use tokio::net::{TcpListener, TcpStream};
 
 use super::{Chain, ChainError, OperatorStake};
 use crate::{identity::Address, platform};
 
-/// Request bodies larger than this are refused (a stake query is under 200 bytes).
-pub const MAX_REQUEST: usize = 64 * 1024;
+#[cfg(not(target_arch = "wasm32"))]
+pub use server::{dispatch, serve, spawn_server, MAX_REQUEST};
+
 /// Replies larger than this are refused by the client.
 const MAX_REPLY: usize = 1024 * 1024;
 /// How long the client waits for a reply.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves `chain` on `listener` until the future is dropped. Each connection runs on its own
-/// task; a broken one ends alone.
-pub async fn serve(listener: TcpListener, chain: Arc<dyn Chain>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                // Out of descriptors and the like: wait, the next accept may succeed.
-                tracing::warn!(%error, "chain rpc accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let chain = chain.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| answer(chain.clone(), request));
-            if let Err(error) = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%error, "chain rpc connection ended");
-            }
-        });
-    }
-}
-
-async fn answer(
-    chain: Arc<dyn Chain>,
-    request: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let reply = if request.method() != hyper::Method::POST {
-        error_reply(Value::Null, -32600, "JSON-RPC requests are POSTed")
-    } else {
-        match Limited::new(request.into_body(), MAX_REQUEST)
-            .collect()
-            .await
-        {
-            Ok(body) => dispatch(&*chain, &body.to_bytes()).await,
-            Err(error) => error_reply(Value::Null, -32600, &format!("request body: {error}")),
-        }
-    };
-    let mut response = Response::new(Full::new(Bytes::from(reply.to_string())));
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
-}
-
-fn error_reply(id: Value, code: i64, message: &str) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
-}
-
-/// One JSON-RPC request → its reply object.
-pub async fn dispatch(chain: &dyn Chain, body: &[u8]) -> Value {
-    let request: Value = match serde_json::from_slice(body) {
-        Ok(request) => request,
-        Err(error) => return error_reply(Value::Null, -32700, &format!("parse error: {error}")),
-    };
-    let Some(object) = request.as_object() else {
-        return error_reply(
-            Value::Null,
-            -32600,
-            "not a request object (batches are not served)",
-        );
-    };
-    let id = object.get("id").cloned().unwrap_or(Value::Null);
-    if object.get("jsonrpc") != Some(&json!("2.0")) {
-        return error_reply(id, -32600, "jsonrpc must be \"2.0\"");
-    }
-    let params = object.get("params").cloned().unwrap_or(Value::Null);
-    match object.get("method").and_then(Value::as_str) {
-        Some("keep_operatorStake") => {
-            let operator = params
-                .as_array()
-                .filter(|p| p.len() == 1)
-                .and_then(|p| p[0].as_str())
-                .ok_or_else(|| "params: [\"0x<address>\"]".to_owned())
-                .and_then(|text| text.parse::<Address>().map_err(|e| e.to_string()));
-            match operator {
-                Err(error) => error_reply(id, -32602, &error),
-                Ok(operator) => match chain.operator_stake(operator).await {
-                    Ok(stake) => json!({"jsonrpc": "2.0", "id": id, "result": {
-                        "stake": stake.stake.to_string(),
-                        "minimum": stake.minimum.to_string(),
-                    }}),
-                    Err(error) => error_reply(id, -32000, &error.to_string()),
-                },
-            }
-        }
-        Some(method) => error_reply(id, -32601, &format!("unknown method {method:?}")),
-        None => error_reply(id, -32600, "method missing"),
-    }
-}
-
-/// A chain reached over HTTP JSON-RPC (`http://host:port/path`).
+/// A chain reached over HTTP JSON-RPC (`http://host:port/path`; in a tab `https://` too).
 #[derive(Debug, Clone)]
 pub struct RpcChain {
-    uri: Uri,
+    url: String,
+    /// Where hyper connects (`host:port`); a tab leaves that to `fetch`.
+    #[cfg(not(target_arch = "wasm32"))]
     authority: String,
 }
 
 impl RpcChain {
     pub fn new(url: &str) -> Result<Self, String> {
-        let uri: Uri = url.parse().map_err(|e| format!("chain URL {url:?}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(format!("chain URL {url:?}: only http:// is served"));
+        let uri: http::Uri = url.parse().map_err(|e| format!("chain URL {url:?}: {e}"))?;
+        // hyper's client here speaks plain HTTP; a page on https must use https (mixed content).
+        let schemes: &[&str] = if cfg!(target_arch = "wasm32") {
+            &["http", "https"]
+        } else {
+            &["http"]
+        };
+        if !uri
+            .scheme_str()
+            .is_some_and(|scheme| schemes.contains(&scheme))
+        {
+            return Err(format!(
+                "chain URL {url:?}: scheme must be {}",
+                schemes.join(" or ")
+            ));
         }
         let authority = uri
             .authority()
             .ok_or_else(|| format!("chain URL {url:?}: no host"))?
             .to_string();
-        let authority = if authority.contains(':') {
-            authority
-        } else {
-            format!("{authority}:80")
-        };
-        Ok(Self { uri, authority })
+        #[cfg(target_arch = "wasm32")]
+        let _ = authority;
+        Ok(Self {
+            url: url.to_owned(),
+            #[cfg(not(target_arch = "wasm32"))]
+            authority: if authority.contains(':') {
+                authority
+            } else {
+                format!("{authority}:80")
+            },
+        })
     }
 
     /// Sends one request and returns its `result`.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ChainError> {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let reply = tokio::time::timeout(TIMEOUT, self.post(body.to_string()))
-            .await
-            .map_err(|_| ChainError::Unreachable(format!("no reply within {TIMEOUT:?}")))??;
+        let post = std::pin::pin!(self.post(body.to_string()));
+        let reply = match future::select(post, platform::sleep(TIMEOUT)).await {
+            Either::Left((reply, _)) => reply?,
+            Either::Right(_) => {
+                return Err(ChainError::Unreachable(format!(
+                    "no reply within {TIMEOUT:?}"
+                )))
+            }
+        };
         let mut reply: Value = serde_json::from_slice(&reply)
             .map_err(|e| ChainError::BadReply(format!("not JSON: {e}")))?;
         if let Some(error) = reply.get("error") {
@@ -163,16 +93,21 @@ impl RpcChain {
             .ok_or_else(|| ChainError::BadReply("no result".into()))
     }
 
-    async fn post(&self, body: String) -> Result<Bytes, ChainError> {
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn post(&self, body: String) -> Result<Vec<u8>, ChainError> {
+        use http_body_util::{BodyExt, Full, Limited};
+        use hyper::{body::Bytes, Request};
+        use hyper_util::rt::TokioIo;
+
         let unreachable = |e: &dyn std::fmt::Display| ChainError::Unreachable(e.to_string());
-        let stream = TcpStream::connect(&self.authority)
+        let stream = tokio::net::TcpStream::connect(&self.authority)
             .await
             .map_err(|e| unreachable(&e))?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| unreachable(&e))?;
         tokio::spawn(connection);
-        let request = Request::post(self.uri.clone())
+        let request = Request::post(&self.url)
             .header(hyper::header::HOST, &self.authority)
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
@@ -191,7 +126,60 @@ impl RpcChain {
             .collect()
             .await
             .map_err(|e| ChainError::BadReply(e.to_string()))?
-            .to_bytes())
+            .to_bytes()
+            .to_vec())
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    async fn post(&self, body: String) -> Result<Vec<u8>, ChainError> {
+        use wasm_bindgen::{prelude::wasm_bindgen, JsCast, JsValue};
+        use wasm_bindgen_futures::JsFuture;
+
+        #[wasm_bindgen]
+        extern "C" {
+            // The global `fetch`: a window's or a worker's alike.
+            #[wasm_bindgen(js_name = fetch)]
+            fn fetch_with_init(input: &str, init: &web_sys::RequestInit) -> js_sys::Promise;
+        }
+        // A failed fetch rejects with a TypeError whose message is all there is to say.
+        let unreachable = |error: JsValue| {
+            ChainError::Unreachable(
+                js_sys::Reflect::get(&error, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+                    .unwrap_or_else(|| format!("{error:?}")),
+            )
+        };
+        let headers = web_sys::Headers::new().map_err(unreachable)?;
+        headers
+            .set("content-type", "application/json")
+            .map_err(unreachable)?;
+        let init = web_sys::RequestInit::new();
+        init.set_method("POST");
+        init.set_headers(&headers);
+        init.set_body(&JsValue::from_str(&body));
+        let response: web_sys::Response = JsFuture::from(fetch_with_init(&self.url, &init))
+            .await
+            .map_err(unreachable)?
+            .unchecked_into();
+        if !response.ok() {
+            return Err(ChainError::Unreachable(format!(
+                "HTTP {}",
+                response.status()
+            )));
+        }
+        let text = JsFuture::from(response.text().map_err(unreachable)?)
+            .await
+            .map_err(unreachable)?
+            .as_string()
+            .unwrap_or_default();
+        if text.len() > MAX_REPLY {
+            return Err(ChainError::BadReply(format!(
+                "reply of {} bytes, over {MAX_REPLY}",
+                text.len()
+            )));
+        }
+        Ok(text.into_bytes())
     }
 }
 
@@ -220,16 +208,170 @@ impl Chain for RpcChain {
     }
 }
 
-/// Binds `address` and serves `chain` on a background task; returns the URL it answers at.
-pub async fn spawn_server(address: SocketAddr, chain: Arc<dyn Chain>) -> std::io::Result<String> {
-    let listener = TcpListener::bind(address).await?;
-    let url = format!("http://{}/", listener.local_addr()?);
-    tokio::spawn(serve(listener, chain));
-    Ok(url)
+/// The server: native only, on tokio sockets.
+#[cfg(not(target_arch = "wasm32"))]
+mod server {
+    use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+    use http_body_util::{BodyExt, Full, Limited};
+    use hyper::{
+        body::Bytes,
+        header::{self, HeaderValue},
+        server::conn::http1,
+        service::service_fn,
+        Method, Request, Response, StatusCode,
+    };
+    use hyper_util::rt::TokioIo;
+    use serde_json::{json, Value};
+    use tokio::net::TcpListener;
+
+    use crate::{chain::Chain, identity::Address};
+
+    /// Request bodies larger than this are refused (a stake query is under 200 bytes).
+    pub const MAX_REQUEST: usize = 64 * 1024;
+
+    /// Serves `chain` on `listener` until the future is dropped. Each connection runs on its
+    /// own task; a broken one ends alone.
+    pub async fn serve(listener: TcpListener, chain: Arc<dyn Chain>) {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of descriptors and the like: wait, the next accept may succeed.
+                    tracing::warn!(%error, "chain rpc accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let chain = chain.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| answer(chain.clone(), request));
+                if let Err(error) = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%error, "chain rpc connection ended");
+                }
+            });
+        }
+    }
+
+    async fn answer(
+        chain: Arc<dyn Chain>,
+        request: Request<hyper::body::Incoming>,
+    ) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+        let mut response = if request.method() == Method::OPTIONS {
+            // A page's CORS preflight for its `content-type: application/json` POST.
+            let mut response = Response::new(Full::new(Bytes::new()));
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            let headers = response.headers_mut();
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("POST"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type"),
+            );
+            headers.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+            response
+        } else {
+            let reply = if request.method() != Method::POST {
+                error_reply(Value::Null, -32600, "JSON-RPC requests are POSTed")
+            } else {
+                match Limited::new(request.into_body(), MAX_REQUEST)
+                    .collect()
+                    .await
+                {
+                    Ok(body) => dispatch(&*chain, &body.to_bytes()).await,
+                    Err(error) => {
+                        error_reply(Value::Null, -32600, &format!("request body: {error}"))
+                    }
+                }
+            };
+            let mut response = Response::new(Full::new(Bytes::from(reply.to_string())));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            response
+        };
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        Ok(response)
+    }
+
+    fn error_reply(id: Value, code: i64, message: &str) -> Value {
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+    }
+
+    /// One JSON-RPC request → its reply object.
+    pub async fn dispatch(chain: &dyn Chain, body: &[u8]) -> Value {
+        let request: Value = match serde_json::from_slice(body) {
+            Ok(request) => request,
+            Err(error) => {
+                return error_reply(Value::Null, -32700, &format!("parse error: {error}"))
+            }
+        };
+        let Some(object) = request.as_object() else {
+            return error_reply(
+                Value::Null,
+                -32600,
+                "not a request object (batches are not served)",
+            );
+        };
+        let id = object.get("id").cloned().unwrap_or(Value::Null);
+        if object.get("jsonrpc") != Some(&json!("2.0")) {
+            return error_reply(id, -32600, "jsonrpc must be \"2.0\"");
+        }
+        let params = object.get("params").cloned().unwrap_or(Value::Null);
+        match object.get("method").and_then(Value::as_str) {
+            Some("keep_operatorStake") => {
+                let operator = params
+                    .as_array()
+                    .filter(|p| p.len() == 1)
+                    .and_then(|p| p[0].as_str())
+                    .ok_or_else(|| "params: [\"0x<address>\"]".to_owned())
+                    .and_then(|text| text.parse::<Address>().map_err(|e| e.to_string()));
+                match operator {
+                    Err(error) => error_reply(id, -32602, &error),
+                    Ok(operator) => match chain.operator_stake(operator).await {
+                        Ok(stake) => json!({"jsonrpc": "2.0", "id": id, "result": {
+                            "stake": stake.stake.to_string(),
+                            "minimum": stake.minimum.to_string(),
+                        }}),
+                        Err(error) => error_reply(id, -32000, &error.to_string()),
+                    },
+                }
+            }
+            Some(method) => error_reply(id, -32601, &format!("unknown method {method:?}")),
+            None => error_reply(id, -32600, "method missing"),
+        }
+    }
+
+    /// Binds `address` and serves `chain` on a background task; returns the URL it answers at.
+    pub async fn spawn_server(
+        address: SocketAddr,
+        chain: Arc<dyn Chain>,
+    ) -> std::io::Result<String> {
+        let listener = TcpListener::bind(address).await?;
+        let url = format!("http://{}/", listener.local_addr()?);
+        tokio::spawn(serve(listener, chain));
+        Ok(url)
+    }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
+    use std::sync::Arc;
+
+    use tokio::net::TcpListener;
+
     use super::*;
     use crate::chain::local::LocalChain;
 
@@ -277,6 +419,46 @@ mod tests {
             Err(ChainError::BadReply(text)) => assert!(text.contains("-32601"), "{text}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn pages_on_other_origins_may_ask() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let url = spawn_server("127.0.0.1:0".parse().unwrap(), Arc::new(LocalChain::new(1)))
+            .await
+            .unwrap();
+        let host = url.trim_start_matches("http://").trim_end_matches('/');
+        let ask = |request: String| async move {
+            let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+            stream.write_all(request.as_bytes()).await.unwrap();
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).await.unwrap();
+            reply.to_ascii_lowercase()
+        };
+        let preflight = ask(format!(
+            "OPTIONS / HTTP/1.1\r\nhost: {host}\r\norigin: http://page.test\r\n\
+             access-control-request-method: POST\r\n\
+             access-control-request-headers: content-type\r\nconnection: close\r\n\r\n"
+        ))
+        .await;
+        assert!(preflight.starts_with("http/1.1 204"), "{preflight}");
+        for line in [
+            "access-control-allow-origin: *",
+            "access-control-allow-methods: post",
+            "access-control-allow-headers: content-type",
+        ] {
+            assert!(preflight.contains(line), "{line} missing: {preflight}");
+        }
+        let body = r#"{"jsonrpc":"2.0","id":1,"method":"keep_operatorStake","params":["0x0000000000000000000000000000000000000001"]}"#;
+        let reply = ask(format!(
+            "POST / HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        assert!(reply.contains("access-control-allow-origin: *"), "{reply}");
+        assert!(reply.contains(r#""minimum":"1""#), "{reply}");
     }
 
     #[tokio::test]

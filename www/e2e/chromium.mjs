@@ -26,3 +26,26 @@ export function waitConnected(page) {
   return page.waitForFunction(() => document.getElementById('status').textContent === 'connected',
     null, { timeout: 30_000 });
 }
+
+/**
+ * Opens `url` and starts a node in it with `KeepLight.connect(options)`; every event it emits
+ * is kept in `window.tab.events`.
+ * @returns {Promise<{page: import('playwright-core').Page, errors: string[],
+ *                    until: (pick: (event: object, arg: unknown) => boolean, arg?: unknown) => Promise<object>}>}
+ *   `until` waits (30 s at most) for the first event `pick(event, arg)` accepts; `pick` runs
+ *   in the page, so it may use nothing but its arguments.
+ */
+export async function startTab(browser, url, options) {
+  const { page, errors } = await openPage(browser, url);
+  await page.evaluate(async (options) => {
+    const { KeepLight } = await import('./src/keep-light.js');
+    const node = await KeepLight.connect(options);
+    window.tab = { node, events: [] };
+    node.addEventListener('event', (e) => window.tab.events.push(e.detail));
+  }, options);
+  const until = (pick, arg) => page.waitForFunction(({ source, arg }) => {
+    const accept = new Function(`return ${source}`)();
+    return window.tab.events.find((e) => accept(e, arg));
+  }, { source: pick.toString(), arg }, { timeout: 30_000 }).then((handle) => handle.jsonValue());
+  return { page, errors, until };
+}

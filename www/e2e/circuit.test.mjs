@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { launchChromium, openPage } from './chromium.mjs';
+import { launchChromium, startTab } from './chromium.mjs';
 
 const bin = process.env.KEEP_LIGHT_BIN;
 const url = process.env.KEEP_LIGHT_PAGE_URL;
@@ -25,29 +25,13 @@ test('two tabs talk request-response through a relay circuit', async () => {
 
   const browser = await launchChromium();
   try {
-    const start = async (options) => {
-      const { page, errors } = await openPage(browser, url);
-      await page.evaluate(async (options) => {
-        const { KeepLight } = await import('./src/keep-light.js');
-        const node = await KeepLight.connect(options);
-        window.tab = { node, events: [] };
-        node.addEventListener('event', (e) => window.tab.events.push(e.detail));
-      }, options);
-      // Waits for the first event `pick(event, arg)` accepts (pick runs in the page).
-      const until = (pick, arg) => page.waitForFunction(({ source, arg }) => {
-        const accept = new Function(`return ${source}`)();
-        return window.tab.events.find((e) => accept(e, arg));
-      }, { source: pick.toString(), arg }, { timeout: 30_000 }).then((handle) => handle.jsonValue());
-      return { page, errors, until };
-    };
-
-    const a = await start({ bootstrap: [relay], reachable: true });
+    const a = await startTab(browser, url, { bootstrap: [relay], reachable: true });
     const listening = await a.until((e) => e.event === 'listening' && e.address.includes('/p2p-circuit/'));
     const circuit = listening.address;
     const aPeer = await a.page.evaluate(() => window.tab.node.peerId);
     assert.ok(circuit.endsWith(`/p2p-circuit/p2p/${aPeer}`), circuit);
 
-    const b = await start({ bootstrap: [relay], keyHex: sessionKey, attestation });
+    const b = await startTab(browser, url, { bootstrap: [relay], keyHex: sessionKey, attestation });
     await b.until((e) => e.event === 'health' && e.relays === 1);
     await b.page.evaluate((circuit) => window.tab.node.dial(circuit), circuit);
 

@@ -6,40 +6,12 @@
 // (scripts/test.sh sets it), so killing one disturbs no other test.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { launchChromium, openPage } from './chromium.mjs';
+import { startBinary as start } from './processes.mjs';
 
 const bin = process.env.KEEP_LIGHT_BIN;
 const url = process.env.KEEP_LIGHT_PAGE_URL;
 const topic = `keep-light/failover/${process.pid}`;
-
-/** Starts the binary; resolves with the process and a function awaiting a matching JSON line. */
-function start(args) {
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  const lines = [];
-  const waiters = [];
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    const value = JSON.parse(line);
-    lines.push(value);
-    for (const w of [...waiters]) {
-      if (w.pick(value)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(value);
-      }
-    }
-  });
-  const next = (pick, what) => {
-    const seen = lines.find(pick);
-    if (seen) return Promise.resolve(seen);
-    return new Promise((resolve, reject) => {
-      waiters.push({ pick, resolve });
-      // unref: a timer still pending must not keep the test process alive.
-      setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 30_000).unref();
-    });
-  };
-  return { child, next };
-}
 
 async function startRelay() {
   const relay = start(['relay', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--listen', '/ip4/127.0.0.1/tcp/0']);

@@ -40,17 +40,22 @@ export class KeepLight extends EventTarget {
    * Starts a node and dials the bootstrap relays.
    * @param {{bootstrap: string[], topics?: string[], keyHex?: string,
    *          attestation?: {message: string, signature: string},
-   *          router?: 'gossipsub' | 'floodsub', reachable?: boolean}} options
+   *          router?: 'gossipsub' | 'floodsub', reachable?: boolean,
+   *          firewall?: 'open' | 'attested' | 'staked', chain?: string}} options
    *   `attestation` (from requestAttestation) is sent to every peer right after connecting;
    *   `router` must be the network's pubsub routing (default gossipsub); with `reachable` the
    *   tab listens through its relays (circuit relay v2) and announces each
    *   `…/p2p-circuit/p2p/<peer>` address in a 'listening' event, for other tabs to `dial`.
+   *   `firewall` decides who may stay connected to the tab (default open; the bootstrap relays
+   *   always may): `attested` peers, or `staked` ones whose operator the chain at the JSON-RPC
+   *   URL `chain` recognises ('operator_checked' events; the others are 'banned').
    * @returns {Promise<KeepLight>}
    */
-  static async connect({ bootstrap, topics = [], keyHex, attestation, router, reachable } = {}) {
+  static async connect({ bootstrap, topics = [], keyHex, attestation, router, reachable,
+    firewall, chain } = {}) {
     await loadWasm();
     const client = await KeepClient.start(bootstrap ?? [], topics, keyHex,
-      attestation ? JSON.stringify(attestation) : undefined, router, reachable);
+      attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain);
     return new KeepLight(client);
   }
 
