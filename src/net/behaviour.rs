@@ -225,6 +225,14 @@ impl Default for CircuitLimits {
     }
 }
 
+/// How often each side pings a connection. The node closes a connection whose ping fails
+/// (`node.rs`): the only sign of a peer gone without closing, which over WebRTC (UDP) is how a
+/// dead relay looks to a tab, and a half-open TCP connection to anyone.
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a ping may wait for its answer: generous, so a busy event loop is not taken for a
+/// dead peer.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Builds the behaviour for `role`; `max_message_size` is the envelope limit. (The floodsub
 /// router is the node's doing: it makes each connected peer explicit.) What can fail is built
 /// here; the result completes it with the relay client the swarm builder makes.
@@ -280,7 +288,11 @@ pub fn build(
         identify::Config::new(PROTOCOL_VERSION.into(), keypair.public())
             .with_agent_version(format!("keep-light/{}", env!("CARGO_PKG_VERSION"))),
     );
-    let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
+    let ping = ping::Behaviour::new(
+        ping::Config::new()
+            .with_interval(PING_INTERVAL)
+            .with_timeout(PING_TIMEOUT),
+    );
     let relay = (role == Role::Relay).then(|| {
         let peer = keypair.public().to_peer_id();
         relay::Behaviour::new(

@@ -17,11 +17,35 @@
 //!
 //! Jitter is an argument in `[0, 1)` so tests are deterministic; so is the order.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use libp2p::{multiaddr::Protocol, Multiaddr};
 
 use crate::platform::Instant;
+
+/// The transport an address dials: the outermost protocol that names one.
+pub fn transport_name(address: &Multiaddr) -> &'static str {
+    let mut name = "other";
+    let mut tls = false;
+    for protocol in address.iter() {
+        name = match protocol {
+            Protocol::Tcp(_) => "tcp",
+            Protocol::Udp(_) => "udp",
+            Protocol::Memory(_) => "memory",
+            Protocol::Tls => {
+                tls = true;
+                continue;
+            }
+            Protocol::Ws(_) if tls => "wss",
+            Protocol::Ws(_) => "ws",
+            Protocol::Wss(_) => "wss",
+            Protocol::WebRTCDirect => "webrtc-direct",
+            Protocol::P2pCircuit => "circuit",
+            _ => continue,
+        };
+    }
+    name
+}
 
 /// Index of an address in the schedule.
 pub type EntryId = usize;
@@ -251,6 +275,17 @@ impl BootstrapSchedule {
             .count()
     }
 
+    /// The connected relays by transport (`ws`, `wss`, `webrtc-direct`, `tcp`, …), so a page
+    /// can see which one it is using, e.g. whether WebRTC took over after a WebSocket relay
+    /// died.
+    pub fn transports(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for entry in self.entries.iter().filter(|e| e.state == State::Connected) {
+            *counts.entry(transport_name(&entry.address)).or_default() += 1;
+        }
+        counts
+    }
+
     /// The address of entry `id`.
     pub fn address(&self, id: EntryId) -> Option<&Multiaddr> {
         self.entries.get(id).map(|e| &e.address)
@@ -308,6 +343,41 @@ mod tests {
         // A second failure waits twice as long.
         assert_eq!(s.dial_failed(b, t0, 0.0), Duration::from_millis(500));
         assert_eq!(s.connected(), 1);
+    }
+
+    #[test]
+    fn health_counts_the_connected_relays_by_transport() {
+        let name = |text: &str| transport_name(&text.parse().unwrap());
+        assert_eq!(
+            name("/ip4/10.0.0.1/tcp/1/ws/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"),
+            "ws"
+        );
+        assert_eq!(name("/dns4/relay.test/tcp/443/wss"), "wss");
+        assert_eq!(name("/dns4/relay.test/tcp/443/tls/ws"), "wss");
+        assert_eq!(name("/ip4/10.0.0.1/tcp/1"), "tcp");
+        assert_eq!(
+            name("/ip4/10.0.0.1/udp/1/webrtc-direct/certhash/uEiDDq4_xNyDorZBH3TlGazyJdOWSwvo4PUo5YHFMrvDE8g"),
+            "webrtc-direct"
+        );
+        assert_eq!(name("/memory/7"), "memory");
+
+        let t0 = crate::platform::now();
+        let list = vec![
+            "/ip4/10.0.0.1/tcp/1/ws".parse().unwrap(),
+            "/ip4/10.0.0.2/udp/1/webrtc-direct".parse().unwrap(),
+        ];
+        let mut s = BootstrapSchedule::new(list, Backoff::default(), 2, t0);
+        assert!(s.transports().is_empty());
+        let (a, _) = s.poll_dial(t0).unwrap();
+        let (b, _) = s.poll_dial(t0).unwrap();
+        s.dial_succeeded(a);
+        s.dial_succeeded(b);
+        assert_eq!(
+            s.transports(),
+            BTreeMap::from([("webrtc-direct", 1), ("ws", 1)])
+        );
+        s.disconnected(a, t0, 0.0);
+        assert_eq!(s.transports(), BTreeMap::from([("webrtc-direct", 1)]));
     }
 
     fn on(host: &str, port: u16) -> Multiaddr {

@@ -27,7 +27,7 @@
 //! (which penalises the peer that forwarded it) and never delivered.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     sync::Arc,
     time::Duration,
 };
@@ -419,6 +419,8 @@ pub enum NodeEvent {
         state: Health,
         relays: usize,
         target: usize,
+        /// The connected relays by transport (`{"ws":1,"webrtc-direct":1}`).
+        transports: BTreeMap<&'static str, usize>,
     },
     /// A dial failed; a bootstrap address is retried after `retry_in_ms` (0: an application's
     /// dial, not retried; `address` is then the peer dialled, when known).
@@ -1006,8 +1008,8 @@ type ChainAnswer = (Address, Result<OperatorStake, ChainError>);
 
 /// The state the event loop owns besides the swarm.
 struct EventLoop {
-    /// The last health reported.
-    health: Option<Health>,
+    /// The last health reported, and the transports in use then.
+    health: Option<(Health, BTreeMap<&'static str, usize>)>,
     /// Where the relays that worked are remembered, and them, most recent first.
     bootstrap_store: Option<String>,
     good_relays: Vec<String>,
@@ -1263,17 +1265,21 @@ impl EventLoop {
     }
 
     /// Reports the bootstrap health when it changed.
+    /// Emits `health` when the state or the transports in use change.
     fn report_health(&mut self) {
         let state = self.bootstrap.health();
-        if self.health != Some(state) {
-            self.health = Some(state);
+        let transports = self.bootstrap.transports();
+        let current = (state, transports);
+        if self.health.as_ref() != Some(&current) {
             let relays = self.bootstrap.connected();
-            tracing::info!(?state, relays, "bootstrap health");
+            tracing::info!(?current, relays, "bootstrap health");
             self.emit(NodeEvent::Health {
                 state,
                 relays,
                 target: self.bootstrap.target(),
+                transports: current.1.clone(),
             });
+            self.health = Some(current);
         }
     }
 
@@ -1661,6 +1667,18 @@ impl EventLoop {
                 self.on_gossipsub(swarm, event);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Attest(event)) => self.on_attest(swarm, event),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                connection,
+                result: Err(error),
+            })) if !matches!(error, libp2p::ping::Failure::Unsupported) => {
+                // libp2p's ping only reports. A peer gone without closing (a relay behind
+                // WebRTC, whose UDP never says so; a half-open TCP connection) is let go here,
+                // so the bootstrap and `health` see the loss and another relay is dialled.
+                *self.rejected.entry("unresponsive").or_default() += 1;
+                tracing::info!(%peer, %error, "peer stopped answering pings; closing the connection");
+                swarm.close_connection(connection);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
