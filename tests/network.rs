@@ -739,6 +739,88 @@ async fn garbage_half_open_sockets_and_bogus_bootstrap_lists_leave_everyone_serv
     drop(silent);
 }
 
+/// A TCP forwarder to `target` that goes silent when `silent` is set: it stops forwarding but
+/// keeps every socket open, which is how a peer looks when its machine or route vanished
+/// without closing anything.
+async fn silenceable_proxy(target: u16) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let silent = Arc::new(AtomicBool::new(false));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let flag = silent.clone();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else {
+                continue;
+            };
+            let (client, server) = (client.into_split(), server.into_split());
+            for (mut from, mut to) in [(client.0, server.1), (server.0, client.1)] {
+                let silent = flag.clone();
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 16 * 1024];
+                    while let Ok(n @ 1..) = from.read(&mut buffer).await {
+                        if silent.load(Ordering::SeqCst) {
+                            // Swallow everything from now on, closing nothing.
+                            continue;
+                        }
+                        if to.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Even on the peer's end, hold both halves open: the task never ends.
+                    std::future::pending::<()>().await;
+                });
+            }
+        }
+    });
+    (port, silent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_gone_silent_without_closing_is_let_go_after_failed_pings() {
+    let (_relay, _relay_events, tcp, _) = start_relay().await;
+    let relay_port: u16 = tcp.split('/').nth(4).unwrap().parse().unwrap();
+    let relay_peer = tcp.rsplit('/').next().unwrap();
+    let (proxy, silent) = silenceable_proxy(relay_port).await;
+    let (member, mut events) = Node::start(
+        NodeConfig::new(OperatorKey::generate())
+            .with_bootstrap(vec![format!("/ip4/127.0.0.1/tcp/{proxy}/p2p/{relay_peer}")])
+            .with_ping(Duration::from_millis(300), Duration::from_millis(300)),
+    )
+    .await
+    .unwrap();
+    async fn health(events: &mut EventReceiver, relays: usize, seconds: u64) -> Option<Health> {
+        next_matching(events, Duration::from_secs(seconds), |e| match e {
+            NodeEvent::Health {
+                state, relays: n, ..
+            } if *n == relays => Some(*state),
+            _ => None,
+        })
+        .await
+    }
+    assert_eq!(health(&mut events, 1, 10).await, Some(Health::Healthy));
+    // Several pings go through while the proxy forwards.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(member.counters().await.get("unresponsive"), None);
+
+    silent.store(true, std::sync::atomic::Ordering::SeqCst);
+    let silenced = tokio::time::Instant::now();
+    // libp2p forgives the first failed ping; the second (a new ping stream whose negotiation
+    // gets no answer within 10 s) closes the connection.
+    assert_eq!(
+        health(&mut events, 0, 30).await,
+        Some(Health::Unhealthy),
+        "the silent relay is let go"
+    );
+    eprintln!(
+        "KEEP_LIGHT_BENCH {{\"silent_relay_noticed_ms\":{}}}",
+        silenced.elapsed().as_millis()
+    );
+    assert_eq!(member.counters().await.get("unresponsive"), Some(&1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dial_storm_from_one_address_leaves_the_relay_to_everyone_else() {
     let (relay, _relay_events, tcp, _ws) = start_relay().await;

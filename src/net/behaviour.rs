@@ -225,11 +225,11 @@ impl Default for CircuitLimits {
     }
 }
 
-/// How often each side pings a connection. The node closes a connection whose ping fails
+/// How often each side pings a connection (default). The node closes a connection whose ping fails
 /// (`node.rs`): the only sign of a peer gone without closing, which over WebRTC (UDP) is how a
 /// dead relay looks to a tab, and a half-open TCP connection to anyone.
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a ping may wait for its answer: generous, so a busy event loop is not taken for a
+/// How long a ping may wait for its answer (default): generous, so a busy event loop is not taken for a
 /// dead peer.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -243,6 +243,7 @@ pub fn build(
     limits: ConnectionLimits,
     ip_limits: (usize, usize),
     circuits: CircuitLimits,
+    ping: (Duration, Duration),
 ) -> Result<impl FnOnce(relay::client::Behaviour) -> Behaviour, String> {
     let mut config = gossipsub::ConfigBuilder::default();
     config
@@ -290,8 +291,8 @@ pub fn build(
     );
     let ping = ping::Behaviour::new(
         ping::Config::new()
-            .with_interval(PING_INTERVAL)
-            .with_timeout(PING_TIMEOUT),
+            .with_interval(ping.0)
+            .with_timeout(ping.1),
     );
     let relay = (role == Role::Relay).then(|| {
         let peer = keypair.public().to_peer_id();

@@ -114,6 +114,8 @@ pub struct NodeConfig {
     external: Vec<Multiaddr>,
     chain: Option<ChainRef>,
     recognition: (Duration, Duration),
+    /// Ping interval and timeout.
+    ping: (Duration, Duration),
 }
 
 /// The chain a `staked` firewall asks (a newtype so the config stays `Debug`).
@@ -156,7 +158,16 @@ impl NodeConfig {
             external: Vec::new(),
             chain: None,
             recognition: (RECOGNISED_FOR, UNRECOGNISED_FOR),
+            ping: (behaviour::PING_INTERVAL, behaviour::PING_TIMEOUT),
         }
+    }
+
+    /// How often connections are pinged and how long an answer may take (default
+    /// [`behaviour::PING_INTERVAL`], [`behaviour::PING_TIMEOUT`]). After two failed pings in a
+    /// row the connection is closed.
+    pub fn with_ping(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.ping = (interval, timeout);
+        self
     }
 
     /// The chain that recognises operators under [`Policy::Staked`] (required by it).
@@ -673,6 +684,7 @@ impl Node {
                 .ip_limits
                 .unwrap_or_else(|| behaviour::default_ip_limits(config.role)),
             config.circuits,
+            config.ping,
         )
         .map_err(StartError::Build)?;
         let mut swarm =
