@@ -114,8 +114,8 @@ pub struct NodeConfig {
     external: Vec<Multiaddr>,
     chain: Option<ChainRef>,
     recognition: (Duration, Duration),
-    /// Ping interval and timeout.
-    ping: (Duration, Duration),
+    /// Ping interval and timeout; by role when not set.
+    ping: Option<(Duration, Duration)>,
 }
 
 /// The chain a `staked` firewall asks (a newtype so the config stays `Debug`).
@@ -158,15 +158,14 @@ impl NodeConfig {
             external: Vec::new(),
             chain: None,
             recognition: (RECOGNISED_FOR, UNRECOGNISED_FOR),
-            ping: (behaviour::PING_INTERVAL, behaviour::PING_TIMEOUT),
+            ping: None,
         }
     }
 
-    /// How often connections are pinged and how long an answer may take (default
-    /// [`behaviour::PING_INTERVAL`], [`behaviour::PING_TIMEOUT`]). After two failed pings in a
-    /// row the connection is closed.
+    /// How often connections are pinged and how long an answer may take (default by role:
+    /// [`behaviour::default_ping`]). After two failed pings in a row the connection is closed.
     pub fn with_ping(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.ping = (interval, timeout);
+        self.ping = Some((interval, timeout));
         self
     }
 
@@ -684,7 +683,9 @@ impl Node {
                 .ip_limits
                 .unwrap_or_else(|| behaviour::default_ip_limits(config.role)),
             config.circuits,
-            config.ping,
+            config
+                .ping
+                .unwrap_or_else(|| behaviour::default_ping(config.role)),
         )
         .map_err(StartError::Build)?;
         let mut swarm =
@@ -1276,7 +1277,6 @@ impl EventLoop {
         }
     }
 
-    /// Reports the bootstrap health when it changed.
     /// Emits `health` when the state or the transports in use change.
     fn report_health(&mut self) {
         let state = self.bootstrap.health();
