@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The main job: builds the wasm package, starts a relay and a native member on loopback, serves
-# the demo page and prints its URL. Ctrl-C stops everything.
+# The main job: builds the wasm package, starts two relays and a native member on loopback,
+# serves the demo page (connected to one relay over WebSocket and to the other over
+# WebRTC-direct) and prints its URL. Stop a relay to see the page go on through the other.
+# Ctrl-C stops everything.
 # Settings (environment): KEEP_LIGHT_PORT (page, default 8080), KEEP_LIGHT_TOPIC.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +18,12 @@ bin=target/debug/keep-light
 
 port=${KEEP_LIGHT_PORT:-8080}
 topic=${KEEP_LIGHT_TOPIC:-keep-light/demo/1}
-# A native member that echoes what the page sends and says hello every 10 s.
-kl_start_browser_peers "$bin" "$topic" "0x$(printf '%064x' 7)" 10
-kl_serve_www "$port" "$topic"
+kl_start_relay "$bin" relay
+first=("$KL_RELAY_WS" "$KL_RELAY_TCP")
+kl_start_relay "$bin" relay2
+# A native member on both relays that echoes what the page sends and says hello every 10 s.
+kl_start_echo_node "$bin" native "0x$(printf '%064x' 7)" "${first[1]} $KL_RELAY_TCP" "$topic" 10
+kl_serve_www "$port" "$topic" "${first[0]}" "$KL_RELAY_WEBRTC"
 printf '{"url":"%s"}\n' "$KL_PAGE_URL"
-echo "relay $KL_RELAY_WS; native member events: $KL_WORK/native.out; Ctrl-C stops" >&2
+echo "relays ${first[0]} and $KL_RELAY_WEBRTC; logs and member events in $KL_WORK; Ctrl-C stops" >&2
 wait

@@ -43,18 +43,19 @@ kl_start_relay() {
 }
 
 # kl_start_echo_node BIN NAME KEY BOOTSTRAP TOPIC [TICK_SECONDS]: starts a native member that
-# echoes every message and, with TICK_SECONDS, publishes `native-tick-N` that often.
-# Its events go to $KL_WORK/NAME.out.
+# echoes every message and, with TICK_SECONDS, publishes `native-tick-N` that often. BOOTSTRAP
+# is one relay address or several separated by spaces. Its events go to $KL_WORK/NAME.out.
 kl_start_echo_node() {
-  local bin=$1 name=$2 key=$3 bootstrap=$4 topic=$5 tick=${6:-}
+  local bin=$1 name=$2 key=$3 topic=$5 tick=${6:-} address bootstrap=()
+  for address in $4; do bootstrap+=(--bootstrap "$address"); done
   if [ -n "$tick" ]; then
     (
       i=0
       while sleep "$tick"; do i=$((i + 1)); echo "publish $topic native-tick-$i" || exit 0; done
-    ) | "$bin" node --bootstrap "$bootstrap" --key-hex "$key" --join "$topic" --echo \
+    ) | "$bin" node "${bootstrap[@]}" --key-hex "$key" --join "$topic" --echo \
       >"$KL_WORK/$name.out" 2>"$KL_WORK/$name.err" &
   else
-    "$bin" node --bootstrap "$bootstrap" --key-hex "$key" --join "$topic" --echo \
+    "$bin" node "${bootstrap[@]}" --key-hex "$key" --join "$topic" --echo \
       </dev/null >"$KL_WORK/$name.out" 2>"$KL_WORK/$name.err" &
   fi
   KL_PIDS+=($!)
@@ -101,13 +102,17 @@ kl_start_group() {
   KL_GROUP_BROWSER_ADDRESS=${members[3]}
 }
 
-# kl_serve_www PORT TOPIC: serves www/ on 127.0.0.1:PORT (0 = any free port) and sets
-# KL_PAGE_URL to the demo page joined to the started relay and TOPIC.
+# kl_serve_www PORT TOPIC [RELAY...]: serves www/ on 127.0.0.1:PORT (0 = any free port) and
+# sets KL_PAGE_URL to the demo page joined to TOPIC through the RELAYs (default: the started
+# relay's WebSocket address).
 kl_serve_www() {
-  local port=$1 topic=$2 enc
+  local port=$1 topic=$2 enc relay relays=""
+  shift 2
+  [ $# -gt 0 ] || set -- "$KL_RELAY_WS"
   python3 -u -m http.server --bind 127.0.0.1 --directory www "$port" >"$KL_WORK/http.log" 2>&1 &
   KL_PIDS+=($!)
   port=$(kl_wait_line "$KL_WORK/http.log" 'Serving HTTP' 10 | sed -n 's/.* port \([0-9]*\).*/\1/p')
   enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
-  KL_PAGE_URL="http://127.0.0.1:$port/?relay=$(enc "$KL_RELAY_WS")&topic=$(enc "$topic")"
+  for relay in "$@"; do relays+="relay=$(enc "$relay")&"; done
+  KL_PAGE_URL="http://127.0.0.1:$port/?${relays}topic=$(enc "$topic")"
 }

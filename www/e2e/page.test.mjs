@@ -17,6 +17,8 @@ test('the demo page connects, receives and sends through the relay', async () =>
     const { page, errors } = await openPage(browser, url);
     await waitConnected(page);
     assert.match(await page.textContent('#peer'), /^16Uiu2/);
+    // scripts/test.sh gives the page one relay, over WebSocket: all there is, so healthy.
+    assert.equal(await page.textContent('#relays'), '1 of 2 (healthy): ws');
 
     // native → page: the native member publishes `native-tick-N`.
     const fromNative = page.locator('#messages li', { hasText: nativeAddress });

@@ -1,15 +1,15 @@
-// The demo page: connect to the relay given in the URL (?relay=MULTIADDR&topic=NAME), show
-// connection status and the topic's messages live, and send text. Identity: the page's
+// The demo page: connect to the relays given in the URL (?relay=MULTIADDR[&relay=…]&topic=NAME),
+// show connection status (how many relays, over which transports) and the topic's messages live,
+// and send text. Identity: the page's
 // persisted session key; "Connect wallet" has an EIP-1193 wallet (window.ethereum) delegate to
 // it; "Use keystore" runs as the operator key of a V3 keystore file (decrypted in a worker).
 import { KeepLight } from './keep-light.js';
 
 const params = new URLSearchParams(location.search);
-const relay = params.get('relay');
+const relays = params.getAll('relay');
 const topic = params.get('topic') ?? 'keep-light/demo/1';
 const $ = (id) => document.getElementById(id);
 let node;
-let connectedPeers = 0;
 
 function log(line) {
   $('log').textContent += `${new Date().toISOString().slice(11, 23)} ${line}\n`;
@@ -34,20 +34,22 @@ function showMessage(from, text, mine = false) {
 /** (Re)starts the node with this identity; the previous one is closed first. */
 async function start(keyHex, attestation) {
   if (node) await node.close();
-  connectedPeers = 0;
   setStatus('connecting', '');
-  node = await KeepLight.connect({ bootstrap: [relay], topics: [topic], keyHex, attestation });
+  node = await KeepLight.connect({ bootstrap: relays, topics: [topic], keyHex, attestation });
   $('peer').textContent = node.peerId;
   $('address').textContent = node.address;
   node.addEventListener('event', (e) => log(JSON.stringify(e.detail)));
-  node.addEventListener('connected', () => {
-    connectedPeers += 1;
-    setStatus('connected', 'connected');
-    $('text').disabled = $('button').disabled = false;
-  });
-  node.addEventListener('disconnected', () => {
-    connectedPeers -= 1;
-    if (connectedPeers === 0) setStatus('disconnected, retrying', 'disconnected');
+  // `health` follows the relays: how many are connected, of the target, over which transports.
+  node.addEventListener('health', ({ detail }) => {
+    const transports = Object.entries(detail.transports)
+      .map(([name, n]) => (n > 1 ? `${n} × ${name}` : name)).join(', ');
+    $('relays').textContent = `${detail.relays} of ${detail.target} (${detail.state})${transports ? `: ${transports}` : ''}`;
+    if (detail.relays > 0) {
+      setStatus('connected', 'connected');
+      $('text').disabled = $('button').disabled = false;
+    } else {
+      setStatus('disconnected, retrying', 'disconnected');
+    }
   });
   node.addEventListener('dial_failed', (e) =>
     setStatus(`cannot reach relay, retry in ${e.detail.retry_in_ms} ms`, 'disconnected'));
@@ -61,9 +63,9 @@ async function start(keyHex, attestation) {
 }
 
 async function main() {
-  $('relay').textContent = relay ?? '(none: add ?relay=MULTIADDR to the URL)';
+  $('relay').textContent = relays.length ? relays.join('\n') : '(none: add ?relay=MULTIADDR to the URL)';
   $('topic').textContent = topic;
-  if (!relay) {
+  if (!relays.length) {
     setStatus('no relay', 'disconnected');
     return;
   }
