@@ -3,9 +3,8 @@
 //! [`Chain`] is the seam: [`local::LocalChain`] is the embedded dev chain; [`rpc`] serves any
 //! `Chain` over HTTP JSON-RPC 2.0 (natively) and reads one back ([`rpc::RpcChain`], natively
 //! and in a tab), so a relay in its own process and a page ask the dev chain, later an EVM
-//! node, the same way. The
-//! firewall's `staked` policy (`net/firewall.rs`) is the first user; groups, requests and
-//! entries join the trait with the beacon protocols.
+//! node, the same way. The firewall's `staked` policy (`net/firewall.rs`) is the first user;
+//! groups, requests and entries join the trait with the beacon protocols.
 
 pub mod local;
 pub mod rpc;

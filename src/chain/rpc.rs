@@ -53,20 +53,17 @@ impl RpcChain {
                 schemes.join(" or ")
             ));
         }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| format!("chain URL {url:?}: no host"))?
-            .to_string();
-        #[cfg(target_arch = "wasm32")]
-        let _ = authority;
+        if uri.host().is_none() {
+            return Err(format!("chain URL {url:?}: no host"));
+        }
         Ok(Self {
             url: url.to_owned(),
             #[cfg(not(target_arch = "wasm32"))]
-            authority: if authority.contains(':') {
-                authority
-            } else {
-                format!("{authority}:80")
-            },
+            authority: format!(
+                "{}:{}",
+                uri.host().unwrap_or_default(),
+                uri.port_u16().unwrap_or(80)
+            ),
         })
     }
 
