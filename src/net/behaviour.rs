@@ -225,8 +225,8 @@ impl Default for CircuitLimits {
     }
 }
 
-/// Ping (interval, timeout) by role. The node closes a connection whose pings fail
-/// (`node.rs`): the only sign of a peer gone without closing, which is how a dead relay looks
+/// Ping (interval, timeout) by role. The node closes a connection whose pings go unanswered
+/// (`liveness.rs`): the only sign of a peer gone without closing, which is how a dead relay looks
 /// to a tab over WebRTC (UDP), and a half-open TCP connection to anyone. Members ping their few
 /// relays often, to notice a dead one soon; a relay pings its thousands of peers less often,
 /// and they notice it dying through their own pings. (`examples/relay_load.rs`, whose 1,000

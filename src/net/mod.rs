@@ -6,6 +6,7 @@ pub mod behaviour;
 pub mod bootstrap;
 pub mod channel;
 pub mod firewall;
+pub mod liveness;
 pub mod node;
 pub mod retransmit;
 pub mod transport;

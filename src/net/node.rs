@@ -56,6 +56,7 @@ use super::{
         BanList, BanPolicy, BanRecord, Gate, IpLimitExceeded, Policy, RateLimit, Recognition,
         ATTESTATION_GRACE, RECOGNISED_FOR, UNRECOGNISED_FOR,
     },
+    liveness::Liveness,
     transport,
     validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
 };
@@ -674,6 +675,9 @@ impl Node {
             .limits
             .clone()
             .unwrap_or_else(|| behaviour::default_limits(config.role));
+        let ping = config
+            .ping
+            .unwrap_or_else(|| behaviour::default_ping(config.role));
         let behaviour = behaviour::build(
             &keypair,
             config.role,
@@ -683,9 +687,7 @@ impl Node {
                 .ip_limits
                 .unwrap_or_else(|| behaviour::default_ip_limits(config.role)),
             config.circuits,
-            config
-                .ping
-                .unwrap_or_else(|| behaviour::default_ping(config.role)),
+            ping,
         )
         .map_err(StartError::Build)?;
         let mut swarm =
@@ -748,6 +750,7 @@ impl Node {
                 platform::now(),
             ),
             health: None,
+            liveness: Liveness::new(ping.0, ping.1),
             bootstrap_store: config.bootstrap_store.clone(),
             good_relays: Vec::new(),
             dialing: HashMap::new(),
@@ -1065,6 +1068,8 @@ struct EventLoop {
     sequence: u64,
     rejected: HashMap<&'static str, u64>,
     bootstrap: BootstrapSchedule,
+    /// Each connection's last answered ping: the silent ones are closed.
+    liveness: Liveness<ConnectionId>,
     /// Bootstrap dials in flight.
     dialing: HashMap<ConnectionId, EntryId>,
     /// Connections that came from a bootstrap dial.
@@ -1136,11 +1141,18 @@ impl EventLoop {
                 self.ban(&mut swarm, peer, None, &reason);
             }
             self.expire_bans(&mut swarm);
+            for connection in self.liveness.overdue(now) {
+                // Gone without closing (a relay behind WebRTC, a half-open TCP connection):
+                // let go, so the bootstrap and `health` see the loss and redial.
+                *self.rejected.entry("unresponsive").or_default() += 1;
+                tracing::info!(?connection, "pings unanswered; closing the connection");
+                swarm.close_connection(connection);
+            }
             let delayed = self.delayed_bans.iter().map(|(at, ..)| *at).min();
             let gate = self.gate.poll_timeout().map(|at| self.to_instant(at));
             let deadline = earliest(
                 earliest(self.bootstrap.poll_timeout(), self.ban_deadline()),
-                earliest(delayed, gate),
+                earliest(earliest(delayed, gate), self.liveness.poll_timeout()),
             );
             if deadline != timer_deadline {
                 timer_deadline = deadline;
@@ -1581,6 +1593,7 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
+                self.liveness.alive(connection_id, platform::now());
                 if let Some(id) = self.dialing.remove(&connection_id) {
                     self.bootstrap.dial_succeeded(id);
                     self.established.insert(connection_id, id);
@@ -1617,6 +1630,7 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
+                self.liveness.forget(connection_id);
                 if let Some(id) = self.established.remove(&connection_id) {
                     self.bootstrap
                         .disconnected(id, platform::now(), platform::rng().gen::<f64>());
@@ -1680,17 +1694,16 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Attest(event)) => self.on_attest(swarm, event),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
-                peer,
                 connection,
-                result: Err(error),
-            })) if !matches!(error, libp2p::ping::Failure::Unsupported) => {
-                // libp2p's ping only reports. A peer gone without closing (a relay behind
-                // WebRTC, whose UDP never says so; a half-open TCP connection) is let go here,
-                // so the bootstrap and `health` see the loss and another relay is dialled.
-                *self.rejected.entry("unresponsive").or_default() += 1;
-                tracing::info!(%peer, %error, "peer stopped answering pings; closing the connection");
-                swarm.close_connection(connection);
-            }
+                result,
+                ..
+            })) => match result {
+                Ok(_) => self.liveness.alive(connection, platform::now()),
+                // A peer without ping cannot be judged by it.
+                Err(libp2p::ping::Failure::Unsupported) => self.liveness.forget(connection),
+                // Silence is judged by `liveness`, which closes the connection when due.
+                Err(error) => tracing::debug!(?connection, %error, "ping failed"),
+            },
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
