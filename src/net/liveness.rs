@@ -26,8 +26,9 @@ pub const SLACK: Duration = Duration::from_secs(1);
 pub struct Liveness<K> {
     limit: Duration,
     last: HashMap<K, Instant>,
-    /// One entry per sign of life; an entry whose connection has answered since (or is gone)
-    /// is stale and dropped when it comes up. At most `limit / interval + 1` per connection.
+    /// One entry per connection, checked when it comes up: a connection heard from since is
+    /// put back with its new deadline, a forgotten one dropped. So an answered ping costs a
+    /// map write, and a connection wakes the event loop about once per `limit`.
     deadlines: BinaryHeap<Reverse<(Instant, K)>>,
 }
 
@@ -43,8 +44,9 @@ impl<K: Copy + Eq + Hash + Ord> Liveness<K> {
 
     /// `connection` is alive at `now`: just established, or a ping of it was answered.
     pub fn alive(&mut self, connection: K, now: Instant) {
-        self.last.insert(connection, now);
-        self.deadlines.push(Reverse((now + self.limit, connection)));
+        if self.last.insert(connection, now).is_none() {
+            self.deadlines.push(Reverse((now + self.limit, connection)));
+        }
     }
 
     /// `connection` is no longer watched: closed, or its peer does not answer pings at all.
@@ -60,16 +62,20 @@ impl<K: Copy + Eq + Hash + Ord> Liveness<K> {
                 break;
             }
             self.deadlines.pop();
-            // Current only if nothing was heard from the connection since this entry.
-            if self.last.get(&connection).map(|at| *at + self.limit) == Some(deadline) {
-                self.last.remove(&connection);
-                overdue.push(connection);
+            match self.last.get(&connection).map(|at| *at + self.limit) {
+                None => {}
+                Some(due) if due <= now => {
+                    self.last.remove(&connection);
+                    overdue.push(connection);
+                }
+                Some(due) => self.deadlines.push(Reverse((due, connection))),
             }
         }
         overdue
     }
 
-    /// When [`Liveness::overdue`] may next have something (possibly a stale entry's time).
+    /// When [`Liveness::overdue`] may next have something (a connection heard from since
+    /// is only put back then).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.deadlines
             .peek()
@@ -111,8 +117,7 @@ mod tests {
             .overdue(now + limit - Duration::from_millis(1))
             .is_empty());
         assert_eq!(live.overdue(now + limit), [2]);
-        // Stale entries are gone with them: nothing left to wake for.
-        live.overdue(now + limit * 2);
+        // Nothing left to wake for: 3 was forgotten, 1 and 2 reported.
         assert_eq!(live.poll_timeout(), None);
     }
 }
