@@ -1,0 +1,256 @@
+//! A message whose payload is changed after it was signed, sent to a real relay by a peer that
+//! speaks gossipsub's wire protocol by hand (the interceptor): refused for its signature,
+//! while its unaltered twin, built and sent the same way, is delivered.
+//!
+//! The altered payload is itself a valid envelope from the same sender, so nothing but the
+//! signature can tell it apart. Under StrictSign, libp2p checks that signature inside its codec
+//! and drops the message without telling the node (no event, no counter; the wire-v1 envelope
+//! signature will count it as `bad_signature`), so the test judges by delivery.
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::{io, time::Duration};
+
+use futures::{
+    channel::mpsc, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, StreamExt,
+};
+use keep_light::{
+    identity::OperatorKey,
+    net::{EventReceiver, Node, NodeConfig, NodeEvent, Role},
+    wire::Envelope,
+};
+use libp2p::{
+    identity::Keypair,
+    request_response::{self, ProtocolSupport},
+    swarm::SwarmEvent,
+    Multiaddr, StreamProtocol,
+};
+use prost::Message as _;
+
+const TOPIC: &str = "keep-light/test/altered/1";
+/// The gossipsub protocol the relay listens on.
+const MESHSUB: StreamProtocol = StreamProtocol::new("/meshsub/1.1.0");
+/// What gossipsub prepends to a message's encoding before signing it.
+const SIGNING_PREFIX: &[u8] = b"libp2p-pubsub:";
+
+/// gossipsub's RPC (rpc.proto), only what a publisher sends.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Rpc {
+    #[prost(message, repeated, tag = "2")]
+    publish: Vec<PubsubMessage>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PubsubMessage {
+    #[prost(bytes = "vec", optional, tag = "1")]
+    from: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "2")]
+    data: Option<Vec<u8>>,
+    #[prost(bytes = "vec", optional, tag = "3")]
+    seqno: Option<Vec<u8>>,
+    #[prost(string, required, tag = "4")]
+    topic: String,
+    #[prost(bytes = "vec", optional, tag = "5")]
+    signature: Option<Vec<u8>>,
+}
+
+/// A pubsub message from `key` carrying a text envelope, signed as gossipsub signs; then,
+/// with `altered`, its payload replaced by `altered` after signing.
+fn signed_frame(key: &OperatorKey, sequence: u64, text: &str, altered: Option<&str>) -> Vec<u8> {
+    let keypair: Keypair = key.libp2p_keypair();
+    let envelope = |text: &str| {
+        Envelope {
+            r#type: "net.Text".into(),
+            payload: text.as_bytes().to_vec(),
+            sender: key.address().as_bytes().to_vec(),
+            sequence,
+            group: Vec::new(),
+        }
+        .encode_to_vec()
+    };
+    let mut message = PubsubMessage {
+        from: Some(key.peer_id().to_bytes()),
+        data: Some(envelope(text)),
+        seqno: Some(sequence.to_be_bytes().to_vec()),
+        topic: TOPIC.into(),
+        signature: None,
+    };
+    let mut signed = SIGNING_PREFIX.to_vec();
+    signed.extend(message.encode_to_vec());
+    message.signature = Some(keypair.sign(&signed).unwrap());
+    if let Some(altered) = altered {
+        message.data = Some(envelope(altered));
+    }
+    Rpc {
+        publish: vec![message],
+    }
+    .encode_length_delimited_to_vec()
+}
+
+/// Writes a request's bytes as they are onto a `/meshsub/1.1.0` stream; reads nothing back
+/// (gossipsub answers on streams of its own), so each exchange just waits out its timeout.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl request_response::Codec for RawCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = ();
+
+    async fn read_request<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+    ) -> io::Result<Vec<u8>> {
+        // The relay's own gossip to us: read until it closes, then drop it.
+        let mut sink = Vec::new();
+        io.read_to_end(&mut sink).await?;
+        Ok(sink)
+    }
+
+    async fn read_response<T: AsyncRead + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+    ) -> io::Result<()> {
+        futures::future::pending().await
+    }
+
+    async fn write_request<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        bytes: Vec<u8>,
+    ) -> io::Result<()> {
+        io.write_all(&bytes).await
+    }
+
+    async fn write_response<T: AsyncWrite + Unpin + Send>(
+        &mut self,
+        _: &StreamProtocol,
+        _: &mut T,
+        (): (),
+    ) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The interceptor: a bare libp2p peer (`key`) connected to `relay` that sends each frame it
+/// is given on a stream of its own.
+async fn start_interceptor(key: &OperatorKey, relay: Multiaddr) -> mpsc::UnboundedSender<Vec<u8>> {
+    let behaviour = request_response::Behaviour::with_codec(
+        RawCodec,
+        [(MESHSUB, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(Duration::from_secs(3600)),
+    );
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.libp2p_keypair())
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
+        .build();
+    swarm.dial(relay).unwrap();
+    let relay_peer = loop {
+        match tokio::time::timeout(Duration::from_secs(10), swarm.next()).await {
+            Ok(Some(SwarmEvent::ConnectionEstablished { peer_id, .. })) => break peer_id,
+            Ok(Some(_)) => {}
+            other => panic!("the interceptor did not connect: {other:?}"),
+        }
+    };
+    let (frames, mut to_send) = mpsc::unbounded::<Vec<u8>>();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                frame = to_send.next() => match frame {
+                    Some(frame) => {
+                        swarm.behaviour_mut().send_request(&relay_peer, frame);
+                    }
+                    None => return,
+                },
+                _ = swarm.next() => {}
+            }
+        }
+    });
+    frames
+}
+
+/// The next text delivered on `events` within `timeout`.
+async fn next_text(events: &mut EventReceiver, timeout: Duration) -> Option<String> {
+    tokio::time::timeout(timeout, async {
+        while let Some(event) = events.next().await {
+            if let NodeEvent::Message { data, .. } = event {
+                return Some(String::from_utf8_lossy(&data).into_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payload_changed_after_signing_is_refused_while_its_unaltered_twin_is_delivered() {
+    let (relay, mut relay_events) = Node::start(
+        NodeConfig::new(OperatorKey::generate())
+            .with_role(Role::Relay)
+            .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]),
+    )
+    .await
+    .unwrap();
+    let address = loop {
+        match tokio::time::timeout(Duration::from_secs(10), relay_events.next()).await {
+            Ok(Some(NodeEvent::Listening { address })) => break address,
+            Ok(Some(_)) => {}
+            other => panic!("relay did not listen: {other:?}"),
+        }
+    };
+    let (_listener, mut listener_events) = Node::start(
+        NodeConfig::new(OperatorKey::generate())
+            .with_bootstrap(vec![address.clone()])
+            .with_topics(vec![TOPIC.into()]),
+    )
+    .await
+    .unwrap();
+    let key = OperatorKey::generate();
+    let frames = start_interceptor(&key, address.parse().unwrap()).await;
+
+    // Hand-built and hand-signed messages get through (the relay routes the topic once the
+    // listener has joined it: resend until then).
+    let mut sequence = 0;
+    let mut delivered = None;
+    for _ in 0..50 {
+        sequence += 1;
+        frames
+            .unbounded_send(signed_frame(&key, sequence, "unaltered", None))
+            .unwrap();
+        delivered = next_text(&mut listener_events, Duration::from_millis(300)).await;
+        if delivered.is_some() {
+            break;
+        }
+    }
+    assert_eq!(delivered.as_deref(), Some("unaltered"));
+
+    // Altered after signing, then an unaltered one behind it on the same stream (the relay
+    // reads them in order): only the second arrives.
+    let mut both = signed_frame(&key, sequence + 1, "original", Some("altered"));
+    both.extend(signed_frame(&key, sequence + 2, "after", None));
+    frames.unbounded_send(both).unwrap();
+    let mut texts = Vec::new();
+    while let Some(text) = next_text(&mut listener_events, Duration::from_secs(3)).await {
+        texts.push(text);
+    }
+    assert!(texts.contains(&"after".to_owned()), "{texts:?}");
+    assert!(
+        !texts.iter().any(|t| t == "altered" || t == "original"),
+        "{texts:?}"
+    );
+    // It never reached the node's own checks: nothing there was refused as undecodable.
+    let counters = relay.counters().await;
+    assert_eq!(counters.get("undecodable"), None, "{counters:?}");
+}
