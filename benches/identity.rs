@@ -1,5 +1,5 @@
 //! Native identity benchmarks: `cargo bench --bench identity`. Cases in
-//! `support/identity_cases.rs`, shared with the browser harness `identity_wasm.rs`.
+//! `support/identity_cases.rs`, shared with the browser harness `crypto_wasm.rs`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 

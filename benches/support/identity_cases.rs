@@ -1,5 +1,5 @@
 //! The identity operations both benchmarks time: `benches/identity.rs` (criterion, native) and
-//! `benches/identity_wasm.rs` (headless Chromium): attestation verification and keystore
+//! `benches/crypto_wasm.rs` (headless Chromium): attestation verification and keystore
 //! decryption with geth's default scrypt and with PBKDF2 (the vectors made by ethers and
 //! @ethereumjs/wallet in tests/vectors/keystores/).
 
