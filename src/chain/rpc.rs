@@ -419,6 +419,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_chain_that_accepts_and_never_answers_times_out() {
+        // Accepts connections and reads requests, answers nothing, closes nothing.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let started = tokio::time::Instant::now();
+        let answer = RpcChain::new(&url)
+            .unwrap()
+            .operator_stake(Address([1; 20]))
+            .await;
+        match answer {
+            Err(ChainError::Unreachable(text)) => assert!(text.contains("no reply within 5s")),
+            other => panic!("{other:?}"),
+        }
+        // The client's own limit ended the wait, not anything the server did.
+        assert!(started.elapsed() >= TIMEOUT, "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
     async fn pages_on_other_origins_may_ask() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

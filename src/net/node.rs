@@ -1121,9 +1121,11 @@ impl EventLoop {
             }
             let mut failed = Vec::new();
             for peer in checked.failed {
-                if self.chain_failed.remove(&peer) {
-                    // The chain could not answer: not the peer's fault, so no ban.
-                    tracing::warn!(%peer, "chain unavailable: peer disconnected unchecked");
+                // The chain could not answer, or has not yet (its client gives up after 5 s,
+                // the grace may end first): not the peer's fault, so no ban.
+                let asking = self.recognising.values().any(|w| w.contains(&peer));
+                if self.chain_failed.remove(&peer) || asking {
+                    tracing::warn!(%peer, asking, "chain unavailable: peer disconnected unchecked");
                     let _ = swarm.disconnect_peer_id(peer);
                     continue;
                 }
@@ -2023,7 +2025,10 @@ impl EventLoop {
                     .entry("chain_unavailable")
                     .or_default() += 1;
                 tracing::warn!(%operator, %error, "operator check failed");
-                self.chain_failed.extend(waiting.iter().copied());
+                // Only peers still waiting at the gate (one may have gone meanwhile).
+                let gate = &self.gate;
+                self.chain_failed
+                    .extend(waiting.iter().copied().filter(|p| gate.pending(p)));
                 None
             }
         };
