@@ -37,15 +37,29 @@ export function waitConnected(page) {
  */
 export async function startTab(browser, url, options) {
   const { page, errors } = await openPage(browser, url);
+  return { page, errors, until: await startNode(page, options) };
+}
+
+/**
+ * Starts a node in an open page (`window.tab`, as `startTab` does), e.g. again after a reload.
+ * Each event is kept with the page's clock: `window.tab.events[i].at` (performance.now()).
+ * @returns {Promise<(pick: (event: object, arg: unknown) => boolean, arg?: unknown) => Promise<object>>}
+ *   `until`, as in `startTab`.
+ */
+export async function startNode(page, options) {
   await page.evaluate(async (options) => {
     const { KeepLight } = await import('./src/keep-light.js');
     const node = await KeepLight.connect(options);
     window.tab = { node, events: [] };
-    node.addEventListener('event', (e) => window.tab.events.push(e.detail));
+    node.addEventListener('event', (e) => window.tab.events.push({ ...e.detail, at: performance.now() }));
   }, options);
-  const until = (pick, arg) => page.waitForFunction(({ source, arg }) => {
+  return (pick, arg) => page.waitForFunction(({ source, arg }) => {
     const accept = new Function(`return ${source}`)();
     return window.tab.events.find((e) => accept(e, arg));
   }, { source: pick.toString(), arg }, { timeout: 30_000 }).then((handle) => handle.jsonValue());
-  return { page, errors, until };
+}
+
+/** The demo page without `?relay=`: it starts no node of its own. */
+export function pageWithoutNode(url) {
+  return new URL('/', url).href;
 }

@@ -8,20 +8,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchChromium, openPage } from './chromium.mjs';
-import { startBinary as start } from './processes.mjs';
+import { startBinary as start, startRelay } from './processes.mjs';
 
 const bin = process.env.KEEP_LIGHT_BIN;
 const url = process.env.KEEP_LIGHT_PAGE_URL;
-
-async function startRelay() {
-  const relay = start(['relay', '--listen', '/ip4/127.0.0.1/tcp/0/ws', '--listen', '/ip4/127.0.0.1/tcp/0',
-    '--listen', '/ip4/127.0.0.1/udp/0/webrtc-direct']);
-  const listening = (pick, what) => relay.next((v) => pick(v.listening ?? ''), what).then((v) => v.listening);
-  const ws = await listening((a) => a.includes('/ws/p2p/'), 'a ws address');
-  const tcp = await listening((a) => /\/tcp\/\d+\/p2p\//.test(a), 'a tcp address');
-  const webrtc = await listening((a) => a.includes('/webrtc-direct/'), 'a webrtc-direct address');
-  return { ...relay, ws, tcp, 'webrtc-direct': webrtc };
-}
 
 for (const transport of ['ws', 'webrtc-direct']) {
   const name = `when the relay in use dies, the tab (${transport}) and a native member go on through the other`;
