@@ -1,7 +1,7 @@
 // A tab's bootstrap schedule (src/net/bootstrap.rs) as the page wires it (src/browser/mod.rs):
 // - the relays that worked last time are remembered in localStorage and dialled first: after a
-//   reload, a list of 14 addresses that answer nothing useful and the two good relays, shuffled
-//   by the node, is dialled good relays first; the tab keeps 2 relays, so it never needs another
+//   reload, a list of 14 decoys (a proxy that counts each dial and refuses it) and the two good
+//   relays, shuffled by the node, is dialled good relays first; the tab keeps 2 relays, so it never needs another
 //   (with a plain shuffle, both good ones come first once in 120 starts);
 // - the window's `offline` event pauses dialling until `online`, and `online` redials at once a
 //   relay that waits out its backoff. The relay sits behind a TCP proxy the test cuts (its
@@ -24,7 +24,7 @@ const run = (...args) => JSON.parse(execFileSync(bin, args, { encoding: 'utf8' }
 test('a tab dials the relays that worked last time first (localStorage)', async () => {
   assert.ok(bin && url, 'KEEP_LIGHT_BIN and KEEP_LIGHT_PAGE_URL must be set (run scripts/test.sh)');
   const relays = [await startRelay(), await startRelay()];
-  // Every dial to it is counted and dropped at once.
+  // Every dial to it is counted and refused at once.
   const decoy = await startProxy(null);
   decoy.down();
   const decoys = Array.from({ length: 14 }, (_, i) =>
