@@ -3,11 +3,15 @@
 //! - [`bls`]: BN254 BLS keys, signatures, hash-to-G1 and encodings (keep-core / EIP-197);
 //! - [`threshold`]: Shamir dealing, signature shares, verified Lagrange combination;
 //! - [`entry`]: relay entry chain and the random number handed to requesters;
-//! - [`selection`]: group selection by tickets.
+//! - [`selection`]: group selection by tickets;
+//! - [`dkg`]: GJKR distributed key generation, a sans-IO state machine per member;
+//! - [`sim`]: many members on a virtual block clock, with an interceptor (tests, benches).
 //!
 //! Everything here is pure: no I/O, randomness passed in.
 
 pub mod bls;
+pub mod dkg;
 pub mod entry;
 pub mod selection;
+pub mod sim;
 pub mod threshold;
