@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use ark_ec::{CurveGroup, PrimeGroup};
+use ark_ec::{AffineRepr, CurveGroup};
 use keep_light::beacon::{
     dkg::{Body, DkgError, Index, Offence, Outcome, Phase},
     sim::{constant_term_point, DkgSimulation, Fate, SimConfig},
@@ -125,4 +125,295 @@ fn the_same_seed_gives_the_same_outcome() {
     };
     assert_eq!(run(7), run(7));
     assert_ne!(run(7), run(8));
+}
+
+/// Runs a 7-member, T = 4 DKG built by `build`; returns it finished.
+fn run_seven(build: impl FnOnce(DkgSimulation) -> DkgSimulation) -> DkgSimulation {
+    let mut sim = build(DkgSimulation::new(SimConfig::new(7, 4, 11)));
+    sim.run(1_000_000).unwrap();
+    sim
+}
+
+/// The members other than `bad`.
+fn others(bad: &[Index]) -> Vec<Index> {
+    (1..=7).filter(|i| !bad.contains(i)).collect()
+}
+
+/// Whether every honest member reported `member` for `offence` in `phase`.
+fn all_reported(
+    sim: &DkgSimulation,
+    honest: &[Index],
+    member: Index,
+    phase: Phase,
+    offence: &Offence,
+) {
+    for reporter in honest {
+        assert!(
+            sim.reports().iter().any(|(r, m)| r == reporter
+                && m.member == member
+                && m.phase == phase
+                && m.offence == *offence),
+            "member {reporter} did not report {member} for {offence:?} in {phase:?}: {:?}",
+            sim.reports()
+        );
+    }
+}
+
+#[test]
+fn a_member_silent_in_any_broadcasting_phase_is_listed_and_the_rest_agree() {
+    for phase in Phase::ALL {
+        let sim = run_seven(|s| s.silence(5, phase));
+        let honest = others(&[5]);
+        let outcome = agreed(&sim, &honest);
+        all_reported(&sim, &honest, 5, phase, &Offence::Silent);
+        // Silent only when the result is already signed: not listed, one signature fewer.
+        if phase == Phase::ResultSigning {
+            assert!(outcome.misbehaved.is_empty(), "{phase:?}");
+            assert_eq!(outcome.signatures.len(), 6);
+        } else {
+            assert_eq!(outcome.misbehaved, BTreeSet::from([5]), "{phase:?}");
+        }
+        // Before QUAL is fixed, silence keeps it out; after, its polynomial stays in the key
+        // (rebuilt from the others' disclosed shares when its points never came).
+        let in_qual = !matches!(
+            phase,
+            Phase::EphemeralKeys | Phase::Commitments | Phase::ShareAccusations
+        );
+        assert_eq!(outcome.qualified.contains(&5), in_qual, "{phase:?}");
+        threshold_signs(&sim, &outcome, &honest[..4]);
+        if phase != Phase::Points {
+            key_is_sum_of_qualified(&sim, &outcome);
+        }
+        // Everyone waited out the silent phase's deadline.
+        assert!(sim.block() >= 10, "{phase:?}: block {}", sim.block());
+    }
+}
+
+/// Flips one byte of dealer `dealer`'s encrypted shares for `victim`, in every copy of its
+/// phase-3 message (a broadcast looks the same to everyone).
+fn corrupt_share(
+    dealer: Index,
+    victim: Index,
+) -> impl FnMut(&keep_light::beacon::dkg::Message, Index) -> Fate {
+    move |message, _| match &message.body {
+        Body::Commitments {
+            commitments,
+            shares,
+        } if message.sender == dealer => {
+            let mut shares = shares.clone();
+            let (_, ciphertext) = shares.iter_mut().find(|(i, _)| *i == victim).unwrap();
+            ciphertext[0] ^= 1;
+            let mut altered = message.clone();
+            altered.body = Body::Commitments {
+                commitments: commitments.clone(),
+                shares,
+            };
+            Fate::Replace(altered)
+        }
+        _ => Fate::Deliver,
+    }
+}
+
+#[test]
+fn a_wrong_share_to_one_peer_gets_the_dealer_accused_and_disqualified() {
+    let sim = run_seven(|s| s.with_interceptor(corrupt_share(3, 1)));
+    let honest = others(&[3]);
+    let outcome = agreed(&sim, &honest);
+    assert_eq!(outcome.misbehaved, BTreeSet::from([3]));
+    assert!(!outcome.qualified.contains(&3));
+    all_reported(
+        &sim,
+        &honest,
+        3,
+        Phase::ShareAccusations,
+        &Offence::WrongShares,
+    );
+    // (Member 3 holds its own unaltered copy, so it blames its accuser: a cheater's view.)
+    key_is_sum_of_qualified(&sim, &outcome);
+    threshold_signs(&sim, &outcome, &honest[2..]);
+}
+
+#[test]
+fn a_false_accusation_gets_the_accuser_disqualified() {
+    // Member 2 accuses member 4, revealing a key that is not its own for the pair.
+    let sim = run_seven(|s| {
+        s.with_interceptor(|message, _| match &message.body {
+            Body::ShareAccusations { .. } if message.sender == 2 => {
+                let mut altered = message.clone();
+                altered.body = Body::ShareAccusations {
+                    accused: vec![(4, [9; 32])],
+                };
+                Fate::Replace(altered)
+            }
+            _ => Fate::Deliver,
+        })
+    });
+    let honest = others(&[2]);
+    let outcome = agreed(&sim, &honest);
+    assert_eq!(outcome.misbehaved, BTreeSet::from([2]));
+    all_reported(
+        &sim,
+        &honest,
+        2,
+        Phase::ShareAccusations,
+        &Offence::FalseAccusation,
+    );
+    assert!(outcome.qualified.contains(&4));
+    threshold_signs(&sim, &outcome, &honest[..4]);
+}
+
+#[test]
+fn inconsistent_commitments_get_the_dealer_disqualified_by_everyone() {
+    let sim = run_seven(|s| {
+        s.with_interceptor(|message, _| match &message.body {
+            Body::Commitments {
+                commitments,
+                shares,
+            } if message.sender == 6 => {
+                let mut commitments = commitments.clone();
+                commitments[1] = (commitments[1] + ark_bn254::G1Affine::generator()).into_affine();
+                let mut altered = message.clone();
+                altered.body = Body::Commitments {
+                    commitments,
+                    shares: shares.clone(),
+                };
+                Fate::Replace(altered)
+            }
+            _ => Fate::Deliver,
+        })
+    });
+    let honest = others(&[6]);
+    let outcome = agreed(&sim, &honest);
+    assert_eq!(outcome.misbehaved, BTreeSet::from([6]));
+    assert!(!outcome.qualified.contains(&6));
+    all_reported(
+        &sim,
+        &honest,
+        6,
+        Phase::ShareAccusations,
+        &Offence::WrongShares,
+    );
+    threshold_signs(&sim, &outcome, &honest[..4]);
+}
+
+#[test]
+fn bad_public_key_points_get_the_dealer_accused_and_its_polynomial_rebuilt() {
+    let sim = run_seven(|s| {
+        s.with_interceptor(|message, _| match &message.body {
+            Body::Points { points } if message.sender == 3 => {
+                let mut points = points.clone();
+                points[2] = (points[2] + ark_bn254::G2Affine::generator()).into_affine();
+                let mut altered = message.clone();
+                altered.body = Body::Points { points };
+                Fate::Replace(altered)
+            }
+            _ => Fate::Deliver,
+        })
+    });
+    let honest = others(&[3]);
+    let outcome = agreed(&sim, &honest);
+    assert_eq!(outcome.misbehaved, BTreeSet::from([3]));
+    all_reported(
+        &sim,
+        &honest,
+        3,
+        Phase::PointAccusations,
+        &Offence::BadPoints,
+    );
+    // Still in QUAL: its real polynomial, rebuilt from disclosed shares, is in the key.
+    assert!(outcome.qualified.contains(&3));
+    key_is_sum_of_qualified(&sim, &outcome);
+    threshold_signs(&sim, &outcome, &honest[..4]);
+    threshold_signs(&sim, &outcome, &honest[2..]);
+}
+
+#[test]
+fn a_message_forged_with_another_members_index_is_refused_and_its_sender_reported() {
+    // Member 2's phase-1 broadcast claims seat 4.
+    let sim = run_seven(|s| {
+        s.with_interceptor(|message, _| match &message.body {
+            Body::EphemeralKeys { .. } if message.sender == 2 => {
+                let mut forged = message.clone();
+                forged.sender = 4;
+                Fate::Replace(forged)
+            }
+            _ => Fate::Deliver,
+        })
+    });
+    let honest = others(&[2]);
+    let outcome = agreed(&sim, &honest);
+    all_reported(
+        &sim,
+        &honest,
+        2,
+        Phase::EphemeralKeys,
+        &Offence::Forged { claimed: 4 },
+    );
+    // Seat 4 is unharmed; the forger counts as silent.
+    assert_eq!(outcome.misbehaved, BTreeSet::from([2]));
+    assert!(outcome.qualified.contains(&4));
+}
+
+#[test]
+fn a_message_replayed_from_an_earlier_dkg_is_refused_and_changes_nothing() {
+    // An earlier DKG of the same seats (another seed, another session).
+    let mut earlier = DkgSimulation::new(SimConfig::new(7, 4, 99));
+    earlier.run(1_000_000).unwrap();
+    let old: Vec<_> = earlier
+        .sent()
+        .iter()
+        .filter(|m| m.sender == 2)
+        .cloned()
+        .collect();
+    let honest: Vec<Index> = (1..=7).collect();
+    let reference = agreed(&run_seven(|s| s), &honest);
+    let sim = run_seven(move |s| {
+        s.with_interceptor(move |message, _| {
+            match old.iter().find(|m| m.body.phase() == message.body.phase()) {
+                Some(replay) if message.sender == 2 => Fate::Also(replay.clone()),
+                _ => Fate::Deliver,
+            }
+        })
+    });
+    let outcome = agreed(&sim, &honest);
+    assert_eq!(outcome.result_hash, reference.result_hash);
+    assert!(outcome.misbehaved.is_empty());
+    all_reported(
+        &sim,
+        &others(&[2]),
+        2,
+        Phase::EphemeralKeys,
+        &Offence::WrongSession,
+    );
+}
+
+#[test]
+fn messages_for_a_later_phase_that_arrive_first_are_kept_not_dropped() {
+    // Member 7's phase-1 keys reach member 1 a block late: by then the others' phase-3
+    // messages are already there.
+    let sim = run_seven(|s| {
+        s.with_interceptor(|message, to| match &message.body {
+            Body::EphemeralKeys { .. } if message.sender == 7 && to == 1 => Fate::Delay(1),
+            _ => Fate::Deliver,
+        })
+    });
+    let all: Vec<Index> = (1..=7).collect();
+    let outcome = agreed(&sim, &all);
+    assert!(outcome.misbehaved.is_empty(), "{:?}", sim.reports());
+    assert!(sim.reports().is_empty(), "{:?}", sim.reports());
+    assert_eq!(sim.block(), 1);
+}
+
+#[test]
+fn more_than_n_minus_t_members_misbehaving_fails_cleanly_with_the_reason() {
+    let sim = run_seven(|s| (4..=7).fold(s, |s, member| s.silence(member, Phase::Commitments)));
+    for member in 1..=3 {
+        assert_eq!(
+            sim.result(member).unwrap().as_ref().unwrap_err(),
+            &DkgError::TooFewQualified {
+                qualified: 3,
+                threshold: 4
+            }
+        );
+    }
 }

@@ -61,6 +61,8 @@ pub enum Fate {
     Delay(u64),
     /// This message is delivered instead (altered, replayed or forged).
     Replace(Message),
+    /// The message, then this one too (a replay or an injection beside the real thing).
+    Also(Message),
 }
 
 /// Decides each message's fate: (message, receiver) → fate.
@@ -256,16 +258,19 @@ impl DkgSimulation {
                 Some(intercept) => intercept(&message, to),
                 None => Fate::Deliver,
             };
-            let (at, message) = match fate {
-                Fate::Deliver => (self.block, message.clone()),
+            let deliveries = match fate {
+                Fate::Deliver => vec![(self.block, message.clone())],
                 Fate::Drop => continue,
-                Fate::Delay(blocks) => (self.block + blocks, message.clone()),
-                Fate::Replace(other) => (self.block, other),
+                Fate::Delay(blocks) => vec![(self.block + blocks, message.clone())],
+                Fate::Replace(other) => vec![(self.block, other)],
+                Fate::Also(other) => vec![(self.block, message.clone()), (self.block, other)],
             };
-            self.in_flight
-                .entry(at)
-                .or_default()
-                .push_back((to, from, message));
+            for (at, message) in deliveries {
+                self.in_flight
+                    .entry(at)
+                    .or_default()
+                    .push_back((to, from, message));
+            }
         }
     }
 }

@@ -892,6 +892,10 @@ impl ResultSigning {
     }
 
     fn finish(self, cx: &mut Context) -> Result<Outcome, DkgError> {
+        // Reported, not listed: the result was fixed before this phase.
+        let signed: BTreeSet<Index> = self.outcome.signatures.keys().copied().collect();
+        let expected: Vec<Index> = self.expected().collect();
+        silent(cx, Phase::ResultSigning, expected.into_iter(), &signed);
         let required = cx.parameters.signatures_required();
         if self.outcome.signatures.len() < required {
             return Err(DkgError::NotEnoughSignatures {
