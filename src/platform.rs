@@ -118,3 +118,29 @@ where
 {
     wasm_bindgen_futures::spawn_local(task);
 }
+
+/// Runs `work` on every item, spread over the machine's cores (natively; a tab has one thread
+/// here, so in order). For CPU-bound simulations whose items are independent.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if workers < 2 || items.len() < 2 {
+        items.into_iter().for_each(work);
+        return;
+    }
+    let mut queues: Vec<Vec<T>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, item) in items.into_iter().enumerate() {
+        queues[i % workers].push(item);
+    }
+    std::thread::scope(|scope| {
+        for queue in queues {
+            let work = &work;
+            scope.spawn(move || queue.into_iter().for_each(work));
+        }
+    });
+}
+
+#[cfg(target_arch = "wasm32")]
+pub fn run_parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
+    items.into_iter().for_each(work);
+}

@@ -417,3 +417,8 @@ fn more_than_n_minus_t_members_misbehaving_fails_cleanly_with_the_reason() {
         );
     }
 }
+
+#[test]
+fn honest_dkg_of_64_members_with_threshold_33() {
+    honest(64, 33);
+}

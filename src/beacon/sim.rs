@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use super::dkg::{
     Action, Body, Dkg, DkgError, Index, Message, Misbehaviour, Outcome, Parameters, Phase,
 };
-use crate::identity::OperatorKey;
+use crate::{identity::OperatorKey, platform};
 
 /// A simulated DKG's shape.
 #[derive(Debug, Clone)]
@@ -193,17 +193,32 @@ impl DkgSimulation {
         self.outcomes.get(&member)?.as_ref().ok().map(|o| &**o)
     }
 
-    /// Runs until every member has finished, at most `steps` deliveries and clock jumps.
+    /// Runs until every member has finished, at most `steps` rounds of deliveries and clock
+    /// jumps.
     pub fn run(&mut self, steps: usize) -> Result<(), Unfinished> {
         for _ in 0..steps {
             self.collect();
             if self.outcomes.len() == self.members.len() {
                 return Ok(());
             }
-            if let Some((receiver, from, message)) = self.next_delivery() {
-                if let Some(dkg) = self.members.get_mut(&receiver) {
-                    dkg.handle_message(self.block, from, message);
-                }
+            // Everything due now, each member taking its own in order, members side by side
+            // (their work is independent; the order each sees is fixed, so runs repeat).
+            let mut due: BTreeMap<Index, Vec<(Index, Message)>> = BTreeMap::new();
+            while let Some((receiver, from, message)) = self.next_delivery() {
+                due.entry(receiver).or_default().push((from, message));
+            }
+            if !due.is_empty() {
+                let block = self.block;
+                let work: Vec<(&mut Dkg, Vec<(Index, Message)>)> = self
+                    .members
+                    .iter_mut()
+                    .filter_map(|(i, dkg)| Some((dkg, due.remove(i)?)))
+                    .collect();
+                platform::run_parallel(work, |(dkg, messages)| {
+                    for (from, message) in messages {
+                        dkg.handle_message(block, from, message);
+                    }
+                });
                 continue;
             }
             // Nothing to deliver now: jump to the next deadline or delayed delivery.

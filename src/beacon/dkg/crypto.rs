@@ -5,7 +5,9 @@
 use std::sync::OnceLock;
 
 use ark_bn254::{Fr, G1Affine, G1Projective, G2Affine, G2Projective};
-use ark_ec::{AffineRepr, CurveGroup, PrimeGroup, VariableBaseMSM};
+use ark_ec::{
+    scalar_mul::BatchMulPreprocessing, AffineRepr, CurveGroup, PrimeGroup, VariableBaseMSM,
+};
 use ark_ff::{BigInteger, Field, PrimeField, UniformRand, Zero};
 use chacha20poly1305::{aead::Aead, ChaCha20Poly1305, KeyInit};
 use sha2::{Digest, Sha256};
@@ -37,28 +39,44 @@ pub fn evaluate(coefficients: &[Fr], x: Fr) -> Fr {
         .fold(Fr::zero(), |acc, c| acc * x + c)
 }
 
+/// Window tables for the fixed bases every member multiplies by T times per DKG (G and H on
+/// G1, the generator on G2), made once: a multiplication is then additions only.
+struct Tables {
+    g1: BatchMulPreprocessing<G1Projective>,
+    h: BatchMulPreprocessing<G1Projective>,
+    g2: BatchMulPreprocessing<G2Projective>,
+}
+
+fn tables() -> &'static Tables {
+    static TABLES: OnceLock<Tables> = OnceLock::new();
+    TABLES.get_or_init(|| Tables {
+        g1: BatchMulPreprocessing::new(G1Projective::generator(), 64),
+        h: BatchMulPreprocessing::new(pedersen_h().into(), 64),
+        g2: BatchMulPreprocessing::new(G2Projective::generator(), 64),
+    })
+}
+
 /// Pedersen commitments Cₖ = aₖ·G + bₖ·H.
 pub fn pedersen_commitments(a: &[Fr], b: &[Fr]) -> Vec<G1Affine> {
-    let (g, h) = (G1Projective::generator(), G1Projective::from(pedersen_h()));
-    let points: Vec<G1Projective> = a.iter().zip(b).map(|(a, b)| g * a + h * b).collect();
+    let (ga, hb) = (tables().g1.batch_mul(a), tables().h.batch_mul(b));
+    let points: Vec<G1Projective> = ga.iter().zip(&hb).map(|(g, h)| *g + h).collect();
     G1Projective::normalize_batch(&points)
 }
 
 /// Feldman points Aₖ = aₖ·G2.
 pub fn feldman_points(a: &[Fr]) -> Vec<G2Affine> {
-    let g = G2Projective::generator();
-    let points: Vec<G2Projective> = a.iter().map(|a| g * a).collect();
-    G2Projective::normalize_batch(&points)
+    tables().g2.batch_mul(a)
 }
 
 /// Σₖ xᵏ·Pₖ over G2 by Horner: a member's public key share from aggregated Feldman points.
 /// `x` is a small member index, so each step is a short scalar multiplication.
 pub fn evaluate_g2(points: &[G2Affine], x: Index) -> G2Projective {
-    let x = Fr::from(x);
+    // A multiplication by the index's few bits, not by a 254-bit scalar.
+    let x = [u64::from(x)];
     points
         .iter()
         .rev()
-        .fold(G2Projective::zero(), |acc, p| acc * x + p)
+        .fold(G2Projective::zero(), |acc, p| acc.mul_bigint(x) + p)
 }
 
 /// A dealer's shares (sᵢ, tᵢ) for receiver `i` against its Pedersen commitments.
