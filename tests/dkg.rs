@@ -422,3 +422,41 @@ fn more_than_n_minus_t_members_misbehaving_fails_cleanly_with_the_reason() {
 fn honest_dkg_of_64_members_with_threshold_33() {
     honest(64, 33);
 }
+
+#[test]
+fn a_dkg_groups_members_sign_the_next_entry_with_their_shares() {
+    use keep_light::beacon::{
+        entry::{genesis, verify_entry},
+        signing::{EntrySigning, GroupKeys, SigningAction},
+    };
+    // Member 6 misbehaved in the DKG: it holds no share the others accept.
+    let sim = run_seven(|s| s.silence(6, Phase::Points));
+    let honest = others(&[6]);
+    let outcome = agreed(&sim, &honest);
+    let mut members: Vec<EntrySigning> = honest
+        .iter()
+        .map(|i| {
+            let keys = GroupKeys::from_outcome(sim.outcome(*i).unwrap(), 7, 4);
+            EntrySigning::new(keys, &genesis(), 10, 2, [*i as u8; 32])
+        })
+        .collect();
+    let shares: Vec<(Index, [u8; 64])> = members
+        .iter_mut()
+        .map(|m| match m.poll_action() {
+            Some(SigningAction::Broadcast { index, share }) => (index, share.to_bytes()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for member in &mut members {
+        for (from, share) in &shares {
+            member.handle_share(*from, share);
+        }
+        let entry = member.entry().expect("T shares");
+        assert!(verify_entry(&outcome.group_public_key, &genesis(), entry));
+    }
+    let entries: BTreeSet<[u8; 64]> = members
+        .iter()
+        .map(|m| m.entry().unwrap().to_bytes())
+        .collect();
+    assert_eq!(entries.len(), 1, "one entry, whoever combined it");
+}
