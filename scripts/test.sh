@@ -19,6 +19,9 @@ cargo check --locked --benches
 echo "== BLS cross-check against py_ecc (live: our CLI ↔ the reference)"
 cargo build --locked --bin keep-light
 .venv/bin/python tests/crosscheck/bls_cli.py target/debug/keep-light
+echo "== DKG cross-check against py_ecc (a simulated group's key, shares and signature)"
+cargo build --locked --example dkg
+.venv/bin/python tests/crosscheck/dkg_cli.py target/debug/examples/dkg
 
 echo "== browser test (headless Chromium, wasm node ↔ relay ↔ native node)"
 cargo build --locked --bin keep-light
