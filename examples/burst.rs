@@ -24,6 +24,10 @@ fn main() {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "support/cpu.rs"]
+mod cpu;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::{cell::RefCell, collections::HashMap, rc::Rc, time::Duration};
 
@@ -80,24 +84,6 @@ mod native {
         let local = tokio::task::LocalSet::new();
         let line = local.block_on(&runtime, run(args));
         println!("{line}");
-    }
-
-    /// This process's user + system CPU time (Linux `/proc/self/stat`, in USER_HZ = 100 ticks).
-    fn cpu_seconds() -> f64 {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        // Fields after the command name (which is in parentheses and may contain spaces).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
-        (ticks(11) + ticks(12)) / 100.0
     }
 
     async fn run(args: Args) -> serde_json::Value {
@@ -198,7 +184,7 @@ mod native {
                 .map(|l| l.borrow().latencies_ns.len())
                 .sum::<usize>()
         };
-        let cpu_before = cpu_seconds();
+        let cpu_before = super::cpu::cpu_seconds();
         let start = since();
         let sends = nodes.iter().map(|node| {
             let topic = topic.clone();
@@ -223,7 +209,7 @@ mod native {
         // is not in it.
         let watch = async {
             let mut seen = 0;
-            let mut cpu_after = cpu_seconds();
+            let mut cpu_after = super::cpu::cpu_seconds();
             let mut last_progress = Instant::now();
             while seen < expected
                 && last_progress.elapsed() < Duration::from_secs(args.idle_timeout)
@@ -232,7 +218,7 @@ mod native {
                 let now_seen = delivered(&logs);
                 if now_seen > seen {
                     seen = now_seen;
-                    cpu_after = cpu_seconds();
+                    cpu_after = super::cpu::cpu_seconds();
                     last_progress = Instant::now();
                 }
             }
