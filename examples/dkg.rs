@@ -30,8 +30,8 @@ mod native {
 
     use clap::Parser;
     use keep_light::beacon::{
-        dkg::{Body, Index, Offence, Phase},
-        sim::{DkgSimulation, Fate, SimConfig},
+        dkg::{Index, Offence, Phase},
+        sim::{corrupt_shares_to, DkgSimulation, SimConfig},
         threshold::{combine_verified, CandidateShare},
     };
     use serde_json::json;
@@ -65,24 +65,7 @@ mod native {
         let n = args.members;
         let cheaters: Vec<Index> = (2..2 + args.cheating).collect();
         let mut sim = DkgSimulation::new(SimConfig::new(n, args.threshold, args.seed))
-            .with_interceptor(move |message, _| match &message.body {
-                Body::Commitments {
-                    commitments,
-                    shares,
-                } if cheaters.contains(&message.sender) => {
-                    let mut shares = shares.clone();
-                    if let Some((_, ciphertext)) = shares.iter_mut().find(|(i, _)| *i == 1) {
-                        ciphertext[0] ^= 1;
-                    }
-                    let mut altered = message.clone();
-                    altered.body = Body::Commitments {
-                        commitments: commitments.clone(),
-                        shares,
-                    };
-                    Fate::Replace(altered)
-                }
-                _ => Fate::Deliver,
-            });
+            .with_interceptor(corrupt_shares_to(cheaters, 1));
         for member in n + 1 - args.silent..=n {
             for phase in Phase::ALL.into_iter().skip(1) {
                 sim = sim.silence(member, phase);

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use ark_ec::{AffineRepr, CurveGroup};
 use keep_light::beacon::{
     dkg::{Body, DkgError, Index, Offence, Outcome, Phase},
-    sim::{constant_term_point, DkgSimulation, Fate, SimConfig},
+    sim::{constant_term_point, corrupt_shares_to, DkgSimulation, Fate, SimConfig},
     threshold::{combine_verified, CandidateShare},
 };
 
@@ -189,34 +189,9 @@ fn a_member_silent_in_any_broadcasting_phase_is_listed_and_the_rest_agree() {
     }
 }
 
-/// Flips one byte of dealer `dealer`'s encrypted shares for `victim`, in every copy of its
-/// phase-3 message (a broadcast looks the same to everyone).
-fn corrupt_share(
-    dealer: Index,
-    victim: Index,
-) -> impl FnMut(&keep_light::beacon::dkg::Message, Index) -> Fate {
-    move |message, _| match &message.body {
-        Body::Commitments {
-            commitments,
-            shares,
-        } if message.sender == dealer => {
-            let mut shares = shares.clone();
-            let (_, ciphertext) = shares.iter_mut().find(|(i, _)| *i == victim).unwrap();
-            ciphertext[0] ^= 1;
-            let mut altered = message.clone();
-            altered.body = Body::Commitments {
-                commitments: commitments.clone(),
-                shares,
-            };
-            Fate::Replace(altered)
-        }
-        _ => Fate::Deliver,
-    }
-}
-
 #[test]
 fn a_wrong_share_to_one_peer_gets_the_dealer_accused_and_disqualified() {
-    let sim = run_seven(|s| s.with_interceptor(corrupt_share(3, 1)));
+    let sim = run_seven(|s| s.with_interceptor(corrupt_shares_to(vec![3], 1)));
     let honest = others(&[3]);
     let outcome = agreed(&sim, &honest);
     assert_eq!(outcome.misbehaved, BTreeSet::from([3]));

@@ -297,3 +297,32 @@ pub fn constant_term_point(message: &Message) -> Option<ark_bn254::G2Affine> {
         _ => None,
     }
 }
+
+/// An interceptor in which each dealer of `dealers` sends `victim` a share that does not
+/// decrypt (one byte of its ciphertext flipped), in every copy of its phase-3 broadcast, as a
+/// cheating dealer's broadcast looks the same to everyone.
+pub fn corrupt_shares_to(
+    dealers: Vec<Index>,
+    victim: Index,
+) -> impl FnMut(&Message, Index) -> Fate {
+    move |message, _| match &message.body {
+        Body::Commitments {
+            commitments,
+            shares,
+        } if dealers.contains(&message.sender) => {
+            let mut shares = shares.clone();
+            if let Some((_, ciphertext)) = shares.iter_mut().find(|(i, _)| *i == victim) {
+                if let Some(byte) = ciphertext.first_mut() {
+                    *byte ^= 1;
+                }
+            }
+            let mut altered = message.clone();
+            altered.body = Body::Commitments {
+                commitments: commitments.clone(),
+                shares,
+            };
+            Fate::Replace(altered)
+        }
+        _ => Fate::Deliver,
+    }
+}

@@ -14,17 +14,7 @@ import sys
 from py_ecc import optimized_bn128 as bn
 
 import bn254_ref as ref
-
-
-def unhex(text):
-    assert text.startswith("0x"), text
-    return bytes.fromhex(text[2:])
-
-
-def check(condition, what):
-    if not condition:
-        sys.exit(f"cross-check failed: {what}")
-    print(f"ok: {what}")
+from bls_cli import check, unhex
 
 
 def lagrange_at_zero(points):
