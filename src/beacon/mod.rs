@@ -5,6 +5,7 @@
 //! - [`entry`]: relay entry chain and the random number handed to requesters;
 //! - [`selection`]: group selection by tickets;
 //! - [`dkg`]: GJKR distributed key generation, a sans-IO state machine per member;
+//! - [`group`]: a group's record and expiry, and each member's delivery rate;
 //! - [`signing`]: one member's relay-entry signing: shares, batched checks, submission turn;
 //! - [`sim`]: many members on a virtual block clock, with an interceptor (tests, benches).
 //!
@@ -13,6 +14,7 @@
 pub mod bls;
 pub mod dkg;
 pub mod entry;
+pub mod group;
 pub mod selection;
 pub mod signing;
 pub mod sim;
