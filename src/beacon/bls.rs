@@ -298,6 +298,21 @@ const SQRT_EXPONENT: ark_ff::BigInt<4> = {
     ])
 };
 
+/// A 128-byte EIP-197 G2 point on the curve, not checked for the subgroup and maybe the
+/// identity: for the DKG's Feldman points, whose aggregate the protocol checks instead
+/// (`dkg/phases.rs`, `Points::receive`).
+pub(crate) fn g2_on_curve_from_bytes(bytes: &[u8]) -> Result<G2Affine, DecodeError> {
+    let bytes = point_bytes::<G2_LEN>(bytes)?;
+    if bytes.iter().all(|b| *b == 0) {
+        return Ok(G2Affine::identity());
+    }
+    let point = G2Affine::new_unchecked(fq2_from_be(&bytes[..64])?, fq2_from_be(&bytes[64..])?);
+    if !point.is_on_curve() {
+        return Err(DecodeError::NotOnCurve);
+    }
+    Ok(point)
+}
+
 fn g2_checked(point: G2Affine) -> Result<PublicKey, DecodeError> {
     if !point.is_on_curve() {
         return Err(DecodeError::NotOnCurve);
