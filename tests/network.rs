@@ -88,10 +88,24 @@ async fn start_relay_from(config: NodeConfig) -> (NodeHandle, EventReceiver, Str
 }
 
 async fn start_member(bootstrap: Vec<String>) -> (NodeHandle, EventReceiver) {
-    let config = NodeConfig::new(OperatorKey::generate())
+    start_member_as(OperatorKey::generate(), bootstrap).await
+}
+
+/// A member with `key` in [`TOPIC`].
+async fn start_member_as(key: OperatorKey, bootstrap: Vec<String>) -> (NodeHandle, EventReceiver) {
+    let config = NodeConfig::new(key)
         .with_bootstrap(bootstrap)
         .with_topics(vec![TOPIC.into()]);
     Node::start(config).await.unwrap()
+}
+
+/// A relay on loopback TCP whose firewall applies `policy`, exempting `allowed`, with `grace`.
+fn gated_relay(policy: Policy, allowed: Vec<libp2p::PeerId>, grace: Duration) -> NodeConfig {
+    NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_firewall(policy, allowed)
+        .with_attestation_grace(grace)
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
 }
 
 /// Publishes `text` from `from` until `to` receives it (the mesh forms within a heartbeat or
@@ -444,11 +458,11 @@ async fn under_the_attested_policy_only_attested_or_allowed_peers_stay() {
     let allowed_key = OperatorKey::generate();
     // A grace short enough for the test to see it run out, long enough that a stalled machine
     // still admits the attested peer within it.
-    let config = NodeConfig::new(OperatorKey::generate())
-        .with_role(Role::Relay)
-        .with_firewall(Policy::Attested, vec![allowed_key.peer_id()])
-        .with_attestation_grace(Duration::from_secs(4))
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let config = gated_relay(
+        Policy::Attested,
+        vec![allowed_key.peer_id()],
+        Duration::from_secs(4),
+    );
     let (relay, mut relay_events, tcp) = start_relay_from(config).await;
 
     let wallet = OperatorKey::generate();
@@ -531,12 +545,8 @@ async fn leavers(
 /// A relay on loopback TCP under the `staked` policy, asking the chain at `url`, with a 4 s
 /// grace: the tests see it run out, and a stalled machine still admits staked peers within it.
 fn staked_relay(url: &str) -> NodeConfig {
-    NodeConfig::new(OperatorKey::generate())
-        .with_role(Role::Relay)
-        .with_firewall(Policy::Staked, vec![])
+    gated_relay(Policy::Staked, vec![], Duration::from_secs(4))
         .with_chain(Arc::new(RpcChain::new(url).unwrap()))
-        .with_attestation_grace(Duration::from_secs(4))
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -681,32 +691,20 @@ async fn under_the_staked_policy_messages_sent_before_admission_are_dropped_then
     let (open, held) = tokio::sync::watch::channel(false);
     let listener_key = OperatorKey::generate();
     // A grace far longer than the test: only the chain's answer admits the talker.
-    let config = NodeConfig::new(OperatorKey::generate())
-        .with_role(Role::Relay)
-        .with_firewall(Policy::Staked, vec![listener_key.peer_id()])
-        .with_chain(Arc::new(HeldChain {
-            chain: chain.clone(),
-            open: held,
-        }))
-        .with_attestation_grace(Duration::from_secs(60))
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let config = gated_relay(
+        Policy::Staked,
+        vec![listener_key.peer_id()],
+        Duration::from_secs(60),
+    )
+    .with_chain(Arc::new(HeldChain {
+        chain: chain.clone(),
+        open: held,
+    }));
     let (relay, mut relay_events, tcp) = start_relay_from(config).await;
     let talker_key = OperatorKey::generate();
     chain.set_stake(talker_key.address(), 100);
-    let (_listener, mut listener_events) = Node::start(
-        NodeConfig::new(listener_key)
-            .with_bootstrap(vec![tcp.clone()])
-            .with_topics(vec![TOPIC.into()]),
-    )
-    .await
-    .unwrap();
-    let (talker, _talker_events) = Node::start(
-        NodeConfig::new(talker_key.clone())
-            .with_bootstrap(vec![tcp])
-            .with_topics(vec![TOPIC.into()]),
-    )
-    .await
-    .unwrap();
+    let (_listener, mut listener_events) = start_member_as(listener_key, vec![tcp.clone()]).await;
+    let (talker, _talker_events) = start_member_as(talker_key.clone(), vec![tcp]).await;
 
     // Before the chain has answered: dropped at the relay, counted, not forwarded.
     publish_texts(&talker, "early", 5).await;
@@ -735,19 +733,13 @@ async fn under_the_staked_policy_messages_sent_before_admission_are_dropped_then
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_the_attested_policy_an_unattested_peers_messages_are_dropped_unforwarded() {
     let listener_key = OperatorKey::generate();
-    let config = NodeConfig::new(OperatorKey::generate())
-        .with_role(Role::Relay)
-        .with_firewall(Policy::Attested, vec![listener_key.peer_id()])
-        .with_attestation_grace(Duration::from_secs(60))
-        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let config = gated_relay(
+        Policy::Attested,
+        vec![listener_key.peer_id()],
+        Duration::from_secs(60),
+    );
     let (relay, _relay_events, tcp) = start_relay_from(config).await;
-    let (_listener, mut listener_events) = Node::start(
-        NodeConfig::new(listener_key)
-            .with_bootstrap(vec![tcp.clone()])
-            .with_topics(vec![TOPIC.into()]),
-    )
-    .await
-    .unwrap();
+    let (_listener, mut listener_events) = start_member_as(listener_key, vec![tcp.clone()]).await;
     let (bare, _bare_events) = start_member(vec![tcp.clone()]).await;
     publish_texts(&bare, "unattested", 5).await;
     let counts = counters_until(&relay, 10, |c| count(c, "not_admitted") >= 5).await;

@@ -429,7 +429,7 @@ mod tests {
                 held.push(socket);
             }
         });
-        let started = tokio::time::Instant::now();
+        let started = crate::platform::now();
         let answer = RpcChain::new(&url)
             .unwrap()
             .operator_stake(Address([1; 20]))
