@@ -238,6 +238,51 @@ fn a_false_accusation_gets_the_accuser_disqualified() {
 }
 
 #[test]
+fn an_accusation_with_the_accusers_real_key_over_a_share_that_decrypts_convicts_the_accuser() {
+    // Member 4's broadcast reaches member 2 altered (one byte of 2's ciphertext flipped), so
+    // member 2 accuses 4 in good faith and reveals its real ephemeral key for the pair. Everyone
+    // else holds 4's broadcast as sent: with that key, 2's share decrypts and matches 4's
+    // commitments, so the accusation is false and 2 is disqualified, not 4.
+    let mut altered_to_2 = corrupt_shares_to(vec![4], 2);
+    let sim = run_seven(|s| {
+        s.with_interceptor(move |message, to| {
+            if to == 2 {
+                altered_to_2(message, to)
+            } else {
+                Fate::Deliver
+            }
+        })
+    });
+    let accusation = sim
+        .sent()
+        .iter()
+        .find(|m| m.sender == 2 && matches!(m.body, Body::ShareAccusations { .. }))
+        .expect("member 2 accused");
+    let Body::ShareAccusations { accused } = &accusation.body else {
+        unreachable!()
+    };
+    assert_eq!(accused.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [4]);
+    let honest = others(&[2]);
+    let outcome = agreed(&sim, &honest);
+    assert_eq!(outcome.misbehaved, BTreeSet::from([2]));
+    assert!(outcome.qualified.contains(&4));
+    all_reported(
+        &sim,
+        &honest,
+        2,
+        Phase::ShareAccusations,
+        &Offence::FalseAccusation,
+    );
+    // Member 2 learns it was disqualified and ends without a share.
+    let misled = sim.result(2).expect("member 2 finished");
+    assert!(
+        matches!(misled, Err(DkgError::Disqualified { .. })),
+        "{misled:?}"
+    );
+    threshold_signs(&sim, &outcome, &honest[..4]);
+}
+
+#[test]
 fn inconsistent_commitments_get_the_dealer_disqualified_by_everyone() {
     let sim = run_seven(|s| {
         s.with_interceptor(|message, _| match &message.body {
