@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use ark_ec::{AffineRepr, CurveGroup};
 use keep_light::beacon::{
     dkg::{Body, DkgError, Index, Offence, Outcome, Phase},
+    probe::MessageProbe,
     sim::{constant_term_point, corrupt_shares_to, DkgSimulation, Fate, SimConfig},
     threshold::{combine_verified, CandidateShare},
 };
@@ -482,4 +483,57 @@ fn a_dkg_groups_members_sign_the_next_entry_with_their_shares() {
         .map(|m| m.entry().unwrap().to_bytes())
         .collect();
     assert_eq!(entries.len(), 1, "one entry, whoever combined it");
+}
+
+/// The probe's inputs for every recorded message: arriving at every phase, from every seat,
+/// with and without the real session and seat put in.
+fn probe_inputs(probe: &MessageProbe) -> Vec<Vec<u8>> {
+    let mut inputs = Vec::new();
+    for payload in probe.payloads() {
+        for at in 0..8u8 {
+            for from in 0..5u8 {
+                for fix in 0..4u8 {
+                    inputs.push([&[at, from, fix][..], &payload].concat());
+                }
+            }
+        }
+    }
+    inputs
+}
+
+#[test]
+fn hostile_bytes_from_any_seat_at_any_phase_blame_only_their_sender() {
+    // The fuzz target's check (fuzz/fuzz_targets/dkg_message.rs), over every recorded
+    // message from every seat at every phase, then seeded mutations of them.
+    use rand::{Rng, SeedableRng};
+    let probe = MessageProbe::new(3, 2, 11);
+    let inputs = probe_inputs(&probe);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let mut checked = 0;
+    for input in &inputs {
+        probe.probe(input).unwrap();
+        let mut mutated = input.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let at = rng.gen_range(3..mutated.len());
+            mutated[at] ^= 1 << rng.gen_range(0..8);
+        }
+        probe.probe(&mutated).unwrap();
+        checked += 2;
+    }
+    assert_eq!(checked, 2 * 14 * 8 * 5 * 4);
+}
+
+#[test]
+#[ignore = "writes the fuzzer's seeds: cargo test --release --test dkg -- --ignored"]
+fn write_fuzz_seeds() {
+    let probe = MessageProbe::new(3, 2, 1);
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/dkg_message");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, payload) in probe.payloads().iter().enumerate() {
+        // Arriving as its phase begins... from its own sender, session and seat as they are.
+        let message = keep_light::beacon::wire::decode_dkg(payload).unwrap();
+        let at = message.body.phase().ordinal() as u8;
+        let input = [&[at, message.sender as u8, 0][..], payload].concat();
+        std::fs::write(dir.join(format!("{i:02}")), input).unwrap();
+    }
 }

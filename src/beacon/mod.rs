@@ -8,6 +8,7 @@
 //! - [`group`]: a group's record and expiry, and each member's delivery rate;
 //! - [`signing`]: one member's relay-entry signing: shares, batched checks, submission turn;
 //! - [`sim`]: many members on a virtual block clock, with an interceptor (tests, benches);
+//! - [`probe`]: one member's recorded DKG replayed with one hostile message (fuzzing);
 //! - [`wire`]: the beacon messages' protobuf encoding and checked decoding.
 //!
 //! Everything here is pure: no I/O, randomness passed in.
@@ -16,6 +17,7 @@ pub mod bls;
 pub mod dkg;
 pub mod entry;
 pub mod group;
+pub mod probe;
 pub mod selection;
 pub mod signing;
 pub mod sim;

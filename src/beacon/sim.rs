@@ -168,6 +168,11 @@ impl DkgSimulation {
         &self.keys[member as usize - 1]
     }
 
+    /// A member's machine as it stands (before [`DkgSimulation::run`], as it starts).
+    pub fn member(&self, member: Index) -> Option<&Dkg> {
+        self.members.get(&member)
+    }
+
     /// The block the virtual clock stands at.
     pub fn block(&self) -> u64 {
         self.block

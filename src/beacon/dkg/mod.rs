@@ -199,7 +199,7 @@ pub struct Misbehaviour {
 }
 
 /// The DKG's result for one member.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     /// Y, the group public key.
     pub group_public_key: PublicKey,
@@ -253,7 +253,7 @@ pub enum DkgError {
 }
 
 /// What the machine asks of its driver.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Broadcast this message to the group's channel.
     Broadcast(Message),
@@ -265,6 +265,7 @@ pub enum Action {
 }
 
 /// What every phase may read and report to.
+#[derive(Clone)]
 pub(crate) struct Context {
     pub parameters: Parameters,
     pub me: Index,
@@ -300,7 +301,8 @@ impl Context {
     }
 }
 
-/// One member's DKG.
+/// One member's DKG. A clone is a snapshot (the simulator's probes replay from one).
+#[derive(Clone)]
 pub struct Dkg {
     context: Context,
     phase: Option<phases::State>,
