@@ -15,5 +15,5 @@ pub mod validation;
 pub use behaviour::Router;
 pub use node::{
     Encoded, EventReceiver, KindSpec, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role,
-    StartError,
+    StartError, COUNTER_NAMES,
 };

@@ -493,6 +493,51 @@ impl NodeEvent {
     }
 }
 
+/// Every name [`NodeHandle::counters`] may report (a stable contract, like [`NodeEvent`]).
+pub const COUNTER_NAMES: &[&str] = &[
+    // Messages refused, connections refused or lost.
+    "connection_denied",
+    "connection_failed",
+    "invalid",
+    "ip_limited",
+    "non_member",
+    "not_admitted",
+    "oversize",
+    "rate_limited",
+    "replay",
+    "spoofed_sender",
+    "undecodable",
+    "undecodable_payload",
+    "unknown_author",
+    "unknown_type",
+    "unresponsive",
+    // Channel outcomes.
+    "channel_closed",
+    "delivered",
+    "duplicate",
+    "held",
+    "no_channel",
+    "overloaded",
+    "slow_peer_dropped",
+    // Refused attestations (`AttestationError::reason`).
+    "bad_checksum",
+    "expired",
+    "malformed",
+    "malformed_signature",
+    "no_expiration",
+    "no_peer_resource",
+    "not_yet_valid",
+    "signer_mismatch",
+    "too_large",
+    "wrong_chain",
+    "wrong_peer",
+    "wrong_v",
+    // The chain's answers (`staked` firewall).
+    "chain_unavailable",
+    "recognised",
+    "unrecognised",
+];
+
 /// Invalid bootstrap addresses reported one by one; the rest are only counted.
 const INVALID_REPORTED: usize = 8;
 /// Relays remembered as good.
@@ -950,7 +995,8 @@ impl NodeHandle {
     }
 
     /// Every counter by reason: rejected messages, channel outcomes (`delivered`, `duplicate`,
-    /// `overloaded`, `held`, …). Empty when the node has stopped.
+    /// `overloaded`, `held`, …); the names are [`COUNTER_NAMES`]. Empty when the node has
+    /// stopped.
     pub async fn counters(&self) -> HashMap<String, u64> {
         self.ask(Command::Counters).await.unwrap_or_default()
     }
@@ -1441,6 +1487,10 @@ impl EventLoop {
                     .chain(&self.attestation_rejections)
                     .chain(&self.recognition_counts)
                 {
+                    debug_assert!(
+                        COUNTER_NAMES.contains(reason),
+                        "counter {reason:?} is missing from COUNTER_NAMES"
+                    );
                     *all.entry((*reason).to_owned()).or_default() += n;
                 }
                 let _ = reply.send(all);
