@@ -11,6 +11,9 @@ if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}; 
 
 scripts/install-tools.sh
 
+echo "== module imports (no cycle)"
+python3 scripts/check-imports.py
+
 echo "== native tests"
 cargo test --locked
 # Benchmarks are not built by `cargo test`; keep them compiling.

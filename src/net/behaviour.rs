@@ -23,7 +23,8 @@ use libp2p::{
     Multiaddr, PeerId,
 };
 
-use super::{attest, firewall::IpLimits, node::Role};
+pub use super::types::Router;
+use super::{attest, firewall::IpLimits, types::Role};
 
 /// Protocol name announced over identify.
 pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
@@ -40,33 +41,6 @@ const QUEUE_LEN: usize = 8192;
 /// relay is the hub its members hang off; beyond its mesh they would get messages only by lazy
 /// gossip: the load harness lost a third of a fan-out to 1,000 clients with a mesh of 256).
 const RELAY_MESH: usize = 4096;
-
-/// How a network routes pubsub messages; every node of a network must use the same.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Router {
-    /// Gossipsub: a mesh per topic plus lazy gossip, flood publishing (the default).
-    #[default]
-    Gossipsub,
-    /// Floodsub routing: every message goes to every neighbour in its topic at once, with no
-    /// mesh and no gossip (each connected peer is a gossipsub "explicit peer"), on the same
-    /// signed wire: StrictSign, and our checks before anything is forwarded. rust-libp2p's
-    /// floodsub crate is not used: it has no signatures (anyone can claim any author), forwards
-    /// before validation, caps frames at 2 KiB, and reads one RPC per stream, so it cannot even
-    /// follow gossipsub's long-lived streams (tried: it sees only the first RPC).
-    Floodsub,
-}
-
-impl std::str::FromStr for Router {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "gossipsub" => Ok(Self::Gossipsub),
-            "floodsub" => Ok(Self::Floodsub),
-            other => Err(format!("unknown router {other:?}: gossipsub or floodsub")),
-        }
-    }
-}
 
 /// Connection limits by role: small for members (a tab talks to a few relays), large for relays.
 pub fn default_limits(role: Role) -> ConnectionLimits {

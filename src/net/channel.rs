@@ -34,7 +34,7 @@
 //! [`Registry`], publishes typed messages, and republishes them on ticks until their context
 //! ends ([`super::retransmit`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use libp2p::PeerId;
 use sha3::{Digest, Keccak256};
@@ -48,10 +48,12 @@ use futures::{
     channel::mpsc, future::LocalBoxFuture, stream::FuturesUnordered, FutureExt, StreamExt,
 };
 
+pub use super::validation::MembershipFilter;
 use super::{
-    node::{KindSpec, NodeHandle, PublishError},
+    handle::NodeHandle,
     retransmit::{Deduplicator, Duplicate, Retransmitter, Strategy},
-    validation::{payload_check, Delivery, PayloadCheck},
+    types::PublishError,
+    validation::{payload_check, Delivery, KindSpec, PayloadCheck},
 };
 use crate::{identity::Address, wire::Envelope};
 
@@ -70,32 +72,6 @@ pub fn group_topic(members: &[Address]) -> String {
 /// The DKG channel of the selection made from `seed`: `keep-light/dkg/<hex(seed)>/1`.
 pub fn dkg_topic(seed: &[u8]) -> String {
     format!("keep-light/dkg/{}/1", hex::encode(seed))
-}
-
-/// Who may publish on a channel: its members' operator addresses. A message from anyone else
-/// is rejected as `non_member` (and its forwarder penalised).
-#[derive(Debug, Clone, Default)]
-pub struct MembershipFilter {
-    members: Option<HashSet<Address>>,
-}
-
-impl MembershipFilter {
-    /// Admits everyone (named channels without a member list).
-    pub fn open() -> Self {
-        Self { members: None }
-    }
-
-    /// Admits exactly `members`.
-    pub fn members(members: impl IntoIterator<Item = Address>) -> Self {
-        Self {
-            members: Some(members.into_iter().collect()),
-        }
-    }
-
-    /// Whether `sender` may publish here.
-    pub fn allows(&self, sender: &Address) -> bool {
-        self.members.as_ref().is_none_or(|m| m.contains(sender))
-    }
 }
 
 /// A decoded message as its handler sees it.
@@ -266,7 +242,11 @@ impl Registry {
     pub fn kinds(&self) -> Vec<KindSpec> {
         self.handlers
             .iter()
-            .map(|(kind, entry)| (kind.clone(), entry.check, entry.validate.is_some()))
+            .map(|(kind, entry)| KindSpec {
+                kind: kind.clone(),
+                check: entry.check,
+                app_validated: entry.validate.is_some(),
+            })
             .collect()
     }
 
@@ -400,8 +380,14 @@ impl Channel {
         M: prost::Message + Default + 'static,
         F: FnMut(Received<M>) + 'static,
     {
-        self.node
-            .register_kind(&self.topic, (kind.to_owned(), payload_check::<M>(), false));
+        self.node.register_kind(
+            &self.topic,
+            KindSpec {
+                kind: kind.to_owned(),
+                check: payload_check::<M>(),
+                app_validated: false,
+            },
+        );
         self.registry.register(kind, handler);
     }
 

@@ -5,15 +5,20 @@ pub mod attest;
 pub mod behaviour;
 pub mod bootstrap;
 pub mod channel;
+pub mod config;
+pub mod events;
 pub mod firewall;
+pub mod handle;
 pub mod liveness;
 pub mod node;
 pub mod retransmit;
 pub mod transport;
+pub mod types;
 pub mod validation;
 
-pub use behaviour::Router;
-pub use node::{
-    Encoded, EventReceiver, KindSpec, Node, NodeConfig, NodeEvent, NodeHandle, PublishError, Role,
-    StartError, COUNTER_NAMES,
-};
+pub use config::NodeConfig;
+pub use events::{EventReceiver, NodeEvent, COUNTER_NAMES};
+pub use handle::{Encoded, NodeHandle};
+pub use node::{Node, StartError};
+pub use types::{PublishError, Role, Router, TEXT_TYPE};
+pub use validation::KindSpec;

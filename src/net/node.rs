@@ -3,8 +3,9 @@
 //! # Overview
 //! [`Node::start`] builds the swarm, starts listening and dialing, spawns the event loop through
 //! [`crate::platform::spawn`] and returns a [`NodeHandle`] (cheap to clone) plus an event
-//! receiver. The loop owns everything mutable; the handle only sends [`Command`]s, so the same
-//! code runs on tokio and on the browser's single thread.
+//! receiver. The loop owns everything mutable; the handle only sends it commands
+//! ([`super::handle`]), so the same code runs on tokio and on the browser's single thread. The
+//! settings are in [`super::config`], what the node reports in [`super::events`].
 //!
 //! # Usage
 //! ```no_run
@@ -32,12 +33,8 @@ use std::{
     time::Duration,
 };
 
-use futures::{
-    channel::{mpsc, oneshot},
-    FutureExt, StreamExt,
-};
+use futures::{channel::mpsc, FutureExt, StreamExt};
 use libp2p::{
-    connection_limits::ConnectionLimits,
     gossipsub::{self, IdentTopic, MessageAcceptance},
     multiaddr::Protocol,
     request_response,
@@ -45,293 +42,35 @@ use libp2p::{
     Multiaddr, PeerId, Swarm,
 };
 use rand::Rng as _;
-use serde::Serialize;
 
+// The paths these had before they moved out (`net::node::NodeConfig`, …) stay valid.
 use super::{
     attest::{AttestRequest, AttestResponse, PeerOperators},
-    behaviour::{self, Behaviour, BehaviourEvent, CircuitLimits, Router},
-    bootstrap::{Backoff, BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
-    channel::MembershipFilter,
-    firewall::{
-        BanList, BanPolicy, BanRecord, Gate, IpLimitExceeded, Policy, RateLimit, Recognition,
-        ATTESTATION_GRACE, RECOGNISED_FOR, UNRECOGNISED_FOR,
-    },
+    behaviour::{self, Behaviour, BehaviourEvent},
+    bootstrap::{BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
+    firewall::{BanList, Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
+    handle::Command,
     liveness::Liveness,
     transport,
-    validation::{Awaiting, ChannelTable, Delivery, LateVerdict, PayloadCheck, Verdict},
+    types::Router,
+    validation::{ChannelTable, Delivery, LateVerdict, Verdict},
+};
+pub use super::{
+    config::NodeConfig,
+    events::{EventReceiver, NodeEvent, COUNTER_NAMES},
+    handle::{Encoded, NodeHandle},
+    types::{PublishError, Role, TEXT_TYPE},
+    validation::KindSpec,
 };
 use crate::{
     chain::{Chain, ChainError, OperatorStake},
     identity::{
         attestation::{self, Attestation, Expect},
-        Address, OperatorKey,
+        Address,
     },
     platform,
     wire::{self, Envelope},
 };
-
-/// Envelope type of free-text messages (`publish TOPIC TEXT`).
-pub const TEXT_TYPE: &str = "net.Text";
-
-/// What a node does in the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// An operator: joins its own topics, publishes and receives.
-    Member,
-    /// Infrastructure: joins every topic a peer joins so it can route it, originates nothing and
-    /// delivers nothing to the application.
-    Relay,
-}
-
-/// Node settings. Defaults (from [`NodeConfig::new`]): role [`Role::Member`], no listen
-/// addresses, no bootstrap peers, no topics, 64 KiB message limit, default [`Backoff`], no
-/// attestation (the key is the operator key), attestations from any chain accepted, gossipsub,
-/// the default [`BanPolicy`], the role's connection limits and an open firewall.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    key: OperatorKey,
-    role: Role,
-    listen: Vec<Multiaddr>,
-    bootstrap: Vec<String>,
-    topics: Vec<String>,
-    max_message_size: usize,
-    backoff: Backoff,
-    attestation: Option<Attestation>,
-    chain_id: Option<u64>,
-    router: Router,
-    ban_policy: BanPolicy,
-    bans: Vec<BanRecord>,
-    limits: Option<ConnectionLimits>,
-    ip_limits: Option<(usize, usize)>,
-    policy: Policy,
-    allowed: Vec<PeerId>,
-    attestation_grace: Duration,
-    bootstrap_target: usize,
-    bootstrap_store: Option<String>,
-    rate_limit: Option<(u32, u32)>,
-    circuits: CircuitLimits,
-    circuit_listen: bool,
-    webrtc_certificate: Option<String>,
-    external: Vec<Multiaddr>,
-    chain: Option<ChainRef>,
-    recognition: (Duration, Duration),
-    /// Ping interval and timeout; by role when not set.
-    ping: Option<(Duration, Duration)>,
-}
-
-/// The chain a `staked` firewall asks (a newtype so the config stays `Debug`).
-#[derive(Clone)]
-struct ChainRef(Arc<dyn Chain>);
-
-impl std::fmt::Debug for ChainRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Chain")
-    }
-}
-
-impl NodeConfig {
-    /// A member node with identity `key`.
-    pub fn new(key: OperatorKey) -> Self {
-        Self {
-            key,
-            role: Role::Member,
-            listen: Vec::new(),
-            bootstrap: Vec::new(),
-            topics: Vec::new(),
-            max_message_size: wire::DEFAULT_MAX_MESSAGE_SIZE,
-            backoff: Backoff::default(),
-            attestation: None,
-            chain_id: None,
-            router: Router::default(),
-            ban_policy: BanPolicy::default(),
-            bans: Vec::new(),
-            limits: None,
-            ip_limits: None,
-            policy: Policy::Open,
-            allowed: Vec::new(),
-            attestation_grace: ATTESTATION_GRACE,
-            bootstrap_target: 3,
-            bootstrap_store: None,
-            rate_limit: None,
-            circuits: CircuitLimits::default(),
-            circuit_listen: false,
-            webrtc_certificate: None,
-            external: Vec::new(),
-            chain: None,
-            recognition: (RECOGNISED_FOR, UNRECOGNISED_FOR),
-            ping: None,
-        }
-    }
-
-    /// How often connections are pinged and how long an answer may take (default by role:
-    /// [`behaviour::default_ping`]). After two failed pings in a row the connection is closed.
-    pub fn with_ping(mut self, interval: Duration, timeout: Duration) -> Self {
-        self.ping = Some((interval, timeout));
-        self
-    }
-
-    /// The chain that recognises operators under [`Policy::Staked`] (required by it).
-    pub fn with_chain(mut self, chain: Arc<dyn Chain>) -> Self {
-        self.chain = Some(ChainRef(chain));
-        self
-    }
-
-    /// How long the chain's yes and no about an operator are trusted (default
-    /// [`RECOGNISED_FOR`] 12 h, [`UNRECOGNISED_FOR`] 1 h). An admitted peer is checked again
-    /// when its yes runs out.
-    pub fn with_recognition_ttl(mut self, recognised: Duration, unrecognised: Duration) -> Self {
-        self.recognition = (recognised, unrecognised);
-        self
-    }
-
-    /// The addresses others reach this relay at (behind NAT, a port forward). Without any, a
-    /// relay takes its listen addresses as reachable.
-    pub fn with_external(mut self, addresses: Vec<Multiaddr>) -> Self {
-        self.external = addresses;
-        self
-    }
-
-    /// The WebRTC-direct certificate (PEM, from [`transport::new_webrtc_certificate`]); its
-    /// hash is part of the `/webrtc-direct/certhash/…` address, so a relay keeps it to keep its
-    /// address. Without one a fresh certificate is made.
-    pub fn with_webrtc_certificate(mut self, pem: String) -> Self {
-        self.webrtc_certificate = Some(pem);
-        self
-    }
-
-    /// Circuit limits a relay grants (default [`CircuitLimits::default`]: 1 h, 64 MiB).
-    pub fn with_circuit_limits(mut self, limits: CircuitLimits) -> Self {
-        self.circuits = limits;
-        self
-    }
-
-    /// Listens through every bootstrap relay it connects to (`<relay>/p2p-circuit`), so peers
-    /// that cannot dial it directly, such as other tabs, reach it through the relay.
-    pub fn with_circuit_listen(mut self, listen: bool) -> Self {
-        self.circuit_listen = listen;
-        self
-    }
-
-    /// Bans a peer that forwards more than `per_second` pubsub messages a second, sustained,
-    /// or more than `burst` at once (default: relays 2,000/s with bursts of 20,000, a whole
-    /// 64-member group burst and its retransmissions; members none, their relays aggregate).
-    pub fn with_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
-        self.rate_limit = Some((per_second, burst));
-        self
-    }
-
-    /// How many bootstrap relays to keep connected (default 3; browsers use 2).
-    pub fn with_bootstrap_target(mut self, target: usize) -> Self {
-        self.bootstrap_target = target;
-        self
-    }
-
-    /// Remembers the relays that worked under this storage key ([`platform::store`]: the
-    /// page's `localStorage` in wasm) and tries them first on the next start.
-    pub fn with_bootstrap_store(mut self, key: &str) -> Self {
-        self.bootstrap_store = Some(key.to_owned());
-        self
-    }
-
-    /// Who may connect ([`Policy`]); `allowed` peers (other relays) are always admitted.
-    pub fn with_firewall(mut self, policy: Policy, allowed: Vec<PeerId>) -> Self {
-        self.policy = policy;
-        self.allowed = allowed;
-        self
-    }
-
-    /// How long a peer has to attest under [`Policy::Attested`] (default [`ATTESTATION_GRACE`]).
-    pub fn with_attestation_grace(mut self, grace: Duration) -> Self {
-        self.attestation_grace = grace;
-        self
-    }
-
-    /// How offences ban peers (default: 1 min, 10 min, 1 h; see [`BanPolicy`]).
-    pub fn with_ban_policy(mut self, policy: BanPolicy) -> Self {
-        self.ban_policy = policy;
-        self
-    }
-
-    /// Bans and offences from an earlier run ([`NodeHandle::bans`]); running ones apply at once.
-    pub fn with_bans(mut self, records: Vec<BanRecord>) -> Self {
-        self.bans = records;
-        self
-    }
-
-    /// Connection limits (default: [`behaviour::default_limits`] of the role).
-    pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
-        self.limits = Some(limits);
-        self
-    }
-
-    /// Inbound connections one remote IP may have: `pending` in their handshake and
-    /// `established` (default: [`behaviour::default_ip_limits`] of the role: relays 32 and 256).
-    pub fn with_ip_limits(mut self, pending: usize, established: usize) -> Self {
-        self.ip_limits = Some((pending, established));
-        self
-    }
-
-    /// The operator address of the configured key.
-    pub fn address(&self) -> Address {
-        self.key.address()
-    }
-
-    /// The network's pubsub router (every node of a network must use the same).
-    pub fn with_router(mut self, router: Router) -> Self {
-        self.router = router;
-        self
-    }
-
-    /// The wallet's delegation to this node's key, sent to every peer right after connecting
-    /// (browser session keys). Without one, peers take the key itself as the operator.
-    pub fn with_attestation(mut self, attestation: Attestation) -> Self {
-        self.attestation = Some(attestation);
-        self
-    }
-
-    /// Only accept peers' attestations for this chain id.
-    pub fn with_chain_id(mut self, chain_id: u64) -> Self {
-        self.chain_id = Some(chain_id);
-        self
-    }
-
-    /// Sets the role.
-    pub fn with_role(mut self, role: Role) -> Self {
-        self.role = role;
-        self
-    }
-
-    /// Addresses to listen on (native only; browsers cannot listen).
-    pub fn with_listen(mut self, listen: Vec<Multiaddr>) -> Self {
-        self.listen = listen;
-        self
-    }
-
-    /// Bootstrap addresses as text: a malformed one is reported as an event, not a start error,
-    /// so one bad entry in a list never stops the node.
-    pub fn with_bootstrap(mut self, bootstrap: Vec<String>) -> Self {
-        self.bootstrap = bootstrap;
-        self
-    }
-
-    /// Topics to join at start.
-    pub fn with_topics(mut self, topics: Vec<String>) -> Self {
-        self.topics = topics;
-        self
-    }
-
-    /// The envelope size limit, checked before decoding.
-    pub fn with_max_message_size(mut self, max: usize) -> Self {
-        self.max_message_size = max;
-        self
-    }
-
-    /// Bootstrap redial backoff.
-    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
-        self
-    }
-}
 
 /// Why [`Node::start`] failed. Nothing here is transient: fix the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -346,197 +85,6 @@ pub enum StartError {
     #[error("{0}")]
     Config(String),
 }
-
-/// Why a publish failed. The node keeps running in every case.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum PublishError {
-    /// No connected peer is in the topic yet: wait for a `peer_subscribed` event and retry.
-    #[error("no peer subscribed to the topic yet")]
-    NoPeers,
-    /// The envelope exceeds the size limit: send less.
-    #[error("message too large: {0}")]
-    TooLarge(String),
-    /// The node has stopped.
-    #[error("node stopped")]
-    Stopped,
-    /// Anything else gossipsub refused (duplicate, queues full, signing).
-    #[error("{0}")]
-    Other(String),
-}
-
-/// Everything the node reports. Serialised as one JSON object with an `event` tag, which is the
-/// CLI's output format and what the browser API hands to JavaScript.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum NodeEvent {
-    /// A listen address is active (full address including `/p2p/<id>`).
-    Listening { address: String },
-    /// First connection to `peer` established.
-    Connected { peer: String },
-    /// Last connection to `peer` closed.
-    Disconnected { peer: String },
-    /// We joined `topic`.
-    Subscribed { topic: String },
-    /// We left `topic`.
-    Unsubscribed { topic: String },
-    /// A connected peer joined `topic`: from now on it receives what we publish there.
-    PeerSubscribed { peer: String, topic: String },
-    /// A validated message on a topic we joined.
-    Message {
-        topic: String,
-        /// The author's peer ID (signed by libp2p).
-        from: String,
-        /// The author's operator address (EIP-55), equal to the envelope sender.
-        sender: String,
-        #[serde(rename = "type")]
-        kind: String,
-        sequence: u64,
-        /// UTF-8 text, or 0x-hex when the payload is not UTF-8.
-        #[serde(serialize_with = "text_or_hex")]
-        data: Vec<u8>,
-    },
-    /// A message was rejected; `total` is the count for this reason so far. `from` forwarded
-    /// it, `author` signed it; `penalised` says whether `from` got gossipsub's Reject (see
-    /// [`group_acceptance`]).
-    Rejected {
-        reason: &'static str,
-        from: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        author: Option<String>,
-        penalised: bool,
-        detail: String,
-        total: u64,
-    },
-    /// A peer was banned: its connections are closed and new ones refused until `until_ms`
-    /// (ms since the Unix epoch). `offences` counts this one; repeats ban for longer.
-    Banned {
-        peer: String,
-        reason: String,
-        duration_ms: u64,
-        until_ms: u64,
-        offences: u32,
-    },
-    /// A ban ended (expired or lifted); the peer may connect again.
-    Unbanned { peer: String, reason: String },
-    /// A bootstrap address could not be parsed; it is skipped and the others are used. After
-    /// the first few, the rest are summed up in one [`NodeEvent::BootstrapSkipped`].
-    BootstrapInvalid { address: String, error: String },
-    /// Bootstrap addresses not used: `invalid` beyond those reported one by one, and
-    /// `over_limit` beyond the schedule's bound.
-    BootstrapSkipped { invalid: usize, over_limit: usize },
-    /// The connected relays against the target changed: `unhealthy` (none), `degraded`,
-    /// `healthy`.
-    Health {
-        state: Health,
-        relays: usize,
-        target: usize,
-        /// The connected relays by transport (`{"ws":1,"webrtc-direct":1}`).
-        transports: BTreeMap<&'static str, usize>,
-    },
-    /// A dial failed; a bootstrap address is retried after `retry_in_ms` (0: an application's
-    /// dial, not retried; `address` is then the peer dialled, when known).
-    DialFailed {
-        address: String,
-        error: String,
-        retry_in_ms: u64,
-    },
-    /// A peer's attestation verified: `peer` acts for `operator` until `expires_at`.
-    PeerAttested {
-        peer: String,
-        operator: String,
-        expires_at: String,
-    },
-    /// The chain's answer about an operator (`staked` firewall): `recognised` when its stake
-    /// (decimal, smallest unit) is at least the minimum.
-    OperatorChecked {
-        operator: String,
-        recognised: bool,
-        stake: String,
-        minimum: String,
-    },
-    /// A peer's attestation was refused; `total` counts refusals for this reason.
-    AttestationRejected {
-        peer: String,
-        reason: &'static str,
-        detail: String,
-        total: u64,
-    },
-    /// A peer's verdict on our attestation.
-    AttestationAcknowledged {
-        peer: String,
-        accepted: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-    /// Our attestation got no answer (peer without the protocol, timeout, closed connection).
-    AttestationFailed { peer: String, error: String },
-    /// Messages were dropped without being invalid: `overloaded` (a channel's queue and
-    /// backlog were full), `slow_peer` (gossipsub could not queue messages to `peer` in time).
-    /// Retransmission makes up for them; `total` counts this reason so far.
-    Dropped {
-        reason: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        topic: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        peer: Option<String>,
-        count: u64,
-        total: u64,
-    },
-}
-
-impl NodeEvent {
-    /// One line of JSON.
-    pub fn to_json(&self) -> String {
-        // Serialising these plain structs cannot fail.
-        serde_json::to_string(self)
-            .unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
-    }
-}
-
-/// Every name [`NodeHandle::counters`] may report (a stable contract, like [`NodeEvent`]).
-pub const COUNTER_NAMES: &[&str] = &[
-    // Messages refused, connections refused or lost.
-    "connection_denied",
-    "connection_failed",
-    "invalid",
-    "ip_limited",
-    "non_member",
-    "not_admitted",
-    "oversize",
-    "rate_limited",
-    "replay",
-    "spoofed_sender",
-    "undecodable",
-    "undecodable_payload",
-    "unknown_author",
-    "unknown_type",
-    "unresponsive",
-    // Channel outcomes.
-    "channel_closed",
-    "delivered",
-    "duplicate",
-    "held",
-    "no_channel",
-    "overloaded",
-    "slow_peer_dropped",
-    // Refused attestations (`AttestationError::reason`).
-    "bad_checksum",
-    "expired",
-    "malformed",
-    "malformed_signature",
-    "no_expiration",
-    "no_peer_resource",
-    "not_yet_valid",
-    "signer_mismatch",
-    "too_large",
-    "wrong_chain",
-    "wrong_peer",
-    "wrong_v",
-    // The chain's answers (`staked` firewall).
-    "chain_unavailable",
-    "recognised",
-    "unrecognised",
-];
 
 /// Invalid bootstrap addresses reported one by one; the rest are only counted.
 const INVALID_REPORTED: usize = 8;
@@ -613,94 +161,6 @@ fn group_acceptance(author: PeerId, forwarder: PeerId) -> MessageAcceptance {
         MessageAcceptance::Ignore
     }
 }
-
-fn text_or_hex<S: serde::Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    match std::str::from_utf8(data) {
-        Ok(text) => s.serialize_str(text),
-        Err(_) => s.serialize_str(&format!("0x{}", hex::encode(data))),
-    }
-}
-
-/// Requests from handles to the event loop.
-#[derive(Debug)]
-enum Command {
-    Publish {
-        topic: String,
-        kind: String,
-        payload: Vec<u8>,
-        reply: oneshot::Sender<Result<(), PublishError>>,
-    },
-    PublishRaw {
-        topic: String,
-        bytes: Vec<u8>,
-        reply: oneshot::Sender<Result<(), PublishError>>,
-    },
-    /// Publishes and returns the envelope bytes (for retransmission).
-    PublishEnvelope {
-        topic: String,
-        kind: String,
-        payload: Vec<u8>,
-        reply: oneshot::Sender<Result<Encoded, PublishError>>,
-    },
-    Join(String),
-    Leave(String),
-    OpenChannel {
-        topic: String,
-        filter: MembershipFilter,
-        kinds: Vec<KindSpec>,
-        capacity: usize,
-        max_backlog: usize,
-        reply: oneshot::Sender<mpsc::Receiver<Delivery>>,
-    },
-    RegisterKind {
-        topic: String,
-        kind: KindSpec,
-    },
-    ReportValidation {
-        awaiting: Awaiting,
-        verdict: Result<(), String>,
-    },
-    CloseChannel(String),
-    Counters(oneshot::Sender<HashMap<String, u64>>),
-    MeshPeers(String, oneshot::Sender<usize>),
-    Ban {
-        peer: PeerId,
-        duration: Option<Duration>,
-        reason: String,
-    },
-    Unban(PeerId),
-    RetryBootstrap,
-    PauseBootstrap,
-    Dial(Multiaddr, oneshot::Sender<Result<(), String>>),
-    Bans(oneshot::Sender<Vec<BanRecord>>),
-    PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// A message type a channel accepts: its name, its payload check, and whether the application
-/// validates it (asynchronously) before it is accepted.
-pub type KindSpec = (String, PayloadCheck, bool);
-
-/// An envelope as published by [`NodeHandle::publish_envelope`]: its bytes (to republish), and
-/// whether this first publish went out.
-#[derive(Debug, Clone)]
-pub struct Encoded {
-    /// The envelope bytes, sequence number included.
-    pub bytes: Vec<u8>,
-    /// The first publish's outcome (`NoPeers` when nobody is in the topic yet).
-    pub sent: Result<(), PublishError>,
-}
-
-/// The application's side of a running node. Dropping every handle stops the node.
-#[derive(Debug, Clone)]
-pub struct NodeHandle {
-    commands: mpsc::UnboundedSender<Command>,
-    peer_id: PeerId,
-    address: Address,
-}
-
-/// Events from the node, in order. Unbounded for now; the channels issue adds back-pressure.
-pub type EventReceiver = mpsc::UnboundedReceiver<NodeEvent>;
 
 /// Entry point; see the module docs.
 pub struct Node;
@@ -843,225 +303,6 @@ impl Node {
             },
             events_rx,
         ))
-    }
-}
-
-impl NodeHandle {
-    /// This node's peer ID.
-    pub fn peer_id(&self) -> PeerId {
-        self.peer_id
-    }
-
-    /// This node's operator address.
-    pub fn address(&self) -> Address {
-        self.address
-    }
-
-    /// Publishes `text` on `topic` as a [`TEXT_TYPE`] envelope.
-    pub async fn publish(&self, topic: &str, text: Vec<u8>) -> Result<(), PublishError> {
-        self.publish_typed(topic, TEXT_TYPE, text).await
-    }
-
-    /// Publishes an envelope of type `kind` carrying `payload` on `topic`.
-    pub async fn publish_typed(
-        &self,
-        topic: &str,
-        kind: &str,
-        payload: Vec<u8>,
-    ) -> Result<(), PublishError> {
-        self.request(|reply| Command::Publish {
-            topic: topic.to_owned(),
-            kind: kind.to_owned(),
-            payload,
-            reply,
-        })
-        .await
-    }
-
-    /// Publishes `bytes` exactly as given, without an envelope. For interception tests that
-    /// play a misbehaving peer (garbage, forged senders, oversize); a correct node never needs it.
-    #[doc(hidden)]
-    pub async fn publish_raw(&self, topic: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
-        self.request(|reply| Command::PublishRaw {
-            topic: topic.to_owned(),
-            bytes,
-            reply,
-        })
-        .await
-    }
-
-    /// Sends the command built by `command` and waits for the event loop's answer.
-    async fn request(
-        &self,
-        command: impl FnOnce(oneshot::Sender<Result<(), PublishError>>) -> Command,
-    ) -> Result<(), PublishError> {
-        self.ask(command)
-            .await
-            .unwrap_or(Err(PublishError::Stopped))
-    }
-
-    /// Sends the command built by `command` and waits for its answer; `None` when the node has
-    /// stopped.
-    async fn ask<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
-        let (reply, answer) = oneshot::channel();
-        self.commands.unbounded_send(command(reply)).ok()?;
-        answer.await.ok()
-    }
-
-    /// Joins `topic`; a `subscribed` event confirms it.
-    pub fn join(&self, topic: &str) {
-        let _ = self
-            .commands
-            .unbounded_send(Command::Join(topic.to_owned()));
-    }
-
-    /// Leaves `topic`.
-    pub fn leave(&self, topic: &str) {
-        let _ = self
-            .commands
-            .unbounded_send(Command::Leave(topic.to_owned()));
-    }
-
-    /// Publishes an envelope and returns its encoded bytes, which [`NodeHandle::republish`] can
-    /// send again unchanged (same sequence: receivers de-duplicate it). Fails only when the
-    /// envelope cannot be built (too large) or the node has stopped; the publish itself may
-    /// still have failed (see [`Encoded::sent`]).
-    pub async fn publish_envelope(
-        &self,
-        topic: &str,
-        kind: &str,
-        payload: Vec<u8>,
-    ) -> Result<Encoded, PublishError> {
-        self.ask(|reply| Command::PublishEnvelope {
-            topic: topic.to_owned(),
-            kind: kind.to_owned(),
-            payload,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(PublishError::Stopped))
-    }
-
-    /// Publishes envelope bytes from [`NodeHandle::publish_envelope`] again (retransmission).
-    pub async fn republish(&self, topic: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
-        self.publish_raw(topic, bytes).await
-    }
-
-    /// Opens a channel on `topic`: joins it, and from now on delivers its messages that pass
-    /// the checks of [`crate::net::validation`] into the returned queue (`capacity` messages;
-    /// up to `max_backlog` more wait with their validation pending). Use
-    /// [`crate::net::channel::Channel`] rather than this directly.
-    pub async fn open_channel(
-        &self,
-        topic: &str,
-        filter: MembershipFilter,
-        kinds: Vec<KindSpec>,
-        capacity: usize,
-        max_backlog: usize,
-    ) -> Result<mpsc::Receiver<Delivery>, PublishError> {
-        self.ask(|reply| Command::OpenChannel {
-            topic: topic.to_owned(),
-            filter,
-            kinds,
-            capacity,
-            max_backlog,
-            reply,
-        })
-        .await
-        .ok_or(PublishError::Stopped)
-    }
-
-    /// Accepts messages of `kind` on `topic`'s channel from now on.
-    pub fn register_kind(&self, topic: &str, kind: KindSpec) {
-        let _ = self.commands.unbounded_send(Command::RegisterKind {
-            topic: topic.to_owned(),
-            kind,
-        });
-    }
-
-    /// The application's verdict on a delivered message that awaited it: `Ok` accepts it
-    /// (gossipsub forwards it), `Err(detail)` rejects it as `invalid` (penalising its source).
-    pub fn report_validation(&self, awaiting: Awaiting, verdict: Result<(), String>) {
-        let _ = self
-            .commands
-            .unbounded_send(Command::ReportValidation { awaiting, verdict });
-    }
-
-    /// Closes `topic`'s channel and leaves the topic.
-    pub fn close_channel(&self, topic: &str) {
-        let _ = self
-            .commands
-            .unbounded_send(Command::CloseChannel(topic.to_owned()));
-    }
-
-    /// Every counter by reason: rejected messages, channel outcomes (`delivered`, `duplicate`,
-    /// `overloaded`, `held`, …); the names are [`COUNTER_NAMES`]. Empty when the node has
-    /// stopped.
-    pub async fn counters(&self) -> HashMap<String, u64> {
-        self.ask(Command::Counters).await.unwrap_or_default()
-    }
-
-    /// Bans `peer`: for `duration`, or for the ban policy's next step when `None`. A `banned`
-    /// event confirms it.
-    pub fn ban(&self, peer: PeerId, duration: Option<Duration>, reason: &str) {
-        let _ = self.commands.unbounded_send(Command::Ban {
-            peer,
-            duration,
-            reason: reason.to_owned(),
-        });
-    }
-
-    /// Dials `address` (e.g. another peer's `<relay>/p2p-circuit/p2p/<peer>`); `connected`
-    /// follows on success. Fails at once on an address no transport takes.
-    pub async fn dial(&self, address: &str) -> Result<(), String> {
-        let address: Multiaddr = address.parse().map_err(|e| format!("{address}: {e}"))?;
-        self.ask(|reply| Command::Dial(address, reply))
-            .await
-            .unwrap_or_else(|| Err("the node has stopped".into()))
-    }
-
-    /// The network is back (a browser's `online` event): redials every bootstrap relay that
-    /// waits out a backoff, now.
-    pub fn retry_bootstrap(&self) {
-        let _ = self.commands.unbounded_send(Command::RetryBootstrap);
-    }
-
-    /// The network is gone (a browser's `offline` event): no bootstrap dials until
-    /// [`NodeHandle::retry_bootstrap`], so backoffs do not grow while nothing can succeed.
-    pub fn pause_bootstrap(&self) {
-        let _ = self.commands.unbounded_send(Command::PauseBootstrap);
-    }
-
-    /// Lifts a running ban (an `unbanned` event follows); the offences stay on record.
-    pub fn unban(&self, peer: PeerId) {
-        let _ = self.commands.unbounded_send(Command::Unban(peer));
-    }
-
-    /// Every ban and remembered offence, for persistence ([`NodeConfig::with_bans`]).
-    pub async fn bans(&self) -> Vec<BanRecord> {
-        self.ask(Command::Bans).await.unwrap_or_default()
-    }
-
-    /// How many peers are in this node's gossipsub mesh for `topic` (0 under the floodsub
-    /// router, which floods to every neighbour instead; 0 when stopped).
-    pub async fn mesh_peers(&self, topic: &str) -> usize {
-        let topic = topic.to_owned();
-        self.ask(|reply| Command::MeshPeers(topic, reply))
-            .await
-            .unwrap_or_default()
-    }
-
-    /// The operator address behind a connected peer: from its verified attestation, else from its
-    /// key. `None` when unknown, not connected, or the node has stopped.
-    pub async fn peer_operator(&self, peer: PeerId) -> Option<Address> {
-        self.ask(|reply| Command::PeerOperator(peer, reply))
-            .await
-            .flatten()
-    }
-
-    /// Stops the node: closes its connections and ends the event loop; resolves when done.
-    pub async fn shutdown(&self) {
-        self.ask(Command::Shutdown).await;
     }
 }
 
@@ -1432,17 +673,14 @@ impl EventLoop {
             } => {
                 let (sink, inbox) = mpsc::channel(capacity);
                 self.channels.open(&topic, filter, sink, max_backlog);
-                for (kind, check, app_validated) in kinds {
-                    self.channels.register(&topic, &kind, check, app_validated);
+                for kind in kinds {
+                    self.channels.register(&topic, kind);
                 }
                 self.join(swarm, &topic);
                 let _ = reply.send(inbox);
             }
-            Command::RegisterKind {
-                topic,
-                kind: (kind, check, app_validated),
-            } => {
-                self.channels.register(&topic, &kind, check, app_validated);
+            Command::RegisterKind { topic, kind } => {
+                self.channels.register(&topic, kind);
             }
             Command::ReportValidation { awaiting, verdict } => {
                 let acceptance = match verdict {
@@ -2150,33 +1388,4 @@ fn publish_bytes(
             gossipsub::PublishError::MessageTooLarge => PublishError::TooLarge(e.to_string()),
             other => PublishError::Other(other.to_string()),
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(data: &[u8]) -> NodeEvent {
-        NodeEvent::Message {
-            topic: "t".into(),
-            from: "p".into(),
-            sender: "s".into(),
-            kind: TEXT_TYPE.into(),
-            sequence: 1,
-            data: data.to_vec(),
-        }
-    }
-
-    #[test]
-    fn message_data_is_text_or_hex() {
-        assert!(message(b"hi there")
-            .to_json()
-            .contains(r#""data":"hi there""#));
-        assert!(message(&[0xff, 0x00, 0x12])
-            .to_json()
-            .contains(r#""data":"0xff0012""#));
-        assert!(message(b"x")
-            .to_json()
-            .starts_with(r#"{"event":"message","#));
-    }
 }

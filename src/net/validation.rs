@@ -24,17 +24,14 @@
 //! delivered; only its forwarding is lost, which retransmission covers.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     task::{Context, Poll},
 };
 
 use futures::channel::mpsc;
 use libp2p::{gossipsub::MessageId, PeerId};
 
-use super::{
-    channel::MembershipFilter,
-    retransmit::{Deduplicator, Duplicate},
-};
+use super::retransmit::{Deduplicator, Duplicate};
 use crate::{identity::Address, wire::Envelope};
 
 /// A checked message on its way to a channel.
@@ -69,6 +66,43 @@ pub type PayloadCheck = fn(&[u8]) -> Result<(), String>;
 /// The [`PayloadCheck`] of protobuf type `M`.
 pub fn payload_check<M: prost::Message + Default>() -> PayloadCheck {
     |payload| M::decode(payload).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Who may publish on a channel: its members' operator addresses. A message from anyone else
+/// is rejected as `non_member` (and its forwarder penalised).
+#[derive(Debug, Clone, Default)]
+pub struct MembershipFilter {
+    members: Option<HashSet<Address>>,
+}
+
+impl MembershipFilter {
+    /// Admits everyone (named channels without a member list).
+    pub fn open() -> Self {
+        Self { members: None }
+    }
+
+    /// Admits exactly `members`.
+    pub fn members(members: impl IntoIterator<Item = Address>) -> Self {
+        Self {
+            members: Some(members.into_iter().collect()),
+        }
+    }
+
+    /// Whether `sender` may publish here.
+    pub fn allows(&self, sender: &Address) -> bool {
+        self.members.as_ref().is_none_or(|m| m.contains(sender))
+    }
+}
+
+/// A message type a channel accepts.
+#[derive(Debug, Clone)]
+pub struct KindSpec {
+    /// The envelope `type`.
+    pub kind: String,
+    /// Checks that its payload decodes.
+    pub check: PayloadCheck,
+    /// Whether the application validates it (asynchronously) before it is accepted.
+    pub app_validated: bool,
 }
 
 /// What to tell gossipsub about a message.
@@ -129,17 +163,17 @@ impl ChannelTable {
         );
     }
 
-    /// Registers the payload check of `kind` on `topic`'s channel (no-op if not open). With
+    /// Registers a message type on `topic`'s channel (no-op if not open). With
     /// `app_validated`, delivered messages of this kind stay pending in gossipsub until the
     /// application reports its verdict.
-    pub fn register(&mut self, topic: &str, kind: &str, check: PayloadCheck, app_validated: bool) {
+    pub fn register(&mut self, topic: &str, spec: KindSpec) {
         if let Some(channel) = self.channels.get_mut(topic) {
             channel.kinds.insert(
-                kind.to_owned(),
+                spec.kind,
                 Kind {
-                    check,
+                    check: spec.check,
                     seen: Deduplicator::default(),
-                    app_validated,
+                    app_validated: spec.app_validated,
                 },
             );
         }
@@ -305,7 +339,14 @@ mod tests {
         let (sink, mut inbox) = mpsc::channel(0); // room for one message (one per sender)
         let mut table = ChannelTable::default();
         table.open("t", MembershipFilter::members([alice]), sink, 2);
-        table.register("t", "k", accepts_short, false);
+        table.register(
+            "t",
+            KindSpec {
+                kind: "k".into(),
+                check: accepts_short,
+                app_validated: false,
+            },
+        );
         let source = PeerId::random();
         let mut offer = |n: u8, d: Delivery| table.offer("t", id(n), source, d);
 
