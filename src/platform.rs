@@ -87,6 +87,39 @@ pub fn sleep(duration: Duration) -> futures_timer::Delay {
     futures_timer::Delay::new(duration)
 }
 
+/// One timer for one deadline, for a behaviour's `poll`: re-armed only when the deadline
+/// changes, and spent once it fires. A fired `Delay` stays ready, so a timer kept after firing
+/// would make every later poll ready and spin the event loop.
+#[derive(Debug, Default)]
+pub struct Deadline {
+    at: Option<Instant>,
+    delay: Option<futures_timer::Delay>,
+}
+
+impl Deadline {
+    /// Aims the timer at `at` (`None`: no deadline). The same deadline again keeps the timer.
+    pub fn set(&mut self, at: Option<Instant>) {
+        if at != self.at {
+            self.at = at;
+            self.delay = at.map(|at| sleep(at.saturating_duration_since(now())));
+        }
+    }
+
+    /// Ready once when the deadline passes (then unset until the next [`Deadline::set`]);
+    /// pending, with `cx` woken then, before it.
+    pub fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use futures::FutureExt as _;
+        match self.delay.as_mut().map(|delay| delay.poll_unpin(cx)) {
+            Some(std::task::Poll::Ready(())) => {
+                self.at = None;
+                self.delay = None;
+                std::task::Poll::Ready(())
+            }
+            _ => std::task::Poll::Pending,
+        }
+    }
+}
+
 /// A cryptographically secure random generator (OS or `crypto.getRandomValues`).
 pub fn rng() -> impl rand::RngCore + rand::CryptoRng {
     rand::rngs::OsRng
@@ -143,4 +176,36 @@ pub fn run_parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
 #[cfg(target_arch = "wasm32")]
 pub fn run_parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
     items.into_iter().for_each(work);
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    #[test]
+    fn a_deadline_fires_once_and_stays_quiet_until_it_is_set_again() {
+        let mut deadline = Deadline::default();
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(
+            deadline.poll(&mut cx),
+            Poll::Pending,
+            "no deadline: never ready"
+        );
+        let at = now() + Duration::from_millis(5);
+        deadline.set(Some(at));
+        futures::executor::block_on(futures::future::poll_fn(|cx| deadline.poll(cx)));
+        // Spent: neither a later poll nor the same deadline again makes it ready (a kept
+        // `Delay` would be ready on every poll from now on).
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(deadline.poll(&mut cx), Poll::Pending);
+        deadline.set(Some(now() + Duration::from_millis(5)));
+        futures::executor::block_on(futures::future::poll_fn(|cx| deadline.poll(cx)));
+        assert_eq!(deadline.poll(&mut cx), Poll::Pending);
+        deadline.set(Some(now() + Duration::from_secs(3600)));
+        deadline.set(None);
+        assert_eq!(deadline.poll(&mut cx), Poll::Pending);
+    }
 }

@@ -3,6 +3,8 @@
 //! `NodeHandle::counters` may report, and the public paths other crates and the binaries import.
 //! A change here is a change of contract: the CLI docs, `www/` and DESIGN.md section 6 change
 //! with it.
+// Native: the WebRTC certificate path exists only there.
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::BTreeMap;
 

@@ -7,7 +7,6 @@ use std::{
 };
 
 use libp2p::{
-    allow_block_list::{self, BlockedPeers},
     connection_limits::{self, ConnectionLimits},
     core::{transport::PortUse, Endpoint},
     gossipsub, identify,
@@ -24,7 +23,7 @@ use libp2p::{
 };
 
 pub use super::types::Router;
-use super::{attest, firewall::IpLimits, types::Role};
+use super::{attest, bans::Bans, firewall::IpLimits, types::Role};
 
 /// Protocol name announced over identify.
 pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
@@ -161,7 +160,7 @@ impl NetworkBehaviour for PerIp {
 pub struct Behaviour {
     /// Banned peers: their connections are closed and new ones denied (first, so a banned peer
     /// costs no other behaviour anything).
-    pub blocked: allow_block_list::Behaviour<BlockedPeers>,
+    pub bans: Bans,
     /// Per remote address, before the global limits, so one address's storm fills only its share.
     pub per_ip: PerIp,
     pub limits: connection_limits::Behaviour,
@@ -217,9 +216,11 @@ pub fn default_ping(role: Role) -> (Duration, Duration) {
 /// Builds the behaviour for `role`; `max_message_size` is the envelope limit. (The floodsub
 /// router is the node's doing: it makes each connected peer explicit.) What can fail is built
 /// here; the result completes it with the relay client the swarm builder makes.
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     keypair: &Keypair,
     role: Role,
+    bans: Bans,
     max_message_size: usize,
     limits: ConnectionLimits,
     ip_limits: (usize, usize),
@@ -291,7 +292,7 @@ pub fn build(
     Ok(move |relay_client| Behaviour {
         relay: relay.into(),
         relay_client,
-        blocked: allow_block_list::Behaviour::default(),
+        bans,
         per_ip: PerIp(IpLimits::new(ip_limits.0, ip_limits.1)),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,

@@ -2,6 +2,7 @@
 //! the attestation exchange.
 
 pub mod attest;
+pub mod bans;
 pub mod behaviour;
 pub mod bootstrap;
 pub mod channel;

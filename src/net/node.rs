@@ -46,9 +46,10 @@ use rand::Rng as _;
 // The paths these had before they moved out (`net::node::NodeConfig`, …) stay valid.
 use super::{
     attest::{AttestRequest, AttestResponse, PeerOperators},
+    bans::{self, BanList, Bans},
     behaviour::{self, Behaviour, BehaviourEvent},
     bootstrap::{BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
-    firewall::{BanList, Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
+    firewall::{Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
     handle::Command,
     liveness::Liveness,
     transport,
@@ -183,9 +184,18 @@ impl Node {
         let ping = config
             .ping
             .unwrap_or_else(|| behaviour::default_ping(config.role));
+        let (bans, skipped) = BanList::restore(
+            config.ban_policy.clone(),
+            &config.bans,
+            platform::unix_time(),
+        );
+        if skipped > 0 {
+            tracing::warn!(skipped, "ban records with malformed peer IDs skipped");
+        }
         let behaviour = behaviour::build(
             &keypair,
             config.role,
+            Bans::new(bans),
             config.max_message_size,
             limits,
             config
@@ -224,20 +234,6 @@ impl Node {
                 over_limit: skipped.1,
             });
         }
-        let now = platform::unix_time();
-        let (bans, skipped) = BanList::restore(config.ban_policy.clone(), &config.bans, now);
-        if skipped > 0 {
-            tracing::warn!(skipped, "ban records with malformed peer IDs skipped");
-        }
-        for record in config
-            .bans
-            .iter()
-            .filter(|r| r.until_ms > now.as_millis() as u64)
-        {
-            if let Ok(peer) = record.peer.parse() {
-                swarm.behaviour_mut().blocked.block_peer(peer);
-            }
-        }
         let mut state = EventLoop {
             events: events_tx,
             role: config.role,
@@ -267,10 +263,8 @@ impl Node {
             channels: ChannelTable::default(),
             channel_counts: HashMap::new(),
             authors: HashMap::new(),
-            bans,
             bans_after_response: HashMap::new(),
             pending_bans: Vec::new(),
-            delayed_bans: Vec::new(),
             gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
             circuit_listen: config.circuit_listen,
             external_configured: !config.external.is_empty(),
@@ -316,15 +310,11 @@ struct EventLoop {
     /// Where the relays that worked are remembered, and them, most recent first.
     bootstrap_store: Option<String>,
     good_relays: Vec<String>,
-    /// Banned peers and offences (`firewall.rs`); enforced by the `blocked` behaviour.
-    bans: BanList,
     /// Peers to ban once our answer to their attestation has gone out (a ban closes the
     /// connection, and they should learn why).
     bans_after_response: HashMap<PeerId, String>,
-    /// Offences seen where the swarm is out of reach, banned on the next turn of the loop,
-    /// and bans that wait a moment (`BAN_GRACE`) so the peer can read our answer first.
+    /// Offences seen where the swarm is out of reach, banned on the next turn of the loop.
     pending_bans: Vec<(PeerId, String)>,
-    delayed_bans: Vec<(platform::Instant, PeerId, String)>,
     /// The firewall policy's admission state.
     gate: Gate,
     /// Messages per peer, when limited.
@@ -333,7 +323,7 @@ struct EventLoop {
     circuit_listen: bool,
     /// Whether external addresses were configured (else a relay confirms its listen ones).
     external_configured: bool,
-    /// The monotonic and the wall clock read together at start (see `ban_deadline`).
+    /// The monotonic and the wall clock read together at start (see `to_instant`).
     clock_anchor: (platform::Instant, Duration),
     /// Under the `staked` policy: the chain, its cached answers, the peers waiting for an
     /// answer by operator, where answers arrive, and peers whose check met a chain error
@@ -397,11 +387,6 @@ impl EventLoop {
         loop {
             self.dial_due(&mut swarm);
             let now = platform::now();
-            let (due, later) = std::mem::take(&mut self.delayed_bans)
-                .into_iter()
-                .partition::<Vec<_>, _>(|(at, ..)| *at <= now);
-            self.delayed_bans = later;
-            let due = due.into_iter().map(|(_, peer, reason)| (peer, reason));
             let checked = self.gate.check(platform::unix_time());
             for peer in checked.recheck {
                 self.recognise(peer);
@@ -422,14 +407,13 @@ impl EventLoop {
                 };
                 failed.push((peer, reason.to_owned()));
             }
+            let bans = &mut swarm.behaviour_mut().bans;
             for (peer, reason) in std::mem::take(&mut self.pending_bans)
                 .into_iter()
-                .chain(due)
                 .chain(failed)
             {
-                self.ban(&mut swarm, peer, None, &reason);
+                bans.ban(peer, None, &reason);
             }
-            self.expire_bans(&mut swarm);
             for connection in self.liveness.overdue(now) {
                 // Gone without closing (a relay behind WebRTC, a half-open TCP connection):
                 // let go, so the bootstrap and `health` see the loss and redial.
@@ -437,11 +421,10 @@ impl EventLoop {
                 tracing::info!(?connection, "pings unanswered; closing the connection");
                 swarm.close_connection(connection);
             }
-            let delayed = self.delayed_bans.iter().map(|(at, ..)| *at).min();
             let gate = self.gate.poll_timeout().map(|at| self.to_instant(at));
             let deadline = earliest(
-                earliest(self.bootstrap.poll_timeout(), self.ban_deadline()),
-                earliest(earliest(delayed, gate), self.liveness.poll_timeout()),
+                earliest(self.bootstrap.poll_timeout(), gate),
+                self.liveness.poll_timeout(),
             );
             if deadline != timer_deadline {
                 timer_deadline = deadline;
@@ -477,52 +460,9 @@ impl EventLoop {
         }
     }
 
-    /// Bans `peer` (for `duration`, or the policy's next step), closes its connections and
-    /// refuses new ones. An offence during a running policy ban changes nothing.
-    fn ban(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        peer: PeerId,
-        duration: Option<Duration>,
-        reason: &str,
-    ) {
-        let now = platform::unix_time();
-        let ban = match duration {
-            Some(duration) => Some(self.bans.ban_for(peer, duration, reason, now)),
-            None => self.bans.ban(peer, reason, now),
-        };
-        let Some(ban) = ban else { return };
-        tracing::warn!(%peer, reason, seconds = ban.duration.as_secs(), offences = ban.offences, "peer banned");
-        swarm.behaviour_mut().blocked.block_peer(peer);
-        self.emit(NodeEvent::Banned {
-            peer: peer.to_string(),
-            reason: reason.to_owned(),
-            duration_ms: ban.duration.as_millis() as u64,
-            until_ms: ban.until.as_millis() as u64,
-            offences: ban.offences,
-        });
-    }
-
-    /// Lets peers whose bans have ended connect again.
-    fn expire_bans(&mut self, swarm: &mut Swarm<Behaviour>) {
-        for (peer, reason) in self.bans.expire(platform::unix_time()) {
-            tracing::info!(%peer, reason, "ban ended");
-            swarm.behaviour_mut().blocked.unblock_peer(peer);
-            self.emit(NodeEvent::Unbanned {
-                peer: peer.to_string(),
-                reason,
-            });
-        }
-    }
-
-    /// When the next ban ends, on the monotonic clock the loop's timer uses. Converted through
-    /// one fixed pair of readings, so the same ban always gives the same instant: a deadline
-    /// that moved on every turn would reset the timer on every turn.
-    fn ban_deadline(&self) -> Option<platform::Instant> {
-        self.bans.poll_timeout().map(|until| self.to_instant(until))
-    }
-
-    /// A wall-clock time (since the Unix epoch) on the monotonic clock, through the anchor.
+    /// A wall-clock time (since the Unix epoch) on the monotonic clock, through one fixed pair
+    /// of readings, so the same gate deadline always gives the same instant: a deadline that
+    /// moved on every turn would reset the timer on every turn.
     fn to_instant(&self, at: Duration) -> platform::Instant {
         let (instant, unix) = self.clock_anchor;
         instant + at.saturating_sub(unix)
@@ -737,19 +677,8 @@ impl EventLoop {
                 peer,
                 duration,
                 reason,
-            } => self.ban(swarm, peer, duration, &reason),
-            Command::Unban(peer) => {
-                let now = platform::unix_time();
-                if let Some((reason, _)) = self.bans.banned(&peer, now) {
-                    let reason = reason.to_owned();
-                    self.bans.unban(&peer, now);
-                    swarm.behaviour_mut().blocked.unblock_peer(peer);
-                    self.emit(NodeEvent::Unbanned {
-                        peer: peer.to_string(),
-                        reason,
-                    });
-                }
-            }
+            } => swarm.behaviour_mut().bans.ban(peer, duration, &reason),
+            Command::Unban(peer) => swarm.behaviour_mut().bans.unban(&peer),
             Command::RetryBootstrap => self.bootstrap.retry_now(platform::now()),
             Command::PauseBootstrap => {
                 tracing::info!("network offline: bootstrap dials paused");
@@ -759,7 +688,7 @@ impl EventLoop {
                 let _ = reply.send(swarm.dial(address).map_err(|e| e.to_string()));
             }
             Command::Bans(reply) => {
-                let _ = reply.send(self.bans.records());
+                let _ = reply.send(swarm.behaviour().bans.records());
             }
             Command::MeshPeers(topic, reply) => {
                 let hash = IdentTopic::new(topic).hash();
@@ -979,6 +908,19 @@ impl EventLoop {
                 *self.rejected.entry("connection_failed").or_default() += 1;
                 tracing::debug!(%error, "incoming connection failed");
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Bans(event)) => self.emit(match event {
+                bans::Event::Banned { peer, reason, ban } => NodeEvent::Banned {
+                    peer: peer.to_string(),
+                    reason,
+                    duration_ms: ban.duration.as_millis() as u64,
+                    until_ms: ban.until.as_millis() as u64,
+                    offences: ban.offences,
+                },
+                bans::Event::Unbanned { peer, reason } => NodeEvent::Unbanned {
+                    peer: peer.to_string(),
+                    reason,
+                },
+            }),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
                 self.on_gossipsub(swarm, event);
             }
@@ -1241,14 +1183,16 @@ impl EventLoop {
             Event::InboundFailure { peer, error, .. } => {
                 tracing::debug!(%peer, %error, "inbound attestation failed");
                 if let Some(reason) = self.bans_after_response.remove(&peer) {
-                    self.ban(swarm, peer, None, &reason);
+                    swarm.behaviour_mut().bans.ban(peer, None, &reason);
                 }
             }
             Event::ResponseSent { peer, .. } => {
                 // Written is not yet read: closing the connection now could swallow it.
                 if let Some(reason) = self.bans_after_response.remove(&peer) {
-                    self.delayed_bans
-                        .push((platform::now() + BAN_GRACE, peer, reason));
+                    swarm
+                        .behaviour_mut()
+                        .bans
+                        .ban_after(peer, reason, BAN_GRACE);
                 }
             }
         }
