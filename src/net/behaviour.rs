@@ -12,7 +12,7 @@ use libp2p::{
     gossipsub, identify,
     identity::Keypair,
     multiaddr::Protocol,
-    ping, relay,
+    relay,
     swarm::{
         behaviour::toggle::Toggle,
         behaviour::{ConnectionEstablished, ListenFailure},
@@ -23,7 +23,7 @@ use libp2p::{
 };
 
 pub use super::types::Router;
-use super::{attest, bans::Bans, firewall::IpLimits, types::Role};
+use super::{attest, bans::Bans, firewall::IpLimits, liveness::Watchdog, types::Role};
 
 /// Protocol name announced over identify.
 pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
@@ -166,7 +166,8 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
-    pub ping: ping::Behaviour,
+    /// Ping, closing connections whose pings go unanswered.
+    pub liveness: Watchdog,
     /// `/keep-light/attest/1`: wallet delegations exchanged right after connecting.
     pub attest: attest::Behaviour,
     /// Circuit relay v2 server: relays only.
@@ -271,11 +272,6 @@ pub fn build(
         identify::Config::new(PROTOCOL_VERSION.into(), keypair.public())
             .with_agent_version(format!("keep-light/{}", env!("CARGO_PKG_VERSION"))),
     );
-    let ping = ping::Behaviour::new(
-        ping::Config::new()
-            .with_interval(ping.0)
-            .with_timeout(ping.1),
-    );
     let relay = (role == Role::Relay).then(|| {
         let peer = keypair.public().to_peer_id();
         relay::Behaviour::new(
@@ -297,7 +293,7 @@ pub fn build(
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         identify,
-        ping,
+        liveness: Watchdog::new(ping.0, ping.1),
         attest: attest::behaviour(),
     })
 }

@@ -8,15 +8,44 @@
 //! sent `interval` after an answer must itself be answered within `timeout`, so a connection
 //! silent for longer than `interval + timeout` (plus [`SLACK`] for a busy event loop) is
 //! overdue here: 16 s with the same defaults.
+//!
+//! # Overview
+//! [`Liveness`] is the sans-IO core (`now` in, [`Liveness::poll_timeout`], overdue connections
+//! out). [`Watchdog`] is the behaviour the node runs: libp2p's ping, with every ping answer fed
+//! to the core, and the overdue connections closed on its own timer (counted as
+//! `unresponsive`). It emits nothing: what it does shows as a closed connection.
+//!
+//! # Usage
+//! ```
+//! use std::time::Duration;
+//! use keep_light::{net::liveness::Liveness, platform};
+//! let (t0, second) = (platform::now(), Duration::from_secs(1));
+//! let mut live = Liveness::new(5 * second, 10 * second);
+//! live.alive(1u32, t0);
+//! assert!(live.overdue(t0 + 15 * second).is_empty());
+//! assert_eq!(live.overdue(t0 + 16 * second), [1]);
+//! ```
 
 use std::{
     cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::{BinaryHeap, HashMap, VecDeque},
+    convert::Infallible,
     hash::Hash,
+    task::{Context, Poll},
     time::Duration,
 };
 
-use crate::platform::Instant;
+use libp2p::{
+    core::{transport::PortUse, Endpoint},
+    ping,
+    swarm::{
+        CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
+        THandlerInEvent, THandlerOutEvent, ToSwarm,
+    },
+    Multiaddr, PeerId,
+};
+
+use crate::platform::{self, Deadline, Instant};
 
 /// Allowance for an answer that arrived but waits for a busy event loop to read it.
 pub const SLACK: Duration = Duration::from_secs(1);
@@ -83,6 +112,162 @@ impl<K: Copy + Eq + Hash + Ord> Liveness<K> {
     }
 }
 
+/// libp2p's ping, watched: closes a connection whose pings stop being answered; see the
+/// module docs.
+pub struct Watchdog {
+    ping: ping::Behaviour,
+    live: Liveness<ConnectionId>,
+    peers: HashMap<ConnectionId, PeerId>,
+    timer: Deadline,
+    /// Overdue connections not yet handed to the swarm to close.
+    closing: VecDeque<(PeerId, ConnectionId)>,
+    /// Connections closed for silence so far.
+    unresponsive: u64,
+}
+
+impl Watchdog {
+    /// Pings every `interval`; an answer may take `timeout`.
+    pub fn new(interval: Duration, timeout: Duration) -> Self {
+        Self {
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(interval)
+                    .with_timeout(timeout),
+            ),
+            live: Liveness::new(interval, timeout),
+            peers: HashMap::new(),
+            timer: Deadline::default(),
+            closing: VecDeque::new(),
+            unresponsive: 0,
+        }
+    }
+
+    /// Connections closed because their pings went unanswered.
+    pub fn unresponsive(&self) -> u64 {
+        self.unresponsive
+    }
+
+    fn on_ping(&mut self, event: ping::Event) {
+        match event.result {
+            Ok(_) => self.live.alive(event.connection, platform::now()),
+            // A peer without ping cannot be judged by it.
+            Err(ping::Failure::Unsupported) => self.live.forget(event.connection),
+            // Silence is judged by the deadline, not by one failure.
+            Err(error) => {
+                tracing::debug!(connection = ?event.connection, %error, "ping failed")
+            }
+        }
+    }
+}
+
+// Every hook goes to ping unchanged (a hook left out would fail silently); only the connection
+// events and ping's own events are looked at on the way.
+impl NetworkBehaviour for Watchdog {
+    type ConnectionHandler = <ping::Behaviour as NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = Infallible;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.ping
+            .handle_pending_inbound_connection(id, local, remote)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.ping
+            .handle_established_inbound_connection(id, peer, local, remote)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        endpoint: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.ping
+            .handle_pending_outbound_connection(id, peer, addresses, endpoint)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        address: &Multiaddr,
+        endpoint: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.ping
+            .handle_established_outbound_connection(id, peer, address, endpoint, port_use)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match &event {
+            FromSwarm::ConnectionEstablished(e) => {
+                self.live.alive(e.connection_id, platform::now());
+                self.peers.insert(e.connection_id, e.peer_id);
+            }
+            FromSwarm::ConnectionClosed(e) => {
+                self.live.forget(e.connection_id);
+                self.peers.remove(&e.connection_id);
+            }
+            _ => {}
+        }
+        self.ping.on_swarm_event(event);
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.ping.on_connection_handler_event(peer, id, event);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Infallible, THandlerInEvent<Self>>> {
+        while let Poll::Ready(out) = self.ping.poll(cx) {
+            match out {
+                ToSwarm::GenerateEvent(event) => self.on_ping(event),
+                // Ping asks the swarm for nothing else today; pass on whatever it may.
+                other => {
+                    return Poll::Ready(other.map_out(|_| unreachable!("handled above")));
+                }
+            }
+        }
+        loop {
+            if let Some((peer_id, connection)) = self.closing.pop_front() {
+                return Poll::Ready(ToSwarm::CloseConnection {
+                    peer_id,
+                    connection: CloseConnection::One(connection),
+                });
+            }
+            self.timer.set(self.live.poll_timeout());
+            if self.timer.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            for connection in self.live.overdue(platform::now()) {
+                if let Some(peer) = self.peers.get(&connection) {
+                    // Gone without closing (a relay behind WebRTC, a half-open TCP
+                    // connection): let go, so the bootstrap and `health` see the loss.
+                    self.unresponsive += 1;
+                    tracing::info!(?connection, %peer, "pings unanswered; closing the connection");
+                    self.closing.push_back((*peer, connection));
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +304,44 @@ mod tests {
         assert_eq!(live.overdue(now + limit), [2]);
         // Nothing left to wake for: 3 was forgotten, 1 and 2 reported.
         assert_eq!(live.poll_timeout(), None);
+    }
+
+    #[test]
+    fn the_watchdog_closes_a_silent_connection_on_its_own_timer_once_then_sleeps() {
+        use libp2p::core::ConnectedPoint;
+        let mut dog = Watchdog::new(Duration::from_millis(20), Duration::from_millis(20));
+        let (peer, connection) = (PeerId::random(), ConnectionId::new_unchecked(7));
+        let endpoint = ConnectedPoint::Dialer {
+            address: "/memory/1".parse().unwrap(),
+            role_override: Endpoint::Dialer,
+            port_use: PortUse::Reuse,
+        };
+        dog.on_swarm_event(FromSwarm::ConnectionEstablished(
+            libp2p::swarm::behaviour::ConnectionEstablished {
+                peer_id: peer,
+                connection_id: connection,
+                endpoint: &endpoint,
+                failed_addresses: &[],
+                other_established: 0,
+            },
+        ));
+        // No ping is ever answered (no handler runs here): closed once the limit has passed.
+        let started = platform::now();
+        let close = futures::executor::block_on(futures::future::poll_fn(|cx| dog.poll(cx)));
+        assert!(platform::now() - started >= Duration::from_millis(40) + SLACK);
+        assert!(matches!(
+            close,
+            ToSwarm::CloseConnection { peer_id, connection: CloseConnection::One(id) }
+                if peer_id == peer && id == connection
+        ));
+        assert_eq!(dog.unresponsive(), 1);
+        // Nothing left to do: polling finds nothing, however often (a fired timer kept
+        // would make every poll ready).
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..1000 {
+            assert!(dog.poll(&mut cx).is_pending());
+        }
+        assert_eq!(dog.unresponsive(), 1);
     }
 }

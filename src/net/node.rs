@@ -51,7 +51,6 @@ use super::{
     bootstrap::{BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
     firewall::{Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
     handle::Command,
-    liveness::Liveness,
     transport,
     types::Router,
     validation::{ChannelTable, Delivery, LateVerdict, Verdict},
@@ -251,7 +250,6 @@ impl Node {
                 platform::now(),
             ),
             health: None,
-            liveness: Liveness::new(ping.0, ping.1),
             bootstrap_store: config.bootstrap_store.clone(),
             good_relays: Vec::new(),
             dialing: HashMap::new(),
@@ -346,7 +344,6 @@ struct EventLoop {
     rejected: HashMap<&'static str, u64>,
     bootstrap: BootstrapSchedule,
     /// Each connection's last answered ping: the silent ones are closed.
-    liveness: Liveness<ConnectionId>,
     /// Bootstrap dials in flight.
     dialing: HashMap<ConnectionId, EntryId>,
     /// Connections that came from a bootstrap dial.
@@ -386,7 +383,6 @@ impl EventLoop {
         let mut timer_deadline = None;
         loop {
             self.dial_due(&mut swarm);
-            let now = platform::now();
             let checked = self.gate.check(platform::unix_time());
             for peer in checked.recheck {
                 self.recognise(peer);
@@ -414,18 +410,8 @@ impl EventLoop {
             {
                 bans.ban(peer, None, &reason);
             }
-            for connection in self.liveness.overdue(now) {
-                // Gone without closing (a relay behind WebRTC, a half-open TCP connection):
-                // let go, so the bootstrap and `health` see the loss and redial.
-                *self.rejected.entry("unresponsive").or_default() += 1;
-                tracing::info!(?connection, "pings unanswered; closing the connection");
-                swarm.close_connection(connection);
-            }
             let gate = self.gate.poll_timeout().map(|at| self.to_instant(at));
-            let deadline = earliest(
-                earliest(self.bootstrap.poll_timeout(), gate),
-                self.liveness.poll_timeout(),
-            );
+            let deadline = earliest(self.bootstrap.poll_timeout(), gate);
             if deadline != timer_deadline {
                 timer_deadline = deadline;
                 let wait = deadline.map_or(far, |at| at.saturating_duration_since(platform::now()));
@@ -671,6 +657,10 @@ impl EventLoop {
                     );
                     *all.entry((*reason).to_owned()).or_default() += n;
                 }
+                let unresponsive = swarm.behaviour().liveness.unresponsive();
+                if unresponsive > 0 {
+                    *all.entry("unresponsive".into()).or_default() += unresponsive;
+                }
                 let _ = reply.send(all);
             }
             Command::Ban {
@@ -812,7 +802,6 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
-                self.liveness.alive(connection_id, platform::now());
                 if let Some(id) = self.dialing.remove(&connection_id) {
                     self.bootstrap.dial_succeeded(id);
                     self.established.insert(connection_id, id);
@@ -849,7 +838,6 @@ impl EventLoop {
                 num_established,
                 ..
             } => {
-                self.liveness.forget(connection_id);
                 if let Some(id) = self.established.remove(&connection_id) {
                     self.bootstrap
                         .disconnected(id, platform::now(), platform::rng().gen::<f64>());
@@ -925,17 +913,6 @@ impl EventLoop {
                 self.on_gossipsub(swarm, event);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Attest(event)) => self.on_attest(swarm, event),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
-                connection,
-                result,
-                ..
-            })) => match result {
-                Ok(_) => self.liveness.alive(connection, platform::now()),
-                // A peer without ping cannot be judged by it.
-                Err(libp2p::ping::Failure::Unsupported) => self.liveness.forget(connection),
-                // Silence is judged by `liveness`, which closes the connection when due.
-                Err(error) => tracing::debug!(?connection, %error, "ping failed"),
-            },
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
