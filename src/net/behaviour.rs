@@ -23,7 +23,9 @@ use libp2p::{
 };
 
 pub use super::types::Router;
-use super::{attest, bans::Bans, firewall::IpLimits, liveness::Watchdog, types::Role};
+use super::{
+    attest, bans::Bans, bootstrap::Bootstrap, firewall::IpLimits, liveness::Watchdog, types::Role,
+};
 
 /// Protocol name announced over identify.
 pub const PROTOCOL_VERSION: &str = "/keep-light/0.1.0";
@@ -168,6 +170,8 @@ pub struct Behaviour {
     pub identify: identify::Behaviour,
     /// Ping, closing connections whose pings go unanswered.
     pub liveness: Watchdog,
+    /// Dials the bootstrap relays, keeps the target connected, reports health.
+    pub bootstrap: Bootstrap,
     /// `/keep-light/attest/1`: wallet delegations exchanged right after connecting.
     pub attest: attest::Behaviour,
     /// Circuit relay v2 server: relays only.
@@ -222,6 +226,7 @@ pub fn build(
     keypair: &Keypair,
     role: Role,
     bans: Bans,
+    bootstrap: Bootstrap,
     max_message_size: usize,
     limits: ConnectionLimits,
     ip_limits: (usize, usize),
@@ -294,6 +299,7 @@ pub fn build(
         gossipsub,
         identify,
         liveness: Watchdog::new(ping.0, ping.1),
+        bootstrap,
         attest: attest::behaviour(),
     })
 }

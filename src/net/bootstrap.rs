@@ -16,12 +16,44 @@
 //! far from the target it is.
 //!
 //! Jitter is an argument in `[0, 1)` so tests are deterministic; so is the order.
+//!
+//! [`Bootstrap`] is the behaviour the node runs over the schedule: it dials what is due on its
+//! own timer, listens through each relay it reaches (when asked to), remembers the relays that
+//! worked in the bootstrap store, and reports [`Event::Health`] changes and failed dials.
+//!
+//! # Usage
+//! ```
+//! use std::time::Duration;
+//! use keep_light::{net::bootstrap::{Backoff, BootstrapSchedule, Health}, platform};
+//! let now = platform::now();
+//! let relays = vec!["/ip4/127.0.0.1/tcp/4001/ws".parse().unwrap()];
+//! let mut schedule = BootstrapSchedule::new(relays, Backoff::default(), 1, now);
+//! let (id, _address) = schedule.poll_dial(now).unwrap();
+//! let retry = schedule.dial_failed(id, now, 0.5);
+//! assert_eq!(schedule.health(), Health::Unhealthy);
+//! assert!(schedule.poll_dial(now).is_none());
+//! assert_eq!(schedule.poll_timeout(), Some(now + retry));
+//! ```
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    convert::Infallible,
+    task::{Context, Poll, Waker},
+    time::Duration,
+};
 
-use libp2p::{multiaddr::Protocol, Multiaddr};
+use libp2p::{
+    core::{transport::PortUse, Endpoint},
+    multiaddr::Protocol,
+    swarm::{
+        dial_opts::DialOpts, dummy, ConnectionDenied, ConnectionId, FromSwarm, ListenOpts,
+        NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    },
+    Multiaddr, PeerId,
+};
+use rand::Rng as _;
 
-use crate::platform::Instant;
+use crate::platform::{self, Deadline, Instant};
 
 /// The transport an address dials: the outermost protocol that names one.
 pub fn transport_name(address: &Multiaddr) -> &'static str {
@@ -302,6 +334,295 @@ fn host(address: &Multiaddr) -> Option<String> {
     })
 }
 
+/// Invalid bootstrap addresses reported one by one; the rest are only counted.
+pub const INVALID_REPORTED: usize = 8;
+/// Relays remembered as good.
+const GOOD_RELAYS: usize = 8;
+/// Failed dials remembered for [`Bootstrap::dialled`] (the swarm reports a failure at once).
+const RECENT_FAILURES: usize = 64;
+
+/// A bootstrap list put in dialling order by [`order`].
+#[derive(Debug, Default)]
+pub struct Ordered {
+    /// The addresses to dial.
+    pub addresses: Vec<Multiaddr>,
+    /// The first [`INVALID_REPORTED`] unparsable entries, with the parse error.
+    pub invalid: Vec<(String, String)>,
+    /// Unparsable entries beyond those.
+    pub more_invalid: usize,
+    /// Addresses beyond [`MAX_ENTRIES`].
+    pub over_limit: usize,
+}
+
+/// The bootstrap list in dialling order: the relays that worked last time (in `store`, the
+/// platform storage key) first, then the configured ones shuffled, without repeats, at most
+/// [`MAX_ENTRIES`].
+pub fn order(configured: &[String], store: Option<&str>) -> Ordered {
+    use rand::seq::SliceRandom as _;
+    let remembered: Vec<String> = store
+        .and_then(platform::load)
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let mut ordered = Ordered::default();
+    let mut parsed = Vec::new();
+    for text in configured {
+        match text.parse::<Multiaddr>() {
+            Ok(addr) => parsed.push(addr),
+            Err(e) if ordered.invalid.len() < INVALID_REPORTED => ordered
+                .invalid
+                .push((text.chars().take(256).collect(), e.to_string())),
+            Err(_) => ordered.more_invalid += 1,
+        }
+    }
+    parsed.shuffle(&mut platform::rng());
+    // Remembered relays only count while they are still configured.
+    let mut addresses: Vec<Multiaddr> = remembered
+        .iter()
+        .filter_map(|text| text.parse().ok())
+        .filter(|addr| parsed.contains(addr))
+        .collect();
+    for addr in parsed {
+        if !addresses.contains(&addr) {
+            addresses.push(addr);
+        }
+    }
+    ordered.over_limit = addresses.len().saturating_sub(MAX_ENTRIES);
+    addresses.truncate(MAX_ENTRIES);
+    ordered.addresses = addresses;
+    ordered
+}
+
+/// What [`Bootstrap`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The connected relays against the target changed, or the transports in use did.
+    Health {
+        state: Health,
+        relays: usize,
+        target: usize,
+        transports: BTreeMap<&'static str, usize>,
+    },
+    /// A bootstrap dial failed; the address is retried after `retry`.
+    DialFailed {
+        address: Multiaddr,
+        error: String,
+        retry: Duration,
+    },
+}
+
+/// The behaviour that runs a [`BootstrapSchedule`]; see the module docs.
+pub struct Bootstrap {
+    schedule: BootstrapSchedule,
+    /// Bootstrap dials under way, and the connections they became.
+    dialing: HashMap<ConnectionId, EntryId>,
+    established: HashMap<ConnectionId, EntryId>,
+    /// The last dials of ours that failed, so the node can tell them from other dials'
+    /// failures, which the swarm reports after telling us ([`Bootstrap::dialled`]).
+    failed: VecDeque<ConnectionId>,
+    /// Whether to listen through each relay once connected to it (`…/p2p-circuit`).
+    circuit_listen: bool,
+    /// Where the relays that worked are remembered, and them, most recent first.
+    store: Option<String>,
+    good_relays: Vec<String>,
+    /// The last health reported, and the transports in use then.
+    health: Option<(Health, BTreeMap<&'static str, usize>)>,
+    out: VecDeque<ToSwarm<Event, Infallible>>,
+    timer: Deadline,
+    waker: Option<Waker>,
+}
+
+impl Bootstrap {
+    /// Runs `schedule`; with `circuit_listen`, listens through every relay it reaches.
+    pub fn new(schedule: BootstrapSchedule, circuit_listen: bool, store: Option<String>) -> Self {
+        let mut bootstrap = Self {
+            schedule,
+            dialing: HashMap::new(),
+            established: HashMap::new(),
+            failed: VecDeque::new(),
+            circuit_listen,
+            store,
+            good_relays: Vec::new(),
+            health: None,
+            out: VecDeque::new(),
+            timer: Deadline::default(),
+            waker: None,
+        };
+        if !bootstrap.schedule.is_empty() {
+            bootstrap.report_health();
+        }
+        bootstrap
+    }
+
+    /// Dials every address that is waiting now (the network came back).
+    pub fn retry_now(&mut self) {
+        self.schedule.retry_now(platform::now());
+        self.wake();
+    }
+
+    /// Dials nothing until [`Bootstrap::retry_now`] (the network went away).
+    pub fn pause(&mut self) {
+        tracing::info!("network offline: bootstrap dials paused");
+        self.schedule.pause();
+    }
+
+    /// Whether `connection` is a dial of ours (under way, or among the last that failed).
+    pub fn dialled(&self, connection: &ConnectionId) -> bool {
+        self.dialing.contains_key(connection) || self.failed.contains(connection)
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Queues `health` when the state or the transports in use change.
+    fn report_health(&mut self) {
+        let current = (self.schedule.health(), self.schedule.transports());
+        if self.health.as_ref() != Some(&current) {
+            let relays = self.schedule.connected();
+            tracing::info!(?current, relays, "bootstrap health");
+            self.out.push_back(ToSwarm::GenerateEvent(Event::Health {
+                state: current.0,
+                relays,
+                target: self.schedule.target(),
+                transports: current.1.clone(),
+            }));
+            self.health = Some(current);
+        }
+    }
+
+    /// Puts the relay of entry `id` first among those tried next start.
+    fn remember_good(&mut self, id: EntryId) {
+        let (Some(key), Some(address)) = (&self.store, self.schedule.address(id)) else {
+            return;
+        };
+        let address = address.to_string();
+        self.good_relays.retain(|a| *a != address);
+        self.good_relays.insert(0, address);
+        self.good_relays.truncate(GOOD_RELAYS);
+        let json = serde_json::to_string(&self.good_relays).unwrap_or_default();
+        if let Err(e) = platform::store(key, &json) {
+            tracing::debug!(%e, "good relays not stored");
+        }
+    }
+
+    fn dial_failed(&mut self, id: EntryId, error: String) {
+        let retry = self
+            .schedule
+            .dial_failed(id, platform::now(), platform::rng().gen::<f64>());
+        let address = self.schedule.address(id).cloned();
+        tracing::warn!(?address, %error, "bootstrap dial failed");
+        if let Some(address) = address {
+            self.out
+                .push_back(ToSwarm::GenerateEvent(Event::DialFailed {
+                    address,
+                    error,
+                    retry,
+                }));
+        }
+    }
+}
+
+impl NetworkBehaviour for Bootstrap {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) => {
+                let Some(id) = self.dialing.remove(&e.connection_id) else {
+                    return;
+                };
+                self.schedule.dial_succeeded(id);
+                self.established.insert(e.connection_id, id);
+                if self.circuit_listen {
+                    if let Some(relay) = self.schedule.address(id) {
+                        // A `listening` event follows once the relay grants the reservation.
+                        let circuit = relay.clone().with(Protocol::P2pCircuit);
+                        self.out.push_back(ToSwarm::ListenOn {
+                            opts: ListenOpts::new(circuit),
+                        });
+                    }
+                }
+                self.remember_good(id);
+                self.report_health();
+            }
+            FromSwarm::ConnectionClosed(e) => {
+                if let Some(id) = self.established.remove(&e.connection_id) {
+                    self.schedule
+                        .disconnected(id, platform::now(), platform::rng().gen::<f64>());
+                    self.report_health();
+                }
+            }
+            FromSwarm::DialFailure(e) => {
+                if let Some(id) = self.dialing.remove(&e.connection_id) {
+                    if self.failed.len() == RECENT_FAILURES {
+                        self.failed.pop_front();
+                    }
+                    self.failed.push_back(e.connection_id);
+                    self.dial_failed(id, e.error.to_string());
+                }
+            }
+            _ => {}
+        }
+        self.wake();
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
+        loop {
+            if let Some(out) = self.out.pop_front() {
+                return Poll::Ready(out.map_in(|never| match never {}));
+            }
+            if let Some((id, addr)) = self.schedule.poll_dial(platform::now()) {
+                let opts = match addr.iter().last() {
+                    Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer)
+                        .addresses(vec![addr.clone()])
+                        .build(),
+                    _ => DialOpts::unknown_peer_id().address(addr).build(),
+                };
+                self.dialing.insert(opts.connection_id(), id);
+                return Poll::Ready(ToSwarm::Dial { opts });
+            }
+            self.timer.set(self.schedule.poll_timeout());
+            if self.timer.poll(cx).is_pending() {
+                self.waker = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,5 +790,107 @@ mod tests {
         // Success resets the failure count: the redial uses the base delay.
         assert_eq!(s.disconnected(a, t0, 0.0), Duration::from_millis(250));
         assert_eq!(s.connected(), 0);
+    }
+}
+
+// The shell against real swarms: tokio and the memory transport exist only natively.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod shell_tests {
+    use futures::StreamExt as _;
+    use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
+
+    use super::*;
+
+    fn swarm<B: NetworkBehaviour + Send>(behaviour: B) -> libp2p::Swarm<B> {
+        use libp2p::Transport as _;
+        use libp2p::{core::transport::MemoryTransport, core::upgrade::Version, noise, yamux};
+        libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_other_transport(|key| {
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .unwrap()
+            .with_behaviour(|_| behaviour)
+            .unwrap()
+            // Dummy handlers keep nothing alive: hold idle connections open.
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn it_dials_on_its_own_reports_failures_and_health_and_redials_a_lost_relay() {
+        let port = 1 + rand::random::<u64>() % (1 << 40);
+        let (up, down): (Multiaddr, Multiaddr) = (
+            format!("/memory/{port}").parse().unwrap(),
+            format!("/memory/{}", port + 1).parse().unwrap(),
+        );
+        let mut relay = swarm(dummy::Behaviour);
+        relay.listen_on(up.clone()).unwrap();
+        // The dead address first, so its failure comes before the live one is tried.
+        let backoff = Backoff::default().with_base(Duration::from_millis(50));
+        let schedule =
+            BootstrapSchedule::new(vec![down.clone(), up.clone()], backoff, 1, platform::now());
+        let mut node = swarm(Bootstrap::new(schedule, false, None));
+        let mut events = Vec::new();
+        let mut relay_peer = None;
+        // Nobody calls it: the behaviour dials when polled.
+        let deadline = tokio::time::sleep(Duration::from_secs(20));
+        tokio::pin!(deadline);
+        let mut closed = false;
+        loop {
+            tokio::select! {
+                event = node.select_next_some() => match event {
+                    SwarmEvent::Behaviour(event) => {
+                        let healthy = matches!(event, Event::Health { state: Health::Healthy, .. });
+                        events.push(event);
+                        if healthy && !closed {
+                            // Lose the relay: the schedule must see it and dial again.
+                            closed = true;
+                            assert!(node.disconnect_peer_id(relay_peer.unwrap()).is_ok());
+                        } else if healthy {
+                            break;
+                        }
+                    }
+                    SwarmEvent::ConnectionEstablished { peer_id, .. } => relay_peer = Some(peer_id),
+                    _ => {}
+                },
+                _ = relay.select_next_some() => {}
+                _ = &mut deadline => panic!("no second healthy report: {events:?}"),
+            }
+        }
+        assert!(matches!(
+            &events[0],
+            Event::Health {
+                state: Health::Unhealthy,
+                relays: 0,
+                ..
+            }
+        ));
+        assert!(events.iter().any(|e| matches!(e,
+            Event::DialFailed { address, retry, .. } if *address == down && *retry > Duration::ZERO)));
+        let states: Vec<Health> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Health { state, .. } => Some(*state),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            states,
+            [
+                Health::Unhealthy,
+                Health::Healthy,
+                Health::Unhealthy,
+                Health::Healthy
+            ]
+        );
+        assert!(
+            node.behaviour()
+                .dialled(&ConnectionId::new_unchecked(usize::MAX))
+                == false
+        );
     }
 }

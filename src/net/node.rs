@@ -28,7 +28,7 @@
 //! (which penalises the peer that forwarded it) and never delivered.
 
 use std::{
-    collections::{BTreeMap, HashMap, HashSet},
+    collections::{HashMap, HashSet},
     sync::Arc,
     time::Duration,
 };
@@ -38,17 +38,16 @@ use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance},
     multiaddr::Protocol,
     request_response,
-    swarm::{dial_opts::DialOpts, ConnectionId, ListenError, SwarmEvent},
+    swarm::{ListenError, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
-use rand::Rng as _;
 
 // The paths these had before they moved out (`net::node::NodeConfig`, …) stay valid.
 use super::{
     attest::{AttestRequest, AttestResponse, PeerOperators},
     bans::{self, BanList, Bans},
     behaviour::{self, Behaviour, BehaviourEvent},
-    bootstrap::{BootstrapSchedule, EntryId, Health, MAX_ENTRIES},
+    bootstrap::{self, Bootstrap, BootstrapSchedule},
     firewall::{Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
     handle::Command,
     transport,
@@ -84,69 +83,6 @@ pub enum StartError {
     /// The settings contradict each other (e.g. a `staked` firewall without a chain).
     #[error("{0}")]
     Config(String),
-}
-
-/// Invalid bootstrap addresses reported one by one; the rest are only counted.
-const INVALID_REPORTED: usize = 8;
-/// Relays remembered as good.
-const GOOD_RELAYS: usize = 8;
-
-/// The bootstrap list in dialling order: the relays that worked last time (from the bootstrap
-/// store) first, then the configured ones shuffled, without repeats, at most [`MAX_ENTRIES`].
-/// Returns the list and (invalid addresses not reported one by one, addresses over the bound).
-fn bootstrap_order(
-    config: &NodeConfig,
-    events: &mpsc::UnboundedSender<NodeEvent>,
-) -> (Vec<Multiaddr>, (usize, usize)) {
-    use rand::seq::SliceRandom as _;
-    let remembered: Vec<String> = config
-        .bootstrap_store
-        .as_deref()
-        .and_then(platform::load)
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or_default();
-    let mut configured = Vec::new();
-    let mut invalid = 0;
-    for text in &config.bootstrap {
-        match text.parse::<Multiaddr>() {
-            Ok(addr) => configured.push(addr),
-            Err(e) => {
-                invalid += 1;
-                if invalid <= INVALID_REPORTED {
-                    let _ = events.unbounded_send(NodeEvent::BootstrapInvalid {
-                        address: text.chars().take(256).collect(),
-                        error: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-    configured.shuffle(&mut platform::rng());
-    // Remembered relays only count while they are still configured.
-    let mut order: Vec<Multiaddr> = remembered
-        .iter()
-        .filter_map(|text| text.parse().ok())
-        .filter(|addr| configured.contains(addr))
-        .collect();
-    for addr in configured {
-        if !order.contains(&addr) {
-            order.push(addr);
-        }
-    }
-    let over = order.len().saturating_sub(MAX_ENTRIES);
-    order.truncate(MAX_ENTRIES);
-    (order, (invalid.saturating_sub(INVALID_REPORTED), over))
-}
-
-/// The earlier of two optional deadlines.
-fn earliest(
-    a: Option<platform::Instant>,
-    b: Option<platform::Instant>,
-) -> Option<platform::Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// Gossipsub's verdict on a message a group refused (non-member, unknown type, bad payload,
@@ -191,10 +127,37 @@ impl Node {
         if skipped > 0 {
             tracing::warn!(skipped, "ban records with malformed peer IDs skipped");
         }
+        let (events_tx, events_rx) = mpsc::unbounded();
+        let ordered = bootstrap::order(&config.bootstrap, config.bootstrap_store.as_deref());
+        for (address, error) in ordered.invalid {
+            let _ = events_tx.unbounded_send(NodeEvent::BootstrapInvalid { address, error });
+        }
+        if (ordered.more_invalid, ordered.over_limit) != (0, 0) {
+            tracing::warn!(
+                invalid = ordered.more_invalid,
+                over_limit = ordered.over_limit,
+                "bootstrap addresses skipped"
+            );
+            let _ = events_tx.unbounded_send(NodeEvent::BootstrapSkipped {
+                invalid: ordered.more_invalid,
+                over_limit: ordered.over_limit,
+            });
+        }
+        let schedule = BootstrapSchedule::new(
+            ordered.addresses,
+            config.backoff,
+            config.bootstrap_target,
+            platform::now(),
+        );
         let behaviour = behaviour::build(
             &keypair,
             config.role,
             Bans::new(bans),
+            Bootstrap::new(
+                schedule,
+                config.circuit_listen,
+                config.bootstrap_store.clone(),
+            ),
             config.max_message_size,
             limits,
             config
@@ -220,19 +183,6 @@ impl Node {
                 })?;
         }
 
-        let (events_tx, events_rx) = mpsc::unbounded();
-        let (valid, skipped) = bootstrap_order(&config, &events_tx);
-        if skipped != (0, 0) {
-            tracing::warn!(
-                invalid = skipped.0,
-                over_limit = skipped.1,
-                "bootstrap addresses skipped"
-            );
-            let _ = events_tx.unbounded_send(NodeEvent::BootstrapSkipped {
-                invalid: skipped.0,
-                over_limit: skipped.1,
-            });
-        }
         let mut state = EventLoop {
             events: events_tx,
             role: config.role,
@@ -243,17 +193,6 @@ impl Node {
             // above its earlier ones: receivers' de-duplication would drop a restart from 1.
             sequence: platform::unix_time().as_micros() as u64,
             rejected: HashMap::new(),
-            bootstrap: BootstrapSchedule::new(
-                valid,
-                config.backoff,
-                config.bootstrap_target,
-                platform::now(),
-            ),
-            health: None,
-            bootstrap_store: config.bootstrap_store.clone(),
-            good_relays: Vec::new(),
-            dialing: HashMap::new(),
-            established: HashMap::new(),
             attestation: config.attestation,
             chain_id: config.chain_id,
             peers: PeerOperators::default(),
@@ -264,7 +203,6 @@ impl Node {
             bans_after_response: HashMap::new(),
             pending_bans: Vec::new(),
             gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
-            circuit_listen: config.circuit_listen,
             external_configured: !config.external.is_empty(),
             rate_limit: config
                 .rate_limit
@@ -280,9 +218,6 @@ impl Node {
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
-        }
-        if !state.bootstrap.is_empty() {
-            state.report_health();
         }
 
         let (commands_tx, commands_rx) = mpsc::unbounded();
@@ -303,11 +238,6 @@ type ChainAnswer = (Address, Result<OperatorStake, ChainError>);
 
 /// The state the event loop owns besides the swarm.
 struct EventLoop {
-    /// The last health reported, and the transports in use then.
-    health: Option<(Health, BTreeMap<&'static str, usize>)>,
-    /// Where the relays that worked are remembered, and them, most recent first.
-    bootstrap_store: Option<String>,
-    good_relays: Vec<String>,
     /// Peers to ban once our answer to their attestation has gone out (a ban closes the
     /// connection, and they should learn why).
     bans_after_response: HashMap<PeerId, String>,
@@ -317,8 +247,6 @@ struct EventLoop {
     gate: Gate,
     /// Messages per peer, when limited.
     rate_limit: Option<RateLimit>,
-    /// Whether to listen through each bootstrap relay once connected to it.
-    circuit_listen: bool,
     /// Whether external addresses were configured (else a relay confirms its listen ones).
     external_configured: bool,
     /// The monotonic and the wall clock read together at start (see `to_instant`).
@@ -342,12 +270,6 @@ struct EventLoop {
     max_message_size: usize,
     sequence: u64,
     rejected: HashMap<&'static str, u64>,
-    bootstrap: BootstrapSchedule,
-    /// Each connection's last answered ping: the silent ones are closed.
-    /// Bootstrap dials in flight.
-    dialing: HashMap<ConnectionId, EntryId>,
-    /// Connections that came from a bootstrap dial.
-    established: HashMap<ConnectionId, EntryId>,
     /// Our delegation, sent to each new peer.
     attestation: Option<Attestation>,
     /// The chain peers' attestations must name.
@@ -382,7 +304,6 @@ impl EventLoop {
         let mut timer = platform::sleep(far);
         let mut timer_deadline = None;
         loop {
-            self.dial_due(&mut swarm);
             let checked = self.gate.check(platform::unix_time());
             for peer in checked.recheck {
                 self.recognise(peer);
@@ -411,7 +332,7 @@ impl EventLoop {
                 bans.ban(peer, None, &reason);
             }
             let gate = self.gate.poll_timeout().map(|at| self.to_instant(at));
-            let deadline = earliest(self.bootstrap.poll_timeout(), gate);
+            let deadline = gate;
             if deadline != timer_deadline {
                 timer_deadline = deadline;
                 let wait = deadline.map_or(far, |at| at.saturating_duration_since(platform::now()));
@@ -471,87 +392,6 @@ impl EventLoop {
             Ok(false) => {}
             Err(e) => tracing::warn!(topic, error = %e, "cannot subscribe"),
         }
-    }
-
-    fn dial_due(&mut self, swarm: &mut Swarm<Behaviour>) {
-        let now = platform::now();
-        while let Some((id, addr)) = self.bootstrap.poll_dial(now) {
-            let opts = match addr.iter().last() {
-                Some(Protocol::P2p(peer)) => DialOpts::peer_id(peer)
-                    .addresses(vec![addr.clone()])
-                    .build(),
-                _ => DialOpts::unknown_peer_id().address(addr.clone()).build(),
-            };
-            let connection = opts.connection_id();
-            match swarm.dial(opts) {
-                Ok(()) => {
-                    self.dialing.insert(connection, id);
-                }
-                Err(e) => self.dial_failed(id, e.to_string()),
-            }
-        }
-    }
-
-    /// Asks the relay of bootstrap entry `id` for a reservation: listens on
-    /// `<relay>/p2p-circuit` (a `listening` event follows once the relay accepts).
-    fn listen_through(&mut self, swarm: &mut Swarm<Behaviour>, id: EntryId) {
-        let Some(relay) = self.bootstrap.address(id) else {
-            return;
-        };
-        let circuit = relay.clone().with(Protocol::P2pCircuit);
-        if let Err(error) = swarm.listen_on(circuit.clone()) {
-            tracing::warn!(%circuit, %error, "cannot listen through the relay");
-        }
-    }
-
-    /// Emits `health` when the state or the transports in use change.
-    fn report_health(&mut self) {
-        let state = self.bootstrap.health();
-        let transports = self.bootstrap.transports();
-        let current = (state, transports);
-        if self.health.as_ref() != Some(&current) {
-            let relays = self.bootstrap.connected();
-            tracing::info!(?current, relays, "bootstrap health");
-            self.emit(NodeEvent::Health {
-                state,
-                relays,
-                target: self.bootstrap.target(),
-                transports: current.1.clone(),
-            });
-            self.health = Some(current);
-        }
-    }
-
-    /// Puts the relay of bootstrap entry `id` first among those tried next start.
-    fn remember_good(&mut self, id: EntryId) {
-        let (Some(key), Some(address)) = (&self.bootstrap_store, self.bootstrap.address(id)) else {
-            return;
-        };
-        let address = address.to_string();
-        self.good_relays.retain(|a| *a != address);
-        self.good_relays.insert(0, address);
-        self.good_relays.truncate(GOOD_RELAYS);
-        let json = serde_json::to_string(&self.good_relays).unwrap_or_default();
-        if let Err(e) = platform::store(key, &json) {
-            tracing::debug!(%e, "good relays not stored");
-        }
-    }
-
-    fn dial_failed(&mut self, id: EntryId, error: String) {
-        let retry = self
-            .bootstrap
-            .dial_failed(id, platform::now(), platform::rng().gen::<f64>());
-        let address = self
-            .bootstrap
-            .address(id)
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        tracing::warn!(%address, %error, "bootstrap dial failed");
-        self.emit(NodeEvent::DialFailed {
-            address,
-            error,
-            retry_in_ms: retry.as_millis() as u64,
-        });
     }
 
     fn on_command(&mut self, swarm: &mut Swarm<Behaviour>, command: Command) {
@@ -669,11 +509,8 @@ impl EventLoop {
                 reason,
             } => swarm.behaviour_mut().bans.ban(peer, duration, &reason),
             Command::Unban(peer) => swarm.behaviour_mut().bans.unban(&peer),
-            Command::RetryBootstrap => self.bootstrap.retry_now(platform::now()),
-            Command::PauseBootstrap => {
-                tracing::info!("network offline: bootstrap dials paused");
-                self.bootstrap.pause();
-            }
+            Command::RetryBootstrap => swarm.behaviour_mut().bootstrap.retry_now(),
+            Command::PauseBootstrap => swarm.behaviour_mut().bootstrap.pause(),
             Command::Dial(address, reply) => {
                 let _ = reply.send(swarm.dial(address).map_err(|e| e.to_string()));
             }
@@ -798,19 +635,9 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
-                connection_id,
                 num_established,
                 ..
             } => {
-                if let Some(id) = self.dialing.remove(&connection_id) {
-                    self.bootstrap.dial_succeeded(id);
-                    self.established.insert(connection_id, id);
-                    if self.circuit_listen {
-                        self.listen_through(swarm, id);
-                    }
-                    self.remember_good(id);
-                    self.report_health();
-                }
                 if num_established.get() == 1 {
                     self.peers.connected(peer_id);
                     self.gate.connected(peer_id, platform::unix_time());
@@ -834,15 +661,9 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                connection_id,
                 num_established,
                 ..
             } => {
-                if let Some(id) = self.established.remove(&connection_id) {
-                    self.bootstrap
-                        .disconnected(id, platform::now(), platform::rng().gen::<f64>());
-                    self.report_health();
-                }
                 if num_established == 0 {
                     self.peers.disconnected(&peer_id);
                     self.gate.disconnected(&peer_id);
@@ -867,10 +688,9 @@ impl EventLoop {
                 peer_id,
                 error,
             } => {
-                if let Some(id) = self.dialing.remove(&connection_id) {
-                    self.dial_failed(id, error.to_string());
-                } else {
-                    // An application's dial (`NodeHandle::dial`): reported, not retried.
+                // Not a bootstrap dial (which the bootstrap reports with its retry): an
+                // application's, or one a behaviour made; reported, not retried here.
+                if !swarm.behaviour().bootstrap.dialled(&connection_id) {
                     self.emit(NodeEvent::DialFailed {
                         address: peer_id.map(|p| p.to_string()).unwrap_or_default(),
                         error: error.to_string(),
@@ -907,6 +727,28 @@ impl EventLoop {
                 bans::Event::Unbanned { peer, reason } => NodeEvent::Unbanned {
                     peer: peer.to_string(),
                     reason,
+                },
+            }),
+            SwarmEvent::Behaviour(BehaviourEvent::Bootstrap(event)) => self.emit(match event {
+                bootstrap::Event::Health {
+                    state,
+                    relays,
+                    target,
+                    transports,
+                } => NodeEvent::Health {
+                    state,
+                    relays,
+                    target,
+                    transports,
+                },
+                bootstrap::Event::DialFailed {
+                    address,
+                    error,
+                    retry,
+                } => NodeEvent::DialFailed {
+                    address: address.to_string(),
+                    error,
+                    retry_in_ms: retry.as_millis() as u64,
                 },
             }),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(event)) => {
