@@ -1,6 +1,6 @@
 //! Crypto timings in the browser (run by `scripts/bench-crypto.sh`, not by the test suite): the
-//! cases of `support/bls_cases.rs` and `support/identity_cases.rs` in headless Chromium, release
-//! build. Each case runs for ≥ 1 s (or ≥ 5 times); each test prints one JSON line
+//! cases of `support/bls_cases.rs`, `support/identity_cases.rs` and `support/dkg_cases.rs` (one
+//! member's work per DKG phase, 64/33) in headless Chromium, release build. Each case runs for ≥ 1 s (or ≥ 5 times); each test prints one JSON line
 //! `KEEP_LIGHT_BENCH {"case":{"median_ms","mean_ms","runs"},…}`.
 #![cfg(target_arch = "wasm32")]
 
@@ -9,6 +9,8 @@ use wasm_bindgen_test::*;
 
 #[path = "support/bls_cases.rs"]
 mod bls_cases;
+#[path = "support/dkg_cases.rs"]
+mod dkg_cases;
 #[path = "support/identity_cases.rs"]
 mod identity_cases;
 
@@ -47,4 +49,9 @@ fn bls_in_the_browser() {
 #[wasm_bindgen_test]
 fn identity_in_the_browser() {
     time_cases(identity_cases::cases());
+}
+
+#[wasm_bindgen_test]
+fn dkg_in_the_browser() {
+    time_cases(dkg_cases::cases());
 }

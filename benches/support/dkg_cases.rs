@@ -1,5 +1,5 @@
 //! One member's work in each DKG phase of a 64-member, T = 33 group (DESIGN.md section 5's cost
-//! model), for `benches/dkg.rs` (criterion, native); a browser harness can take the same list.
+//! model), for `benches/dkg.rs` (criterion, native) and `benches/crypto_wasm.rs` (the browser).
 
 use std::hint::black_box;
 

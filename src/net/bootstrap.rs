@@ -887,10 +887,5 @@ mod shell_tests {
                 Health::Healthy
             ]
         );
-        assert!(
-            node.behaviour()
-                .dialled(&ConnectionId::new_unchecked(usize::MAX))
-                == false
-        );
     }
 }

@@ -384,6 +384,19 @@ impl Dkg {
         self.context.actions.pop_front()
     }
 
+    /// Whether `other` stands exactly where this machine does, queued actions aside (same
+    /// phase state, buffered messages, outcome and randomness). The machine is deterministic,
+    /// so from equal states equal inputs give equal actions: the probe skips a replay with it.
+    pub(crate) fn same_state(&self, other: &Dkg) -> bool {
+        self.phase == other.phase
+            && self.early == other.early
+            && self.outcome == other.outcome
+            && self.start_block == other.start_block
+            && self.context.rng == other.context.rng
+            && self.context.session == other.context.session
+            && self.context.me == other.context.me
+    }
+
     /// The result, once finished.
     pub fn outcome(&self) -> Option<&Result<Box<Outcome>, DkgError>> {
         self.outcome.as_ref()

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::beacon::bls::{PublicKey, SecretKey};
 
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) enum State {
     EphemeralKeys(EphemeralKeys),
     Commitments(Commitments),
@@ -117,7 +117,7 @@ fn silent(
 }
 
 /// Phase 1: an ephemeral key pair for each other member.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct EphemeralKeys {
     me: Index,
     n: Index,
@@ -212,7 +212,7 @@ impl EphemeralKeys {
 }
 
 /// What the phases after the first carry along.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct Base {
     me: Index,
     /// Members still taking part.
@@ -239,14 +239,14 @@ impl Base {
 }
 
 /// A dealer's phase-3 message.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct Dealt {
     commitments: Vec<G1Affine>,
     shares: BTreeMap<Index, Vec<u8>>,
 }
 
 /// Phase 3: Pedersen commitments and encrypted shares.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct Commitments {
     base: Base,
     a: Vec<Fr>,
@@ -475,7 +475,7 @@ fn resolve(
 }
 
 /// Phase 4: share accusations; finishing resolves them (5) and fixes QUAL (6).
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct ShareAccusations {
     base: Base,
     a: Vec<Fr>,
@@ -560,7 +560,7 @@ impl ShareAccusations {
 }
 
 /// Phase 7: Feldman points from QUAL.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct Points {
     base: Base,
     dealt: BTreeMap<Index, Dealt>,
@@ -655,7 +655,7 @@ impl Points {
 }
 
 /// Phase 8: point accusations; finishing resolves them (9).
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct PointAccusations {
     base: Base,
     dealt: BTreeMap<Index, Dealt>,
@@ -729,7 +729,7 @@ impl PointAccusations {
 
 /// Phase 10: disclosure of the keys of pairs with members to rebuild; finishing rebuilds them
 /// (11), makes the group key and shares (12) and signs the result (13).
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct Disclosure {
     base: Base,
     dealt: BTreeMap<Index, Dealt>,
@@ -877,7 +877,7 @@ impl Disclosure {
 }
 
 /// Phase 13: result signatures from the operating members.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub(crate) struct ResultSigning {
     outcome: Outcome,
     expected: BTreeSet<Index>,
