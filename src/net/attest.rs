@@ -9,19 +9,47 @@
 //! [`PeerOperators`] is the sans-IO record of what each connected peer is known to be: its
 //! operator address and how that is known. The firewall and membership filters consult it.
 //!
-//! # Usage (by the node's event loop)
+//! [`Attest`] is the behaviour the node runs: the request-response protocol, with the
+//! exchange done inside it (send on a peer's first connection, verify what arrives, answer,
+//! keep [`PeerOperators`] and the refusal counts). It reports [`Event`]s: who attested (for the
+//! firewall), refusals, our own attestation's fate, and an [`Event::Offence`] for a refused
+//! attestation once its answer has gone out.
+//!
+//! # Usage
 //! `connected(peer)` on the first connection, `attested(peer, verified)` when an attestation
-//! verifies, `disconnected(peer)` when the last connection closes, `operator(peer, now)` to ask.
+//! verifies, `disconnected(peer)` when the last connection closes, `operator(peer, now)` to ask:
+//! ```
+//! use keep_light::{identity::OperatorKey, net::attest::PeerOperators, platform};
+//! let key = OperatorKey::generate();
+//! let mut peers = PeerOperators::default();
+//! peers.connected(key.peer_id());
+//! assert_eq!(peers.operator(&key.peer_id(), platform::utc_now()), Some(key.address()));
+//! ```
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, VecDeque},
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use libp2p::{request_response, PeerId, StreamProtocol};
+use libp2p::{
+    core::{transport::PortUse, Endpoint},
+    request_response,
+    swarm::{
+        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
+        THandlerOutEvent, ToSwarm,
+    },
+    Multiaddr, PeerId, StreamProtocol,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::identity::{
-    attestation::{Attestation, Verified},
-    Address,
+use crate::{
+    identity::{
+        attestation::{self, Attestation, Expect, Verified},
+        Address,
+    },
+    platform,
 };
 
 /// The request-response protocol name.
@@ -130,6 +158,272 @@ impl PeerOperators {
     }
 }
 
+/// How long a peer whose attestation we refused gets to read our answer before its ban.
+pub const BAN_GRACE: Duration = Duration::from_millis(500);
+
+/// What [`Attest`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `peer`'s attestation verified: it acts for `operator` until `expires_at`.
+    Attested {
+        peer: PeerId,
+        operator: Address,
+        expires_at: OffsetDateTime,
+    },
+    /// `peer`'s attestation was refused; `total` counts refusals for this reason.
+    Refused {
+        peer: PeerId,
+        reason: &'static str,
+        detail: String,
+        total: u64,
+    },
+    /// A peer's verdict on our attestation.
+    Acknowledged {
+        peer: PeerId,
+        accepted: bool,
+        reason: Option<String>,
+    },
+    /// Our attestation got no answer (peer without the protocol, timeout, closed connection).
+    Failed { peer: PeerId, error: String },
+    /// `peer` offended (`attestation_<reason>`): ban it `after` this long.
+    Offence {
+        peer: PeerId,
+        reason: String,
+        after: Duration,
+    },
+}
+
+/// The attestation exchange; see the module docs.
+pub struct Attest {
+    inner: Behaviour,
+    /// Ours, sent to each new peer (none when our key is our operator key).
+    attestation: Option<Attestation>,
+    /// The chain attestations must name, when set.
+    chain_id: Option<u64>,
+    peers: PeerOperators,
+    refusals: HashMap<&'static str, u64>,
+    /// Refused peers whose answer has not gone out yet, with the offence.
+    answering: HashMap<PeerId, String>,
+    out: VecDeque<Event>,
+}
+
+impl Attest {
+    /// Sends `attestation` (if any) to every new peer; accepts attestations naming `chain_id`
+    /// (any chain when `None`).
+    pub fn new(attestation: Option<Attestation>, chain_id: Option<u64>) -> Self {
+        Self {
+            inner: behaviour(),
+            attestation,
+            chain_id,
+            peers: PeerOperators::default(),
+            refusals: HashMap::new(),
+            answering: HashMap::new(),
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The operator address behind a connected `peer`, if known and current.
+    pub fn operator(&self, peer: &PeerId) -> Option<Address> {
+        self.peers.operator(peer, platform::utc_now())
+    }
+
+    /// Refused attestations by reason.
+    pub fn refusals(&self) -> &HashMap<&'static str, u64> {
+        &self.refusals
+    }
+
+    fn on_inner(&mut self, event: request_response::Event<AttestRequest, AttestResponse>) {
+        use request_response::{Event as Inner, Message};
+        match event {
+            Inner::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let response = self.verify(peer, &request.attestation);
+                // The peer may have gone already; nothing to do then.
+                let _ = self.inner.send_response(channel, response);
+            }
+            Inner::Message {
+                peer,
+                message: Message::Response { response, .. },
+                ..
+            } => self.out.push_back(Event::Acknowledged {
+                peer,
+                accepted: response.accepted,
+                reason: response.reason,
+            }),
+            Inner::OutboundFailure { peer, error, .. } => self.out.push_back(Event::Failed {
+                peer,
+                error: error.to_string(),
+            }),
+            Inner::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound attestation failed");
+                if let Some(reason) = self.answering.remove(&peer) {
+                    self.out.push_back(Event::Offence {
+                        peer,
+                        reason,
+                        after: Duration::ZERO,
+                    });
+                }
+            }
+            Inner::ResponseSent { peer, .. } => {
+                // Written is not yet read: closing the connection now could swallow it.
+                if let Some(reason) = self.answering.remove(&peer) {
+                    self.out.push_back(Event::Offence {
+                        peer,
+                        reason,
+                        after: BAN_GRACE,
+                    });
+                }
+            }
+        }
+    }
+
+    fn verify(&mut self, peer: PeerId, attestation: &Attestation) -> AttestResponse {
+        let mut expect = Expect::new().with_peer(peer);
+        if let Some(chain_id) = self.chain_id {
+            expect = expect.with_chain_id(chain_id);
+        }
+        match attestation::verify(attestation, platform::utc_now(), &expect) {
+            Ok(verified) => {
+                self.peers.attested(peer, &verified);
+                tracing::info!(%peer, operator = %verified.operator, "peer attested");
+                self.out.push_back(Event::Attested {
+                    peer,
+                    operator: verified.operator,
+                    expires_at: verified.expires_at,
+                });
+                AttestResponse {
+                    accepted: true,
+                    reason: None,
+                }
+            }
+            Err(error) => {
+                let reason = error.reason();
+                let total = self.refusals.entry(reason).or_default();
+                *total += 1;
+                let total = *total;
+                tracing::warn!(%peer, reason, %error, "attestation rejected");
+                self.answering.insert(peer, format!("attestation_{reason}"));
+                self.out.push_back(Event::Refused {
+                    peer,
+                    reason,
+                    detail: error.to_string(),
+                    total,
+                });
+                AttestResponse {
+                    accepted: false,
+                    reason: Some(reason.to_owned()),
+                }
+            }
+        }
+    }
+}
+
+// Every hook goes to the request-response behaviour unchanged (a hook left out would fail
+// silently); connection events are looked at on the way, its events taken in `poll`.
+impl NetworkBehaviour for Attest {
+    type ConnectionHandler = <Behaviour as NetworkBehaviour>::ConnectionHandler;
+    type ToSwarm = Event;
+
+    fn handle_pending_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<(), ConnectionDenied> {
+        self.inner
+            .handle_pending_inbound_connection(id, local, remote)
+    }
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        local: &Multiaddr,
+        remote: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner
+            .handle_established_inbound_connection(id, peer, local, remote)
+    }
+
+    fn handle_pending_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: Option<PeerId>,
+        addresses: &[Multiaddr],
+        endpoint: Endpoint,
+    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
+        self.inner
+            .handle_pending_outbound_connection(id, peer, addresses, endpoint)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        address: &Multiaddr,
+        endpoint: Endpoint,
+        port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        self.inner
+            .handle_established_outbound_connection(id, peer, address, endpoint, port_use)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match &event {
+            FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
+                self.peers.connected(e.peer_id);
+            }
+            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
+                self.peers.disconnected(&e.peer_id);
+                self.answering.remove(&e.peer_id);
+            }
+            _ => {}
+        }
+        self.inner.on_swarm_event(event);
+        // After the inner behaviour knows the connection, so the request can go out on it.
+        if let FromSwarm::ConnectionEstablished(e) = event {
+            if let (0, Some(attestation)) = (e.other_established, &self.attestation) {
+                self.inner.send_request(
+                    &e.peer_id,
+                    AttestRequest {
+                        attestation: attestation.clone(),
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer: PeerId,
+        id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        self.inner.on_connection_handler_event(peer, id, event);
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
+        loop {
+            if let Some(event) = self.out.pop_front() {
+                return Poll::Ready(ToSwarm::GenerateEvent(event));
+            }
+            match self.inner.poll(cx) {
+                Poll::Ready(ToSwarm::GenerateEvent(event)) => self.on_inner(event),
+                Poll::Ready(other) => {
+                    return Poll::Ready(other.map_out(|_| unreachable!("taken above")));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +466,119 @@ mod tests {
         );
         peers.disconnected(&session.peer_id());
         assert_eq!(peers.operator(&session.peer_id(), now), None);
+    }
+}
+
+// The shell against real swarms: tokio and the memory transport exist only natively.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod shell_tests {
+    use futures::StreamExt as _;
+    use libp2p::swarm::SwarmEvent;
+
+    use super::*;
+    use crate::identity::OperatorKey;
+
+    fn swarm(key: &OperatorKey, attest: Attest) -> libp2p::Swarm<Attest> {
+        use libp2p::Transport as _;
+        use libp2p::{core::transport::MemoryTransport, core::upgrade::Version, noise, yamux};
+        libp2p::SwarmBuilder::with_existing_identity(key.libp2p_keypair())
+            .with_tokio()
+            .with_other_transport(|key| {
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .unwrap()
+            .with_behaviour(|_| attest)
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build()
+    }
+
+    /// Connects a session-keyed node sending `attestation` to a verifier; returns what each
+    /// side reported once the verifier has judged and the sender heard the verdict.
+    async fn exchange(session: &OperatorKey, attestation: Attestation) -> (Vec<Event>, Vec<Event>) {
+        let port = 1 + rand::random::<u64>() % (1 << 40);
+        let address: Multiaddr = format!("/memory/{port}").parse().unwrap();
+        let mut verifier = swarm(&OperatorKey::generate(), Attest::new(None, Some(1)));
+        verifier.listen_on(address.clone()).unwrap();
+        let mut sender = swarm(session, Attest::new(Some(attestation), None));
+        sender.dial(address).unwrap();
+        let (mut judged, mut heard) = (Vec::new(), Vec::new());
+        let wait = async {
+            // The verifier's verdict (and, when refused, the offence) and the sender's answer.
+            while !heard
+                .iter()
+                .any(|e| matches!(e, Event::Acknowledged { .. }))
+                || !judged
+                    .iter()
+                    .any(|e| matches!(e, Event::Attested { .. } | Event::Offence { .. }))
+            {
+                tokio::select! {
+                    event = verifier.select_next_some() => if let SwarmEvent::Behaviour(e) = event { judged.push(e) },
+                    event = sender.select_next_some() => if let SwarmEvent::Behaviour(e) = event { heard.push(e) },
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), wait)
+            .await
+            .expect("the exchange finished");
+        (judged, heard)
+    }
+
+    #[tokio::test]
+    async fn an_attestation_is_sent_on_connecting_verified_and_answered() {
+        let (wallet, session) = (OperatorKey::generate(), OperatorKey::generate());
+        let now = platform::utc_now();
+        let attestation = attestation::create(
+            &wallet,
+            &session.peer_id(),
+            1,
+            "localhost",
+            now,
+            Duration::from_secs(600),
+            "abcdefgh1",
+        )
+        .unwrap();
+        let (judged, heard) = exchange(&session, attestation).await;
+        assert!(
+            matches!(&judged[..], [Event::Attested { peer, operator, .. }]
+            if *peer == session.peer_id() && *operator == wallet.address())
+        );
+        assert!(matches!(
+            &heard[..],
+            [Event::Acknowledged {
+                accepted: true,
+                reason: None,
+                ..
+            }]
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_refused_attestation_is_counted_answered_then_an_offence_after_the_grace() {
+        let (wallet, session) = (OperatorKey::generate(), OperatorKey::generate());
+        let now = platform::utc_now();
+        // For another chain than the verifier's.
+        let attestation = attestation::create(
+            &wallet,
+            &session.peer_id(),
+            5,
+            "localhost",
+            now,
+            Duration::from_secs(600),
+            "abcdefgh1",
+        )
+        .unwrap();
+        let (judged, heard) = exchange(&session, attestation).await;
+        assert!(matches!(&judged[..], [
+            Event::Refused { reason: "wrong_chain", total: 1, .. },
+            Event::Offence { reason, after, .. },
+        ] if reason == "attestation_wrong_chain" && *after == BAN_GRACE));
+        assert!(
+            matches!(&heard[..], [Event::Acknowledged { accepted: false, reason: Some(r), .. }]
+            if r == "wrong_chain")
+        );
     }
 }

@@ -24,7 +24,8 @@ use libp2p::{
 
 pub use super::types::Router;
 use super::{
-    attest, bans::Bans, bootstrap::Bootstrap, firewall::IpLimits, liveness::Watchdog, types::Role,
+    attest::Attest, bans::Bans, bootstrap::Bootstrap, firewall::IpLimits, liveness::Watchdog,
+    types::Role,
 };
 
 /// Protocol name announced over identify.
@@ -173,7 +174,7 @@ pub struct Behaviour {
     /// Dials the bootstrap relays, keeps the target connected, reports health.
     pub bootstrap: Bootstrap,
     /// `/keep-light/attest/1`: wallet delegations exchanged right after connecting.
-    pub attest: attest::Behaviour,
+    pub attest: Attest,
     /// Circuit relay v2 server: relays only.
     pub relay: Toggle<relay::Behaviour>,
     /// Circuit relay v2 client: reservations on relays (listening on `…/p2p-circuit`) and
@@ -203,6 +204,14 @@ impl Default for CircuitLimits {
     }
 }
 
+/// The parts of the behaviour that carry what `Node::start` restored or was told (bans, the
+/// bootstrap list, our attestation); [`build`] makes the rest.
+pub struct Parts {
+    pub bans: Bans,
+    pub bootstrap: Bootstrap,
+    pub attest: Attest,
+}
+
 /// Ping (interval, timeout) by role. The node closes a connection whose pings go unanswered
 /// (`liveness.rs`): the only sign of a peer gone without closing, which is how a dead relay looks
 /// to a tab over WebRTC (UDP), and a half-open TCP connection to anyone. Members ping their few
@@ -221,12 +230,10 @@ pub fn default_ping(role: Role) -> (Duration, Duration) {
 /// Builds the behaviour for `role`; `max_message_size` is the envelope limit. (The floodsub
 /// router is the node's doing: it makes each connected peer explicit.) What can fail is built
 /// here; the result completes it with the relay client the swarm builder makes.
-#[allow(clippy::too_many_arguments)]
 pub fn build(
     keypair: &Keypair,
     role: Role,
-    bans: Bans,
-    bootstrap: Bootstrap,
+    parts: Parts,
     max_message_size: usize,
     limits: ConnectionLimits,
     ip_limits: (usize, usize),
@@ -293,13 +300,13 @@ pub fn build(
     Ok(move |relay_client| Behaviour {
         relay: relay.into(),
         relay_client,
-        bans,
+        bans: parts.bans,
         per_ip: PerIp(IpLimits::new(ip_limits.0, ip_limits.1)),
         limits: connection_limits::Behaviour::new(limits),
         gossipsub,
         identify,
         liveness: Watchdog::new(ping.0, ping.1),
-        bootstrap,
-        attest: attest::behaviour(),
+        bootstrap: parts.bootstrap,
+        attest: parts.attest,
     })
 }

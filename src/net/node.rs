@@ -37,16 +37,15 @@ use futures::{channel::mpsc, FutureExt, StreamExt};
 use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance},
     multiaddr::Protocol,
-    request_response,
     swarm::{ListenError, SwarmEvent},
     Multiaddr, PeerId, Swarm,
 };
 
 // The paths these had before they moved out (`net::node::NodeConfig`, …) stay valid.
 use super::{
-    attest::{AttestRequest, AttestResponse, PeerOperators},
+    attest::{self, Attest},
     bans::{self, BanList, Bans},
-    behaviour::{self, Behaviour, BehaviourEvent},
+    behaviour::{self, Behaviour, BehaviourEvent, Parts},
     bootstrap::{self, Bootstrap, BootstrapSchedule},
     firewall::{Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
     handle::Command,
@@ -63,10 +62,7 @@ pub use super::{
 };
 use crate::{
     chain::{Chain, ChainError, OperatorStake},
-    identity::{
-        attestation::{self, Attestation, Expect},
-        Address,
-    },
+    identity::{attestation, Address},
     platform,
     wire::{self, Envelope},
 };
@@ -152,12 +148,15 @@ impl Node {
         let behaviour = behaviour::build(
             &keypair,
             config.role,
-            Bans::new(bans),
-            Bootstrap::new(
-                schedule,
-                config.circuit_listen,
-                config.bootstrap_store.clone(),
-            ),
+            Parts {
+                bans: Bans::new(bans),
+                bootstrap: Bootstrap::new(
+                    schedule,
+                    config.circuit_listen,
+                    config.bootstrap_store.clone(),
+                ),
+                attest: Attest::new(config.attestation, config.chain_id),
+            },
             config.max_message_size,
             limits,
             config
@@ -193,14 +192,9 @@ impl Node {
             // above its earlier ones: receivers' de-duplication would drop a restart from 1.
             sequence: platform::unix_time().as_micros() as u64,
             rejected: HashMap::new(),
-            attestation: config.attestation,
-            chain_id: config.chain_id,
-            peers: PeerOperators::default(),
-            attestation_rejections: HashMap::new(),
             channels: ChannelTable::default(),
             channel_counts: HashMap::new(),
             authors: HashMap::new(),
-            bans_after_response: HashMap::new(),
             pending_bans: Vec::new(),
             gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
             external_configured: !config.external.is_empty(),
@@ -238,9 +232,6 @@ type ChainAnswer = (Address, Result<OperatorStake, ChainError>);
 
 /// The state the event loop owns besides the swarm.
 struct EventLoop {
-    /// Peers to ban once our answer to their attestation has gone out (a ban closes the
-    /// connection, and they should learn why).
-    bans_after_response: HashMap<PeerId, String>,
     /// Offences seen where the swarm is out of reach, banned on the next turn of the loop.
     pending_bans: Vec<(PeerId, String)>,
     /// The firewall policy's admission state.
@@ -270,13 +261,6 @@ struct EventLoop {
     max_message_size: usize,
     sequence: u64,
     rejected: HashMap<&'static str, u64>,
-    /// Our delegation, sent to each new peer.
-    attestation: Option<Attestation>,
-    /// The chain peers' attestations must name.
-    chain_id: Option<u64>,
-    /// What each connected peer is known to be.
-    peers: PeerOperators,
-    attestation_rejections: HashMap<&'static str, u64>,
     /// Open group channels and their delivery queues.
     channels: ChannelTable,
     /// Channel outcomes that are not rejections (delivered, duplicate, held, overloaded…).
@@ -287,9 +271,6 @@ struct EventLoop {
 
 /// A relay's default per-peer message limit: (per second, burst).
 const RELAY_RATE_LIMIT: (u32, u32) = (2_000, 20_000);
-
-/// How long a peer has to read our refusal of its attestation before its ban cuts it off.
-const BAN_GRACE: Duration = Duration::from_millis(500);
 
 /// Most cached author addresses; the cache starts over when full.
 const AUTHOR_CACHE: usize = 4096;
@@ -306,7 +287,7 @@ impl EventLoop {
         loop {
             let checked = self.gate.check(platform::unix_time());
             for peer in checked.recheck {
-                self.recognise(peer);
+                self.recognise(&swarm, peer);
             }
             let mut failed = Vec::new();
             for peer in checked.failed {
@@ -361,7 +342,7 @@ impl EventLoop {
                     self.report_late(&mut swarm, late);
                 }
                 (operator, answer) = self.recognised.1.select_next_some() => {
-                    self.on_recognised(operator, answer);
+                    self.on_recognised(&swarm, operator, answer);
                 }
             }
         }
@@ -488,7 +469,7 @@ impl EventLoop {
                     .rejected
                     .iter()
                     .chain(&self.channel_counts)
-                    .chain(&self.attestation_rejections)
+                    .chain(swarm.behaviour().attest.refusals())
                     .chain(&self.recognition_counts)
                 {
                     debug_assert!(
@@ -522,7 +503,7 @@ impl EventLoop {
                 let _ = reply.send(swarm.behaviour().gossipsub.mesh_peers(&hash).count());
             }
             Command::PeerOperator(peer, reply) => {
-                let _ = reply.send(self.peers.operator(&peer, platform::utc_now()));
+                let _ = reply.send(swarm.behaviour().attest.operator(&peer));
             }
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
@@ -639,20 +620,11 @@ impl EventLoop {
                 ..
             } => {
                 if num_established.get() == 1 {
-                    self.peers.connected(peer_id);
                     self.gate.connected(peer_id, platform::unix_time());
-                    self.recognise(peer_id);
+                    self.recognise(swarm, peer_id);
                     if self.router == Router::Floodsub {
                         // Floodsub routing: an explicit peer gets every message of its topics.
                         swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer_id);
-                    }
-                    if let Some(attestation) = &self.attestation {
-                        swarm.behaviour_mut().attest.send_request(
-                            &peer_id,
-                            AttestRequest {
-                                attestation: attestation.clone(),
-                            },
-                        );
                     }
                     self.emit(NodeEvent::Connected {
                         peer: peer_id.to_string(),
@@ -665,7 +637,6 @@ impl EventLoop {
                 ..
             } => {
                 if num_established == 0 {
-                    self.peers.disconnected(&peer_id);
                     self.gate.disconnected(&peer_id);
                     self.chain_failed.remove(&peer_id);
                     if let Some(limit) = &mut self.rate_limit {
@@ -918,114 +889,67 @@ impl EventLoop {
         }
     }
 
-    fn on_attest(
-        &mut self,
-        swarm: &mut Swarm<Behaviour>,
-        event: request_response::Event<AttestRequest, AttestResponse>,
-    ) {
-        use request_response::{Event, Message};
+    fn on_attest(&mut self, swarm: &mut Swarm<Behaviour>, event: attest::Event) {
         match event {
-            Event::Message {
+            attest::Event::Attested {
                 peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
+                operator,
+                expires_at,
             } => {
-                let mut expect = Expect::new().with_peer(peer);
-                if let Some(chain_id) = self.chain_id {
-                    expect = expect.with_chain_id(chain_id);
+                match self.gate.policy() {
+                    Policy::Staked => self.recognise(swarm, peer),
+                    _ => self.gate.admit(
+                        peer,
+                        (expires_at - time::OffsetDateTime::UNIX_EPOCH).unsigned_abs(),
+                    ),
                 }
-                let response =
-                    match attestation::verify(&request.attestation, platform::utc_now(), &expect) {
-                        Ok(verified) => {
-                            self.peers.attested(peer, &verified);
-                            let expires = (verified.expires_at - time::OffsetDateTime::UNIX_EPOCH)
-                                .unsigned_abs();
-                            match self.gate.policy() {
-                                Policy::Staked => self.recognise(peer),
-                                _ => self.gate.admit(peer, expires),
-                            }
-                            tracing::info!(%peer, operator = %verified.operator, "peer attested");
-                            self.emit(NodeEvent::PeerAttested {
-                                peer: peer.to_string(),
-                                operator: verified.operator.to_string(),
-                                expires_at: attestation::timestamp(verified.expires_at),
-                            });
-                            AttestResponse {
-                                accepted: true,
-                                reason: None,
-                            }
-                        }
-                        Err(error) => {
-                            let reason = error.reason();
-                            let total = self.attestation_rejections.entry(reason).or_default();
-                            *total += 1;
-                            let total = *total;
-                            tracing::warn!(%peer, reason, %error, "attestation rejected");
-                            self.bans_after_response
-                                .insert(peer, format!("attestation_{reason}"));
-                            self.emit(NodeEvent::AttestationRejected {
-                                peer: peer.to_string(),
-                                reason,
-                                detail: error.to_string(),
-                                total,
-                            });
-                            AttestResponse {
-                                accepted: false,
-                                reason: Some(reason.to_owned()),
-                            }
-                        }
-                    };
-                // The peer may have gone already; nothing to do then.
-                let _ = swarm
-                    .behaviour_mut()
-                    .attest
-                    .send_response(channel, response);
-            }
-            Event::Message {
-                peer,
-                message: Message::Response { response, .. },
-                ..
-            } => self.emit(NodeEvent::AttestationAcknowledged {
-                peer: peer.to_string(),
-                accepted: response.accepted,
-                reason: response.reason,
-            }),
-            Event::OutboundFailure { peer, error, .. } => {
-                self.emit(NodeEvent::AttestationFailed {
+                self.emit(NodeEvent::PeerAttested {
                     peer: peer.to_string(),
-                    error: error.to_string(),
+                    operator: operator.to_string(),
+                    expires_at: attestation::timestamp(expires_at),
                 });
             }
-            Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound attestation failed");
-                if let Some(reason) = self.bans_after_response.remove(&peer) {
-                    swarm.behaviour_mut().bans.ban(peer, None, &reason);
-                }
-            }
-            Event::ResponseSent { peer, .. } => {
-                // Written is not yet read: closing the connection now could swallow it.
-                if let Some(reason) = self.bans_after_response.remove(&peer) {
-                    swarm
-                        .behaviour_mut()
-                        .bans
-                        .ban_after(peer, reason, BAN_GRACE);
-                }
-            }
+            attest::Event::Refused {
+                peer,
+                reason,
+                detail,
+                total,
+            } => self.emit(NodeEvent::AttestationRejected {
+                peer: peer.to_string(),
+                reason,
+                detail,
+                total,
+            }),
+            attest::Event::Acknowledged {
+                peer,
+                accepted,
+                reason,
+            } => self.emit(NodeEvent::AttestationAcknowledged {
+                peer: peer.to_string(),
+                accepted,
+                reason,
+            }),
+            attest::Event::Failed { peer, error } => self.emit(NodeEvent::AttestationFailed {
+                peer: peer.to_string(),
+                error,
+            }),
+            attest::Event::Offence {
+                peer,
+                reason,
+                after,
+            } => swarm.behaviour_mut().bans.ban_after(peer, reason, after),
         }
     }
 
     /// Under `staked`: admits `peer` if the chain recognises its operator (attested, else its
     /// own key), from the cache or by asking. A no admits nothing; the gate fails the peer
     /// when its grace runs out (an attestation for a staked operator may still come).
-    fn recognise(&mut self, peer: PeerId) {
+    fn recognise(&mut self, swarm: &Swarm<Behaviour>, peer: PeerId) {
         let Some(chain) = &self.chain else { return };
         if self.gate.policy() != Policy::Staked || !self.gate.pending(&peer) {
             return;
         }
-        let Some(operator) = self.peers.operator(&peer, platform::utc_now()) else {
+        let Some(operator) = swarm.behaviour().attest.operator(&peer) else {
             return;
         };
         let now = platform::unix_time();
@@ -1048,7 +972,12 @@ impl EventLoop {
         }
     }
 
-    fn on_recognised(&mut self, operator: Address, answer: Result<OperatorStake, ChainError>) {
+    fn on_recognised(
+        &mut self,
+        swarm: &Swarm<Behaviour>,
+        operator: Address,
+        answer: Result<OperatorStake, ChainError>,
+    ) {
         let waiting = self.recognising.remove(&operator).unwrap_or_default();
         let now = platform::unix_time();
         let recognised = match answer {
@@ -1086,7 +1015,7 @@ impl EventLoop {
         let Some(until) = recognised else { return };
         for peer in waiting {
             // Only if the peer still acts for this operator (its attestation may have come since).
-            if self.peers.operator(&peer, platform::utc_now()) == Some(operator) {
+            if swarm.behaviour().attest.operator(&peer) == Some(operator) {
                 self.chain_failed.remove(&peer);
                 self.gate.admit(peer, until);
             }
