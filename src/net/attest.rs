@@ -11,9 +11,9 @@
 //!
 //! [`Attest`] is the behaviour the node runs: the request-response protocol, with the
 //! exchange done inside it (send on a peer's first connection, verify what arrives, answer,
-//! keep [`PeerOperators`] and the refusal counts). It reports [`Event`]s: who attested (for the
-//! firewall), refusals, our own attestation's fate, and an [`Event::Offence`] for a refused
-//! attestation once its answer has gone out.
+//! count refusals). It reports [`Event`]s: who attested (the node hands it to the firewall,
+//! which keeps the [`PeerOperators`]), refusals, our own attestation's fate, and an
+//! [`Event::Offence`] for a refused attestation once its answer has gone out.
 //!
 //! # Usage
 //! `connected(peer)` on the first connection, `attested(peer, verified)` when an attestation
@@ -164,12 +164,8 @@ pub const BAN_GRACE: Duration = Duration::from_millis(500);
 /// What [`Attest`] reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// `peer`'s attestation verified: it acts for `operator` until `expires_at`.
-    Attested {
-        peer: PeerId,
-        operator: Address,
-        expires_at: OffsetDateTime,
-    },
+    /// `peer`'s attestation verified: it acts for `verified.operator` until it expires.
+    Attested { peer: PeerId, verified: Verified },
     /// `peer`'s attestation was refused; `total` counts refusals for this reason.
     Refused {
         peer: PeerId,
@@ -200,7 +196,6 @@ pub struct Attest {
     attestation: Option<Attestation>,
     /// The chain attestations must name, when set.
     chain_id: Option<u64>,
-    peers: PeerOperators,
     refusals: HashMap<&'static str, u64>,
     /// Refused peers whose answer has not gone out yet, with the offence.
     answering: HashMap<PeerId, String>,
@@ -215,16 +210,10 @@ impl Attest {
             inner: behaviour(),
             attestation,
             chain_id,
-            peers: PeerOperators::default(),
             refusals: HashMap::new(),
             answering: HashMap::new(),
             out: VecDeque::new(),
         }
-    }
-
-    /// The operator address behind a connected `peer`, if known and current.
-    pub fn operator(&self, peer: &PeerId) -> Option<Address> {
-        self.peers.operator(peer, platform::utc_now())
     }
 
     /// Refused attestations by reason.
@@ -290,13 +279,8 @@ impl Attest {
         }
         match attestation::verify(attestation, platform::utc_now(), &expect) {
             Ok(verified) => {
-                self.peers.attested(peer, &verified);
                 tracing::info!(%peer, operator = %verified.operator, "peer attested");
-                self.out.push_back(Event::Attested {
-                    peer,
-                    operator: verified.operator,
-                    expires_at: verified.expires_at,
-                });
+                self.out.push_back(Event::Attested { peer, verified });
                 AttestResponse {
                     accepted: true,
                     reason: None,
@@ -375,15 +359,10 @@ impl NetworkBehaviour for Attest {
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        match &event {
-            FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
-                self.peers.connected(e.peer_id);
-            }
-            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
-                self.peers.disconnected(&e.peer_id);
+        if let FromSwarm::ConnectionClosed(e) = &event {
+            if e.remaining_established == 0 {
                 self.answering.remove(&e.peer_id);
             }
-            _ => {}
         }
         self.inner.on_swarm_event(event);
         // After the inner behaviour knows the connection, so the request can go out on it.
@@ -542,10 +521,8 @@ mod shell_tests {
         )
         .unwrap();
         let (judged, heard) = exchange(&session, attestation).await;
-        assert!(
-            matches!(&judged[..], [Event::Attested { peer, operator, .. }]
-            if *peer == session.peer_id() && *operator == wallet.address())
-        );
+        assert!(matches!(&judged[..], [Event::Attested { peer, verified }]
+            if *peer == session.peer_id() && verified.operator == wallet.address()));
         assert!(matches!(
             &heard[..],
             [Event::Acknowledged {

@@ -24,7 +24,11 @@ use libp2p::{
 
 pub use super::types::Router;
 use super::{
-    attest::Attest, bans::Bans, bootstrap::Bootstrap, firewall::IpLimits, liveness::Watchdog,
+    attest::Attest,
+    bans::Bans,
+    bootstrap::Bootstrap,
+    firewall::{Firewall, IpLimits},
+    liveness::Watchdog,
     types::Role,
 };
 
@@ -167,6 +171,8 @@ pub struct Behaviour {
     /// Per remote address, before the global limits, so one address's storm fills only its share.
     pub per_ip: PerIp,
     pub limits: connection_limits::Behaviour,
+    /// The admission gate: who may stay, checked on its own timer.
+    pub firewall: Firewall,
     pub gossipsub: gossipsub::Behaviour,
     pub identify: identify::Behaviour,
     /// Ping, closing connections whose pings go unanswered.
@@ -210,6 +216,7 @@ pub struct Parts {
     pub bans: Bans,
     pub bootstrap: Bootstrap,
     pub attest: Attest,
+    pub firewall: Firewall,
 }
 
 /// Ping (interval, timeout) by role. The node closes a connection whose pings go unanswered
@@ -303,6 +310,7 @@ pub fn build(
         bans: parts.bans,
         per_ip: PerIp(IpLimits::new(ip_limits.0, ip_limits.1)),
         limits: connection_limits::Behaviour::new(limits),
+        firewall: parts.firewall,
         gossipsub,
         identify,
         liveness: Watchdog::new(ping.0, ping.1),

@@ -1,4 +1,5 @@
-//! Who may stay connected (sans-IO): the admission gate of the firewall policy.
+//! Who may stay connected: the admission gate of the firewall policy (sans-IO), per-address
+//! limits, and [`Firewall`], the behaviour that runs the gate.
 //!
 //! [`Gate`] applies the policy: under [`Policy::Attested`] a peer that is not allow-listed must
 //! present a valid attestation within a grace period after connecting, and again before its
@@ -8,18 +9,48 @@
 //! chain through a [`Recognition`] cache (12 h for a yes, 1 h for a no, as keep-core) and asks
 //! again when an admission runs out, keeping the peer admitted while it does.
 //!
+//! [`Firewall`] owns the gate, the chain cache, the chain queries in flight and who each
+//! connected peer is ([`PeerOperators`]: its own key, or the operator its attestation names,
+//! which the node hands over with [`Firewall::attested`]). On its own timer it checks the gate:
+//! a peer that failed the policy is an [`Event::Offence`] (the node bans it), unless the chain
+//! could not answer for it, which is not the peer's fault: that one is disconnected, unbanned.
+//!
 //! Timed bans with escalation are in [`super::bans`] (re-exported here).
+//!
+//! # Usage
+//! ```
+//! use std::time::Duration;
+//! use keep_light::net::firewall::{Gate, Policy, ATTESTATION_GRACE};
+//! let (peer, now) = (libp2p::PeerId::random(), Duration::from_secs(1_800_000_000));
+//! let mut gate = Gate::new(Policy::Attested, [], ATTESTATION_GRACE);
+//! gate.connected(peer, now);
+//! assert!(!gate.admitted(&peer));
+//! assert_eq!(gate.check(now + ATTESTATION_GRACE).failed, vec![peer]);
+//! ```
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     net::IpAddr,
     time::Duration,
 };
 
-use libp2p::{swarm::ConnectionId, PeerId};
+use futures::{channel::mpsc, StreamExt as _};
+use libp2p::{
+    core::{transport::PortUse, Endpoint},
+    swarm::{
+        dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
+        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    },
+    Multiaddr, PeerId,
+};
 
+use super::attest::PeerOperators;
 pub use super::bans::{Ban, BanList, BanPolicy, BanRecord};
-use crate::identity::Address;
+use crate::{
+    chain::{Chain, ChainError, OperatorStake},
+    identity::{attestation::Verified, Address},
+    platform::{self, Deadline, Instant},
+};
 
 /// Who may connect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -380,6 +411,294 @@ impl RateLimit {
     }
 }
 
+/// What [`Firewall`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The chain's answer about an operator (`staked`).
+    OperatorChecked {
+        operator: Address,
+        recognised: bool,
+        stake: OperatorStake,
+    },
+    /// `peer` failed the policy (`policy_unattested`, `policy_unstaked`): ban it.
+    Offence { peer: PeerId, reason: &'static str },
+}
+
+/// A chain answer back from its query task.
+type Answer = (Address, Result<OperatorStake, ChainError>);
+
+/// The behaviour that runs the [`Gate`]; see the module docs.
+pub struct Firewall {
+    gate: Gate,
+    /// Who each connected peer is.
+    peers: PeerOperators,
+    chain: Option<std::sync::Arc<dyn Chain>>,
+    recognition: Recognition,
+    /// Operators asked about, and the peers waiting for the answer.
+    asking: HashMap<Address, Vec<PeerId>>,
+    answers: (
+        mpsc::UnboundedSender<Answer>,
+        mpsc::UnboundedReceiver<Answer>,
+    ),
+    /// Peers the chain could not answer for: disconnected, not banned, when the gate fails them.
+    chain_failed: HashSet<PeerId>,
+    /// Chain answers by outcome (`recognised`, `unrecognised`, `chain_unavailable`).
+    counts: HashMap<&'static str, u64>,
+    /// The clocks read together, to put the gate's wall-clock deadlines on the timer's clock
+    /// (a fixed pair: the same deadline gives the same instant, so the timer is not re-armed
+    /// every poll).
+    anchor: (Instant, Duration),
+    timer: Deadline,
+    out: VecDeque<ToSwarm<Event, std::convert::Infallible>>,
+    waker: Option<std::task::Waker>,
+}
+
+impl Firewall {
+    /// Runs `gate`; under `staked`, asks `chain` through a cache of `recognition` lengths.
+    pub fn new(
+        gate: Gate,
+        chain: Option<std::sync::Arc<dyn Chain>>,
+        recognition: Recognition,
+    ) -> Self {
+        Self {
+            gate,
+            peers: PeerOperators::default(),
+            chain,
+            recognition,
+            asking: HashMap::new(),
+            answers: mpsc::unbounded(),
+            chain_failed: HashSet::new(),
+            counts: HashMap::new(),
+            anchor: (platform::now(), platform::unix_time()),
+            timer: Deadline::default(),
+            out: VecDeque::new(),
+            waker: None,
+        }
+    }
+
+    /// Whether messages from `peer` may be forwarded and delivered.
+    pub fn admitted(&self, peer: &PeerId) -> bool {
+        self.gate.admitted(peer)
+    }
+
+    /// The operator address behind a connected `peer`, if known and current.
+    pub fn operator(&self, peer: &PeerId) -> Option<Address> {
+        self.peers.operator(peer, platform::utc_now())
+    }
+
+    /// Chain answers by outcome.
+    pub fn counts(&self) -> &HashMap<&'static str, u64> {
+        &self.counts
+    }
+
+    /// `peer` presented a verified attestation: it acts for `verified.operator` until it expires.
+    pub fn attested(&mut self, peer: PeerId, verified: &Verified) {
+        self.peers.attested(peer, verified);
+        match self.gate.policy() {
+            Policy::Staked => self.recognise(peer),
+            _ => {
+                let until = (verified.expires_at - time::OffsetDateTime::UNIX_EPOCH).unsigned_abs();
+                self.gate.admit(peer, until);
+            }
+        }
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Under `staked`: admits `peer` if the chain recognises its operator (attested, else its
+    /// own key), from the cache or by asking. A no admits nothing; the gate fails the peer
+    /// when its grace runs out (an attestation for a staked operator may still come).
+    fn recognise(&mut self, peer: PeerId) {
+        let Some(chain) = &self.chain else { return };
+        if self.gate.policy() != Policy::Staked || !self.gate.pending(&peer) {
+            return;
+        }
+        let Some(operator) = self.operator(&peer) else {
+            return;
+        };
+        let now = platform::unix_time();
+        if let Some((recognised, until)) = self.recognition.get(&operator, now) {
+            if recognised {
+                self.gate.admit(peer, until);
+            }
+            return;
+        }
+        let waiting = self.asking.entry(operator).or_default();
+        if !waiting.contains(&peer) {
+            waiting.push(peer);
+        }
+        if waiting.len() == 1 {
+            let answers = self.answers.0.clone();
+            let query = chain.operator_stake(operator);
+            platform::spawn(async move {
+                let _ = answers.unbounded_send((operator, query.await));
+            });
+        }
+    }
+
+    fn on_answer(&mut self, operator: Address, answer: Result<OperatorStake, ChainError>) {
+        let waiting = self.asking.remove(&operator).unwrap_or_default();
+        let now = platform::unix_time();
+        let until = match answer {
+            Ok(stake) => {
+                let recognised = stake.eligible();
+                let until = self.recognition.record(operator, recognised, now);
+                let outcome = if recognised {
+                    "recognised"
+                } else {
+                    "unrecognised"
+                };
+                *self.counts.entry(outcome).or_default() += 1;
+                tracing::info!(%operator, stake = stake.stake, minimum = stake.minimum, outcome, "operator checked");
+                self.out
+                    .push_back(ToSwarm::GenerateEvent(Event::OperatorChecked {
+                        operator,
+                        recognised,
+                        stake,
+                    }));
+                recognised.then_some(until)
+            }
+            Err(error) => {
+                *self.counts.entry("chain_unavailable").or_default() += 1;
+                tracing::warn!(%operator, %error, "operator check failed");
+                // Only peers still waiting at the gate (one may have gone meanwhile).
+                let gate = &self.gate;
+                self.chain_failed
+                    .extend(waiting.iter().copied().filter(|p| gate.pending(p)));
+                None
+            }
+        };
+        let Some(until) = until else { return };
+        for peer in waiting {
+            // Only if the peer still acts for this operator (its attestation may have come since).
+            if self.operator(&peer) == Some(operator) {
+                self.chain_failed.remove(&peer);
+                self.gate.admit(peer, until);
+            }
+        }
+    }
+
+    /// Applies the gate's verdicts due now.
+    fn check(&mut self) {
+        let checked = self.gate.check(platform::unix_time());
+        for peer in checked.recheck {
+            self.recognise(peer);
+        }
+        for peer in checked.failed {
+            // The chain could not answer, or has not yet (its client gives up after 5 s, the
+            // grace may end first): not the peer's fault, so no ban.
+            let asking = self.asking.values().any(|w| w.contains(&peer));
+            if self.chain_failed.remove(&peer) || asking {
+                tracing::warn!(%peer, asking, "chain unavailable: peer disconnected unchecked");
+                self.out.push_back(ToSwarm::CloseConnection {
+                    peer_id: peer,
+                    connection: CloseConnection::All,
+                });
+                continue;
+            }
+            let reason = match self.gate.policy() {
+                Policy::Staked => "policy_unstaked",
+                _ => "policy_unattested",
+            };
+            self.out
+                .push_back(ToSwarm::GenerateEvent(Event::Offence { peer, reason }));
+        }
+    }
+}
+
+impl NetworkBehaviour for Firewall {
+    type ConnectionHandler = dummy::ConnectionHandler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _: ConnectionId,
+        _: PeerId,
+        _: &Multiaddr,
+        _: Endpoint,
+        _: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(dummy::ConnectionHandler)
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
+                self.peers.connected(e.peer_id);
+                self.gate.connected(e.peer_id, platform::unix_time());
+                self.recognise(e.peer_id);
+                self.wake();
+            }
+            FromSwarm::ConnectionClosed(e) if e.remaining_established == 0 => {
+                self.peers.disconnected(&e.peer_id);
+                self.gate.disconnected(&e.peer_id);
+                self.chain_failed.remove(&e.peer_id);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        _: PeerId,
+        _: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {}
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<ToSwarm<Event, THandlerInEvent<Self>>> {
+        use std::task::Poll;
+        loop {
+            if let Some(out) = self.out.pop_front() {
+                return Poll::Ready(out.map_in(|never| match never {}));
+            }
+            if let Poll::Ready(Some((operator, answer))) = self.answers.1.poll_next_unpin(cx) {
+                self.on_answer(operator, answer);
+                continue;
+            }
+            let (instant, unix) = self.anchor;
+            let deadline = self
+                .gate
+                .poll_timeout()
+                .map(|at| instant + at.saturating_sub(unix));
+            self.timer.set(deadline);
+            match self.timer.poll(cx) {
+                Poll::Ready(()) => {
+                    self.check();
+                    if self.out.is_empty() {
+                        // Fired early by the wall clock (it runs behind the monotonic one after
+                        // an adjustment): read both again so the next deadline is ahead.
+                        self.anchor = (platform::now(), platform::unix_time());
+                    }
+                }
+                Poll::Pending => {
+                    self.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,5 +877,125 @@ mod tests {
     fn at(minutes: u64) -> Duration {
         // An arbitrary epoch offset, so nothing depends on time starting at zero.
         Duration::from_secs(1_800_000_000) + MIN * minutes as u32
+    }
+}
+
+// The shell against real swarms: tokio and the memory transport exist only natively.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod shell_tests {
+    use std::sync::Arc;
+
+    use futures::StreamExt as _;
+    use libp2p::swarm::SwarmEvent;
+
+    use super::*;
+
+    /// A swarm whose peer ID is a secp256k1 operator key (the firewall can name its operator).
+    fn swarm<B: NetworkBehaviour + Send>(behaviour: B) -> libp2p::Swarm<B> {
+        use libp2p::Transport as _;
+        use libp2p::{core::transport::MemoryTransport, core::upgrade::Version, noise, yamux};
+        let key = crate::identity::OperatorKey::generate();
+        libp2p::SwarmBuilder::with_existing_identity(key.libp2p_keypair())
+            .with_tokio()
+            .with_other_transport(|key| {
+                Ok(MemoryTransport::default()
+                    .upgrade(Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default()))
+            })
+            .unwrap()
+            .with_behaviour(|_| behaviour)
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build()
+    }
+
+    /// A chain that never answers with a stake.
+    struct Down;
+
+    impl Chain for Down {
+        fn operator_stake(
+            &self,
+            _: Address,
+        ) -> platform::BoxFuture<'static, Result<OperatorStake, ChainError>> {
+            Box::pin(async { Err(ChainError::Unreachable("down".into())) })
+        }
+    }
+
+    /// Two peers dial a firewall; returns what it reported and which peers it let go, once
+    /// both have been dealt with or the grace is well over.
+    async fn run(
+        policy: Policy,
+        chain: Option<Arc<dyn Chain>>,
+        allow_first: bool,
+    ) -> (
+        Vec<Event>,
+        Vec<PeerId>,
+        [PeerId; 2],
+        libp2p::Swarm<Firewall>,
+    ) {
+        let port = 1 + rand::random::<u64>() % (1 << 40);
+        let address: Multiaddr = format!("/memory/{port}").parse().unwrap();
+        let mut dialers = [swarm(dummy::Behaviour), swarm(dummy::Behaviour)];
+        let peers = [*dialers[0].local_peer_id(), *dialers[1].local_peer_id()];
+        let allowed: Vec<PeerId> = allow_first.then_some(peers[0]).into_iter().collect();
+        let gate = Gate::new(policy, allowed, Duration::from_millis(300));
+        let mut firewall = swarm(Firewall::new(
+            gate,
+            chain,
+            Recognition::new(RECOGNISED_FOR, UNRECOGNISED_FOR),
+        ));
+        firewall.listen_on(address.clone()).unwrap();
+        for dialer in &mut dialers {
+            dialer.dial(address.clone()).unwrap();
+        }
+        let (mut events, mut closed) = (Vec::new(), Vec::new());
+        let end = tokio::time::sleep(Duration::from_secs(3));
+        tokio::pin!(end);
+        let [a, b] = &mut dialers;
+        loop {
+            tokio::select! {
+                event = firewall.select_next_some() => match event {
+                    SwarmEvent::Behaviour(e) => events.push(e),
+                    SwarmEvent::ConnectionClosed { peer_id, .. } => closed.push(peer_id),
+                    _ => {}
+                },
+                _ = a.select_next_some() => {}
+                _ = b.select_next_some() => {}
+                _ = &mut end => break,
+            }
+        }
+        (events, closed, peers, firewall)
+    }
+
+    #[tokio::test]
+    async fn an_unattested_peer_is_an_offence_after_the_grace_an_allowed_one_stays() {
+        let (events, closed, [allowed, silent], firewall) = run(Policy::Attested, None, true).await;
+        assert_eq!(
+            events,
+            [Event::Offence {
+                peer: silent,
+                reason: "policy_unattested"
+            }]
+        );
+        // The offence is the node's to punish (bans); the firewall closes nothing itself.
+        assert!(closed.is_empty());
+        assert!(firewall.behaviour().admitted(&allowed));
+    }
+
+    #[tokio::test]
+    async fn when_the_chain_cannot_answer_a_peer_is_let_go_unpunished() {
+        let (events, closed, peers, firewall) =
+            run(Policy::Staked, Some(Arc::new(Down)), false).await;
+        assert!(events.is_empty(), "no offence, no answer: {events:?}");
+        let mut closed = closed;
+        closed.sort();
+        let mut peers = peers.to_vec();
+        peers.sort();
+        assert_eq!(closed, peers);
+        assert_eq!(
+            firewall.behaviour().counts().get("chain_unavailable"),
+            Some(&2)
+        );
     }
 }

@@ -27,11 +27,7 @@
 //! sender. Anything else is rejected with a counted reason, reported to gossipsub as `Reject`
 //! (which penalises the peer that forwarded it) and never delivered.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::collections::HashMap;
 
 use futures::{channel::mpsc, FutureExt, StreamExt};
 use libp2p::{
@@ -41,18 +37,18 @@ use libp2p::{
     Multiaddr, PeerId, Swarm,
 };
 
-// The paths these had before they moved out (`net::node::NodeConfig`, …) stay valid.
 use super::{
     attest::{self, Attest},
     bans::{self, BanList, Bans},
     behaviour::{self, Behaviour, BehaviourEvent, Parts},
     bootstrap::{self, Bootstrap, BootstrapSchedule},
-    firewall::{Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
+    firewall::{self, Firewall, Gate, IpLimitExceeded, Policy, RateLimit, Recognition},
     handle::Command,
     transport,
     types::Router,
     validation::{ChannelTable, Delivery, LateVerdict, Verdict},
 };
+// The paths these had before they moved out (`net::node::NodeConfig`, …) stay valid.
 pub use super::{
     config::NodeConfig,
     events::{EventReceiver, NodeEvent, COUNTER_NAMES},
@@ -61,7 +57,6 @@ pub use super::{
     validation::KindSpec,
 };
 use crate::{
-    chain::{Chain, ChainError, OperatorStake},
     identity::{attestation, Address},
     platform,
     wire::{self, Envelope},
@@ -156,6 +151,11 @@ impl Node {
                     config.bootstrap_store.clone(),
                 ),
                 attest: Attest::new(config.attestation, config.chain_id),
+                firewall: Firewall::new(
+                    Gate::new(config.policy, config.allowed, config.attestation_grace),
+                    config.chain.map(|c| c.0),
+                    Recognition::new(config.recognition.0, config.recognition.1),
+                ),
             },
             config.max_message_size,
             limits,
@@ -196,19 +196,11 @@ impl Node {
             channel_counts: HashMap::new(),
             authors: HashMap::new(),
             pending_bans: Vec::new(),
-            gate: Gate::new(config.policy, config.allowed, config.attestation_grace),
             external_configured: !config.external.is_empty(),
             rate_limit: config
                 .rate_limit
                 .or((config.role == Role::Relay).then_some(RELAY_RATE_LIMIT))
                 .map(|(per_second, burst)| RateLimit::new(per_second, burst)),
-            clock_anchor: (platform::now(), platform::unix_time()),
-            chain: config.chain.map(|c| c.0),
-            recognition: Recognition::new(config.recognition.0, config.recognition.1),
-            recognising: HashMap::new(),
-            recognised: mpsc::unbounded(),
-            chain_failed: HashSet::new(),
-            recognition_counts: HashMap::new(),
         };
         for topic in &config.topics {
             state.join(&mut swarm, topic);
@@ -227,33 +219,14 @@ impl Node {
     }
 }
 
-/// The chain's answer about an operator, back from its query task.
-type ChainAnswer = (Address, Result<OperatorStake, ChainError>);
-
 /// The state the event loop owns besides the swarm.
 struct EventLoop {
     /// Offences seen where the swarm is out of reach, banned on the next turn of the loop.
     pending_bans: Vec<(PeerId, String)>,
-    /// The firewall policy's admission state.
-    gate: Gate,
     /// Messages per peer, when limited.
     rate_limit: Option<RateLimit>,
     /// Whether external addresses were configured (else a relay confirms its listen ones).
     external_configured: bool,
-    /// The monotonic and the wall clock read together at start (see `to_instant`).
-    clock_anchor: (platform::Instant, Duration),
-    /// Under the `staked` policy: the chain, its cached answers, the peers waiting for an
-    /// answer by operator, where answers arrive, and peers whose check met a chain error
-    /// (disconnected, not banned, if the grace runs out).
-    chain: Option<Arc<dyn Chain>>,
-    recognition: Recognition,
-    recognising: HashMap<Address, Vec<PeerId>>,
-    recognised: (
-        mpsc::UnboundedSender<ChainAnswer>,
-        mpsc::UnboundedReceiver<ChainAnswer>,
-    ),
-    chain_failed: HashSet<PeerId>,
-    recognition_counts: HashMap<&'static str, u64>,
     events: mpsc::UnboundedSender<NodeEvent>,
     role: Role,
     router: Router,
@@ -281,43 +254,10 @@ impl EventLoop {
         mut swarm: Swarm<Behaviour>,
         mut commands: mpsc::UnboundedReceiver<Command>,
     ) {
-        let far = Duration::from_secs(3600);
-        let mut timer = platform::sleep(far);
-        let mut timer_deadline = None;
         loop {
-            let checked = self.gate.check(platform::unix_time());
-            for peer in checked.recheck {
-                self.recognise(&swarm, peer);
-            }
-            let mut failed = Vec::new();
-            for peer in checked.failed {
-                // The chain could not answer, or has not yet (its client gives up after 5 s,
-                // the grace may end first): not the peer's fault, so no ban.
-                let asking = self.recognising.values().any(|w| w.contains(&peer));
-                if self.chain_failed.remove(&peer) || asking {
-                    tracing::warn!(%peer, asking, "chain unavailable: peer disconnected unchecked");
-                    let _ = swarm.disconnect_peer_id(peer);
-                    continue;
-                }
-                let reason = match self.gate.policy() {
-                    Policy::Staked => "policy_unstaked",
-                    _ => "policy_unattested",
-                };
-                failed.push((peer, reason.to_owned()));
-            }
             let bans = &mut swarm.behaviour_mut().bans;
-            for (peer, reason) in std::mem::take(&mut self.pending_bans)
-                .into_iter()
-                .chain(failed)
-            {
+            for (peer, reason) in std::mem::take(&mut self.pending_bans) {
                 bans.ban(peer, None, &reason);
-            }
-            let gate = self.gate.poll_timeout().map(|at| self.to_instant(at));
-            let deadline = gate;
-            if deadline != timer_deadline {
-                timer_deadline = deadline;
-                let wait = deadline.map_or(far, |at| at.saturating_duration_since(platform::now()));
-                timer.reset(wait);
             }
             futures::select! {
                 event = swarm.select_next_some() => self.on_swarm_event(&mut swarm, event),
@@ -331,29 +271,11 @@ impl EventLoop {
                     // Every handle is gone: stop.
                     None => return,
                 },
-                _ = (&mut timer).fuse() => {
-                    // A fired Delay stays ready: re-arm it, or with no new deadline to set
-                    // this branch would win every turn and spin the loop (and the worker
-                    // thread it runs on).
-                    timer_deadline = None;
-                    timer.reset(far);
-                }
                 late = futures::future::poll_fn(|cx| self.channels.poll_drain(cx)).fuse() => {
                     self.report_late(&mut swarm, late);
                 }
-                (operator, answer) = self.recognised.1.select_next_some() => {
-                    self.on_recognised(&swarm, operator, answer);
-                }
             }
         }
-    }
-
-    /// A wall-clock time (since the Unix epoch) on the monotonic clock, through one fixed pair
-    /// of readings, so the same gate deadline always gives the same instant: a deadline that
-    /// moved on every turn would reset the timer on every turn.
-    fn to_instant(&self, at: Duration) -> platform::Instant {
-        let (instant, unix) = self.clock_anchor;
-        instant + at.saturating_sub(unix)
     }
 
     fn emit(&self, event: NodeEvent) {
@@ -470,7 +392,7 @@ impl EventLoop {
                     .iter()
                     .chain(&self.channel_counts)
                     .chain(swarm.behaviour().attest.refusals())
-                    .chain(&self.recognition_counts)
+                    .chain(swarm.behaviour().firewall.counts())
                 {
                     debug_assert!(
                         COUNTER_NAMES.contains(reason),
@@ -503,7 +425,7 @@ impl EventLoop {
                 let _ = reply.send(swarm.behaviour().gossipsub.mesh_peers(&hash).count());
             }
             Command::PeerOperator(peer, reply) => {
-                let _ = reply.send(swarm.behaviour().attest.operator(&peer));
+                let _ = reply.send(swarm.behaviour().firewall.operator(&peer));
             }
             Command::Shutdown(_) => unreachable!("handled in run"),
         }
@@ -620,8 +542,6 @@ impl EventLoop {
                 ..
             } => {
                 if num_established.get() == 1 {
-                    self.gate.connected(peer_id, platform::unix_time());
-                    self.recognise(swarm, peer_id);
                     if self.router == Router::Floodsub {
                         // Floodsub routing: an explicit peer gets every message of its topics.
                         swarm.behaviour_mut().gossipsub.add_explicit_peer(&peer_id);
@@ -637,8 +557,6 @@ impl EventLoop {
                 ..
             } => {
                 if num_established == 0 {
-                    self.gate.disconnected(&peer_id);
-                    self.chain_failed.remove(&peer_id);
                     if let Some(limit) = &mut self.rate_limit {
                         limit.forget(&peer_id);
                     }
@@ -700,6 +618,21 @@ impl EventLoop {
                     reason,
                 },
             }),
+            SwarmEvent::Behaviour(BehaviourEvent::Firewall(event)) => match event {
+                firewall::Event::OperatorChecked {
+                    operator,
+                    recognised,
+                    stake,
+                } => self.emit(NodeEvent::OperatorChecked {
+                    operator: operator.to_string(),
+                    recognised,
+                    stake: stake.stake.to_string(),
+                    minimum: stake.minimum.to_string(),
+                }),
+                firewall::Event::Offence { peer, reason } => {
+                    swarm.behaviour_mut().bans.ban(peer, None, reason)
+                }
+            },
             SwarmEvent::Behaviour(BehaviourEvent::Bootstrap(event)) => self.emit(match event {
                 bootstrap::Event::Health {
                     state,
@@ -759,7 +692,7 @@ impl EventLoop {
                         return;
                     }
                 }
-                if !self.gate.admitted(&propagation_source) {
+                if !swarm.behaviour().firewall.admitted(&propagation_source) {
                     // Not yet through the firewall: dropped unforwarded, counted, no penalty
                     // (its attestation may be on the way; retransmission covers the loss).
                     *self.rejected.entry("not_admitted").or_default() += 1;
@@ -891,22 +824,12 @@ impl EventLoop {
 
     fn on_attest(&mut self, swarm: &mut Swarm<Behaviour>, event: attest::Event) {
         match event {
-            attest::Event::Attested {
-                peer,
-                operator,
-                expires_at,
-            } => {
-                match self.gate.policy() {
-                    Policy::Staked => self.recognise(swarm, peer),
-                    _ => self.gate.admit(
-                        peer,
-                        (expires_at - time::OffsetDateTime::UNIX_EPOCH).unsigned_abs(),
-                    ),
-                }
+            attest::Event::Attested { peer, verified } => {
+                swarm.behaviour_mut().firewall.attested(peer, &verified);
                 self.emit(NodeEvent::PeerAttested {
                     peer: peer.to_string(),
-                    operator: operator.to_string(),
-                    expires_at: attestation::timestamp(expires_at),
+                    operator: verified.operator.to_string(),
+                    expires_at: attestation::timestamp(verified.expires_at),
                 });
             }
             attest::Event::Refused {
@@ -938,87 +861,6 @@ impl EventLoop {
                 reason,
                 after,
             } => swarm.behaviour_mut().bans.ban_after(peer, reason, after),
-        }
-    }
-
-    /// Under `staked`: admits `peer` if the chain recognises its operator (attested, else its
-    /// own key), from the cache or by asking. A no admits nothing; the gate fails the peer
-    /// when its grace runs out (an attestation for a staked operator may still come).
-    fn recognise(&mut self, swarm: &Swarm<Behaviour>, peer: PeerId) {
-        let Some(chain) = &self.chain else { return };
-        if self.gate.policy() != Policy::Staked || !self.gate.pending(&peer) {
-            return;
-        }
-        let Some(operator) = swarm.behaviour().attest.operator(&peer) else {
-            return;
-        };
-        let now = platform::unix_time();
-        if let Some((recognised, until)) = self.recognition.get(&operator, now) {
-            if recognised {
-                self.gate.admit(peer, until);
-            }
-            return;
-        }
-        let waiting = self.recognising.entry(operator).or_default();
-        if !waiting.contains(&peer) {
-            waiting.push(peer);
-        }
-        if waiting.len() == 1 {
-            let answers = self.recognised.0.clone();
-            let query = chain.operator_stake(operator);
-            platform::spawn(async move {
-                let _ = answers.unbounded_send((operator, query.await));
-            });
-        }
-    }
-
-    fn on_recognised(
-        &mut self,
-        swarm: &Swarm<Behaviour>,
-        operator: Address,
-        answer: Result<OperatorStake, ChainError>,
-    ) {
-        let waiting = self.recognising.remove(&operator).unwrap_or_default();
-        let now = platform::unix_time();
-        let recognised = match answer {
-            Ok(stake) => {
-                let recognised = stake.eligible();
-                let until = self.recognition.record(operator, recognised, now);
-                let outcome = if recognised {
-                    "recognised"
-                } else {
-                    "unrecognised"
-                };
-                *self.recognition_counts.entry(outcome).or_default() += 1;
-                tracing::info!(%operator, stake = stake.stake, minimum = stake.minimum, outcome, "operator checked");
-                self.emit(NodeEvent::OperatorChecked {
-                    operator: operator.to_string(),
-                    recognised,
-                    stake: stake.stake.to_string(),
-                    minimum: stake.minimum.to_string(),
-                });
-                recognised.then_some(until)
-            }
-            Err(error) => {
-                *self
-                    .recognition_counts
-                    .entry("chain_unavailable")
-                    .or_default() += 1;
-                tracing::warn!(%operator, %error, "operator check failed");
-                // Only peers still waiting at the gate (one may have gone meanwhile).
-                let gate = &self.gate;
-                self.chain_failed
-                    .extend(waiting.iter().copied().filter(|p| gate.pending(p)));
-                None
-            }
-        };
-        let Some(until) = recognised else { return };
-        for peer in waiting {
-            // Only if the peer still acts for this operator (its attestation may have come since).
-            if swarm.behaviour().attest.operator(&peer) == Some(operator) {
-                self.chain_failed.remove(&peer);
-                self.gate.admit(peer, until);
-            }
         }
     }
 
