@@ -1,4 +1,4 @@
-//! [`NodeHandle`]: the application's side of a running node. It only sends [`Command`]s to
+//! [`NodeHandle`]: the application's side of a running node. It only sends commands to
 //! the event loop (and awaits a oneshot answer where there is one), so it is cheap to clone and
 //! the same on tokio and on the browser's single thread.
 
