@@ -79,6 +79,36 @@ pub fn evaluate_g2(points: &[G2Affine], x: Index) -> G2Projective {
         .fold(G2Projective::zero(), |acc, p| acc.mul_bigint(x) + p)
 }
 
+/// [`evaluate_g2`] at every index 1..=n, normalised. A polynomial of degree d has a constant
+/// d-th difference, so after d + 1 values by Horner each further one is d additions (Newton's
+/// backward differences) instead of a Horner pass of d short multiplications: for 64 members
+/// and T = 33, 31 of the 64 values come at a twelfth of their cost.
+pub fn evaluate_g2_all(points: &[G2Affine], n: Index) -> Vec<G2Affine> {
+    let degree = points.len().saturating_sub(1);
+    let direct = (n as usize).min(degree + 1);
+    let mut values: Vec<G2Projective> = (1..=direct as Index)
+        .map(|x| evaluate_g2(points, x))
+        .collect();
+    if values.len() < n as usize {
+        // ∇ᵏP(d + 1), k = 0..=d: the last entry of each row of the difference table.
+        let mut nabla = Vec::with_capacity(degree + 1);
+        let mut row = values.clone();
+        while let Some(last) = row.last() {
+            nabla.push(*last);
+            row = row.windows(2).map(|w| w[1] - w[0]).collect();
+        }
+        for _ in values.len()..n as usize {
+            // ∇ᵏP(x + 1) = ∇ᵏP(x) + ∇ᵏ⁺¹P(x + 1), the highest (constant) one first.
+            for k in (0..degree).rev() {
+                let next = nabla[k + 1];
+                nabla[k] += next;
+            }
+            values.push(nabla[0]);
+        }
+    }
+    G2Projective::normalize_batch(&values)
+}
+
 /// A dealer's shares (sᵢ, tᵢ) for receiver `i` against its Pedersen commitments.
 pub struct PedersenCase<'a> {
     pub s: Fr,
@@ -294,6 +324,23 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+
+    #[test]
+    fn every_index_at_once_matches_horner_at_each() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        for (t, n) in [(1, 1), (1, 4), (2, 2), (2, 3), (5, 5), (5, 40), (33, 64)] {
+            let points = feldman_points(&random_polynomial(t, &mut rng));
+            let all = evaluate_g2_all(&points, n);
+            assert_eq!(all.len(), n as usize);
+            for (x, value) in (1..=n).zip(&all) {
+                assert_eq!(
+                    *value,
+                    evaluate_g2(&points, x).into_affine(),
+                    "t {t}, n {n}, x {x}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn interpolation_recovers_the_polynomial() {

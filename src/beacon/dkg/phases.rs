@@ -836,13 +836,9 @@ impl Disclosure {
             .collect();
         let public_key_shares: BTreeMap<Index, PublicKey> = cx
             .all()
-            .filter(|i| !misbehaved.contains(i))
-            .map(|i| {
-                (
-                    i,
-                    PublicKey(crypto::evaluate_g2(&aggregate, i).into_affine()),
-                )
-            })
+            .zip(crypto::evaluate_g2_all(&aggregate, cx.parameters.size()))
+            .filter(|(i, _)| !misbehaved.contains(i))
+            .map(|(i, point)| (i, PublicKey(point)))
             .collect();
         let share = SecretKey::from_scalar(share).ok_or(DkgError::TooFewQualified {
             qualified: self.base.qualified.len(),
