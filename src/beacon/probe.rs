@@ -195,20 +195,29 @@ impl MessageProbe {
     /// passed if the recorded messages no longer complete a phase).
     fn replay(&self, at: usize, extra: Option<(Index, Message)>) -> Vec<Action> {
         let mut member = self.starts[at].clone();
+        let mut actions = Vec::new();
+        let probing = extra.is_some();
         if let Some((from, message)) = extra {
             member.handle_message(0, from, message);
-            // Refused without a trace in the state (most hostile bytes): the rest is the
-            // recorded run, so skip replaying it.
-            if member.same_state(&self.starts[at]) {
-                let mut actions = drain(&mut member);
-                actions.extend(self.baseline[at].iter().cloned());
-                return actions;
+            actions.extend(drain(&mut member));
+        }
+        for step in self.positions[at]..=self.deliveries.len() {
+            // Back where the recording stood at a phase start (a refused message that left no
+            // trace, or one whose effect has washed out): the machine is deterministic, so the
+            // rest is the recorded run, and replaying it would only repeat its crypto.
+            if probing {
+                if let Some(k) = (at..self.starts.len())
+                    .find(|&k| self.positions[k] == step && member.same_state(&self.starts[k]))
+                {
+                    actions.extend(self.baseline[k].iter().cloned());
+                    return actions;
+                }
+            }
+            if let Some((from, message)) = self.deliveries.get(step) {
+                member.handle_message(0, *from, message.clone());
+                actions.extend(drain(&mut member));
             }
         }
-        for (from, message) in &self.deliveries[self.positions[at]..] {
-            member.handle_message(0, *from, message.clone());
-        }
-        let mut actions = drain(&mut member);
         while let Some(deadline) = member.poll_timeout() {
             member.handle_block(deadline);
             actions.extend(drain(&mut member));
