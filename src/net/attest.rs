@@ -456,30 +456,16 @@ mod shell_tests {
 
     use super::*;
     use crate::identity::OperatorKey;
+    use crate::net::test_support::{memory_address, memory_swarm};
 
     fn swarm(key: &OperatorKey, attest: Attest) -> libp2p::Swarm<Attest> {
-        use libp2p::Transport as _;
-        use libp2p::{core::transport::MemoryTransport, core::upgrade::Version, noise, yamux};
-        libp2p::SwarmBuilder::with_existing_identity(key.libp2p_keypair())
-            .with_tokio()
-            .with_other_transport(|key| {
-                Ok(MemoryTransport::default()
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })
-            .unwrap()
-            .with_behaviour(|_| attest)
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build()
+        memory_swarm(key.libp2p_keypair(), attest)
     }
 
     /// Connects a session-keyed node sending `attestation` to a verifier; returns what each
     /// side reported once the verifier has judged and the sender heard the verdict.
     async fn exchange(session: &OperatorKey, attestation: Attestation) -> (Vec<Event>, Vec<Event>) {
-        let port = 1 + rand::random::<u64>() % (1 << 40);
-        let address: Multiaddr = format!("/memory/{port}").parse().unwrap();
+        let address = memory_address();
         let mut verifier = swarm(&OperatorKey::generate(), Attest::new(None, Some(1)));
         verifier.listen_on(address.clone()).unwrap();
         let mut sender = swarm(session, Attest::new(Some(attestation), None));

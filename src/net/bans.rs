@@ -675,28 +675,14 @@ mod tests {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod shell_tests {
     use super::*;
+    use crate::net::test_support::{memory_address, memory_swarm};
 
-    /// A swarm running only [`Bans`], on libp2p's in-process memory transport.
-    fn swarm(port: u64) -> libp2p::Swarm<Bans> {
-        use libp2p::Transport as _;
-        use libp2p::{core::transport::MemoryTransport, core::upgrade::Version, noise, yamux};
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_other_transport(|key| {
-                Ok(MemoryTransport::default()
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })
-            .unwrap()
-            .with_behaviour(|_| Bans::new(BanList::default()))
-            .unwrap()
-            // The dummy handler keeps nothing alive: hold idle connections open.
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
-        if port > 0 {
-            let address: Multiaddr = format!("/memory/{port}").parse().unwrap();
-            swarm.listen_on(address).unwrap();
+    /// A swarm running only [`Bans`], listening at `address` if given.
+    fn swarm(address: Option<&Multiaddr>) -> libp2p::Swarm<Bans> {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let mut swarm = memory_swarm(key, Bans::new(BanList::default()));
+        if let Some(address) = address {
+            swarm.listen_on(address.clone()).unwrap();
         }
         swarm
     }
@@ -724,9 +710,8 @@ mod shell_tests {
     #[tokio::test]
     async fn a_ban_closes_the_connection_denies_both_ways_and_ends_by_its_own_timer() {
         use libp2p::swarm::{DialError, ListenError, SwarmEvent};
-        let port = 1 + rand::random::<u64>() % (1 << 40);
-        let (mut a, mut b) = (swarm(port), swarm(0));
-        let address: Multiaddr = format!("/memory/{port}").parse().unwrap();
+        let address = memory_address();
+        let (mut a, mut b) = (swarm(Some(&address)), swarm(None));
         let peer = *b.local_peer_id();
         until(&mut a, &mut b, |e| {
             matches!(e, SwarmEvent::NewListenAddr { .. }).then_some(())

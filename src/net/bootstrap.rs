@@ -800,33 +800,16 @@ mod shell_tests {
     use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 
     use super::*;
+    use crate::net::test_support::{memory_address, memory_swarm};
 
     fn swarm<B: NetworkBehaviour + Send>(behaviour: B) -> libp2p::Swarm<B> {
-        use libp2p::Transport as _;
-        use libp2p::{core::transport::MemoryTransport, core::upgrade::Version, noise, yamux};
-        libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_other_transport(|key| {
-                Ok(MemoryTransport::default()
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })
-            .unwrap()
-            .with_behaviour(|_| behaviour)
-            .unwrap()
-            // Dummy handlers keep nothing alive: hold idle connections open.
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build()
+        memory_swarm(libp2p::identity::Keypair::generate_ed25519(), behaviour)
     }
 
     #[tokio::test]
     async fn it_dials_on_its_own_reports_failures_and_health_and_redials_a_lost_relay() {
-        let port = 1 + rand::random::<u64>() % (1 << 40);
-        let (up, down): (Multiaddr, Multiaddr) = (
-            format!("/memory/{port}").parse().unwrap(),
-            format!("/memory/{}", port + 1).parse().unwrap(),
-        );
+        // Nobody listens at the second.
+        let (up, down) = (memory_address(), memory_address());
         let mut relay = swarm(dummy::Behaviour);
         relay.listen_on(up.clone()).unwrap();
         // The dead address first, so its failure comes before the live one is tried.

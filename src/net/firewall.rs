@@ -889,25 +889,14 @@ mod shell_tests {
     use libp2p::swarm::SwarmEvent;
 
     use super::*;
+    use crate::net::test_support::{memory_address, memory_swarm};
 
     /// A swarm whose peer ID is a secp256k1 operator key (the firewall can name its operator).
     fn swarm<B: NetworkBehaviour + Send>(behaviour: B) -> libp2p::Swarm<B> {
-        use libp2p::Transport as _;
-        use libp2p::{core::transport::MemoryTransport, core::upgrade::Version, noise, yamux};
-        let key = crate::identity::OperatorKey::generate();
-        libp2p::SwarmBuilder::with_existing_identity(key.libp2p_keypair())
-            .with_tokio()
-            .with_other_transport(|key| {
-                Ok(MemoryTransport::default()
-                    .upgrade(Version::V1Lazy)
-                    .authenticate(noise::Config::new(key)?)
-                    .multiplex(yamux::Config::default()))
-            })
-            .unwrap()
-            .with_behaviour(|_| behaviour)
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build()
+        memory_swarm(
+            crate::identity::OperatorKey::generate().libp2p_keypair(),
+            behaviour,
+        )
     }
 
     /// A chain that never answers with a stake.
@@ -934,8 +923,7 @@ mod shell_tests {
         [PeerId; 2],
         libp2p::Swarm<Firewall>,
     ) {
-        let port = 1 + rand::random::<u64>() % (1 << 40);
-        let address: Multiaddr = format!("/memory/{port}").parse().unwrap();
+        let address = memory_address();
         let mut dialers = [swarm(dummy::Behaviour), swarm(dummy::Behaviour)];
         let peers = [*dialers[0].local_peer_id(), *dialers[1].local_peer_id()];
         let allowed: Vec<PeerId> = allow_first.then_some(peers[0]).into_iter().collect();

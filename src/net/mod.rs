@@ -17,6 +17,9 @@ pub mod transport;
 pub mod types;
 pub mod validation;
 
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod test_support;
+
 pub use config::NodeConfig;
 pub use events::{EventReceiver, NodeEvent, COUNTER_NAMES};
 pub use handle::{Encoded, NodeHandle};
