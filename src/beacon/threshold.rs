@@ -233,7 +233,7 @@ pub struct Combined {
 ///
 /// Verification is batched: the next shares needed are checked together with one two-pairing
 /// equation over a random linear combination (soundness error 2⁻¹²⁸ from `rng`); only if that
-/// fails is each of them checked alone. Shares beyond the first `threshold` valid ones are not
+/// fails are its halves checked, and so on down to the bad shares ([`bisect`]). Shares beyond the first `threshold` valid ones are not
 /// examined.
 pub fn combine_verified<R: rand::RngCore + ?Sized>(
     message: &[u8],
@@ -278,19 +278,7 @@ pub fn combine_verified<R: rand::RngCore + ?Sized>(
             }));
             continue;
         }
-        for share in batch {
-            if pairing_check(share.signature.0, hash, share.public_key.0) {
-                valid.push(SignatureShare {
-                    index: share.index,
-                    signature: share.signature,
-                });
-            } else {
-                rejected.push(RejectedShare {
-                    index: share.index,
-                    reason: ShareRejection::InvalidSignature,
-                });
-            }
-        }
+        bisect(hash, batch, rng, &mut valid, &mut rejected);
     }
     if valid.len() < threshold {
         return Err(CombineError::NotEnoughShares {
@@ -305,6 +293,42 @@ pub fn combine_verified<R: rand::RngCore + ?Sized>(
         used: valid.iter().map(|s| s.index).collect(),
         rejected,
     })
+}
+
+/// Sorts the shares of a batch that failed into valid and invalid by halving: a half whose batch
+/// holds is valid as a whole, a single share is checked alone. With k bad shares among n this
+/// costs about 2·k·log₂(n) batch checks instead of n pairing checks.
+fn bisect<R: rand::RngCore + ?Sized>(
+    hash: G1Affine,
+    failed: &[CandidateShare],
+    rng: &mut R,
+    valid: &mut Vec<SignatureShare>,
+    rejected: &mut Vec<RejectedShare>,
+) {
+    if let [share] = failed {
+        if pairing_check(share.signature.0, hash, share.public_key.0) {
+            valid.push(SignatureShare {
+                index: share.index,
+                signature: share.signature,
+            });
+        } else {
+            rejected.push(RejectedShare {
+                index: share.index,
+                reason: ShareRejection::InvalidSignature,
+            });
+        }
+        return;
+    }
+    for half in failed.chunks(failed.len().div_ceil(2)) {
+        if batch_verify(hash, half, rng) {
+            valid.extend(half.iter().map(|s| SignatureShare {
+                index: s.index,
+                signature: s.signature,
+            }));
+        } else {
+            bisect(hash, half, rng, valid, rejected);
+        }
+    }
 }
 
 /// e(Σ rᵢσᵢ, G2) == e(H(m), Σ rᵢ pkᵢ) for random 128-bit rᵢ: all shares valid, except with
@@ -468,6 +492,24 @@ mod tests {
                 (1, "invalid_signature")
             ]
         );
+    }
+
+    #[test]
+    fn a_failed_batch_is_halved_down_to_its_bad_shares_in_either_half() {
+        let mut rng = rng();
+        let dealing = deal(40, 33, &mut rng).unwrap();
+        let mut shares = candidates(&dealing, b"m");
+        // Bad shares at both ends of the first batch of 33 and one in its middle.
+        for bad in [0, 16, 32] {
+            shares[bad].signature = dealing.shares[bad].secret.sign(b"other");
+        }
+        let combined = combine_verified(b"m", 33, &shares, &mut rng).unwrap();
+        assert!(dealing.group_public_key.verify(b"m", &combined.signature));
+        let mut bad: Vec<u32> = combined.rejected.iter().map(|r| r.index).collect();
+        bad.sort();
+        assert_eq!(bad, vec![1, 17, 33]);
+        assert_eq!(combined.used.len(), 33);
+        assert!(combined.used.iter().all(|i| !bad.contains(i)));
     }
 
     #[test]
