@@ -33,17 +33,19 @@ use std::{
 };
 
 use libp2p::{
-    core::{transport::PortUse, Endpoint},
     request_response,
     swarm::{
-        ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler, THandlerInEvent,
-        THandlerOutEvent, ToSwarm,
+        ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent, THandlerOutEvent, ToSwarm,
     },
-    Multiaddr, PeerId, StreamProtocol,
+    PeerId, StreamProtocol,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::{
+    types::{Counts, Offence},
+    wrap::forward_connection_hooks,
+};
 use crate::{
     identity::{
         attestation::{self, Attestation, Expect, Verified},
@@ -158,6 +160,22 @@ impl PeerOperators {
     }
 }
 
+/// What [`Attest`] counts: refused attestations by reason (`AttestationError::reason`).
+pub const COUNTERS: &[&str] = &[
+    "bad_checksum",
+    "expired",
+    "malformed",
+    "malformed_signature",
+    "no_expiration",
+    "no_peer_resource",
+    "not_yet_valid",
+    "signer_mismatch",
+    "too_large",
+    "wrong_chain",
+    "wrong_peer",
+    "wrong_v",
+];
+
 /// How long a peer whose attestation we refused gets to read our answer before its ban.
 pub const BAN_GRACE: Duration = Duration::from_millis(500);
 
@@ -181,10 +199,10 @@ pub enum Event {
     },
     /// Our attestation got no answer (peer without the protocol, timeout, closed connection).
     Failed { peer: PeerId, error: String },
-    /// `peer` offended (`attestation_<reason>`): ban it `after` this long.
+    /// `peer`'s attestation was refused ([`Offence::Attestation`]): ban it `after` this long.
     Offence {
         peer: PeerId,
-        reason: String,
+        offence: Offence,
         after: Duration,
     },
 }
@@ -196,9 +214,9 @@ pub struct Attest {
     attestation: Option<Attestation>,
     /// The chain attestations must name, when set.
     chain_id: Option<u64>,
-    refusals: HashMap<&'static str, u64>,
-    /// Refused peers whose answer has not gone out yet, with the offence.
-    answering: HashMap<PeerId, String>,
+    refusals: Counts,
+    /// Refused peers whose answer has not gone out yet, with the refusal reason.
+    answering: HashMap<PeerId, &'static str>,
     out: VecDeque<Event>,
 }
 
@@ -210,14 +228,14 @@ impl Attest {
             inner: behaviour(),
             attestation,
             chain_id,
-            refusals: HashMap::new(),
+            refusals: Counts::new(COUNTERS),
             answering: HashMap::new(),
             out: VecDeque::new(),
         }
     }
 
     /// Refused attestations by reason.
-    pub fn refusals(&self) -> &HashMap<&'static str, u64> {
+    pub fn counts(&self) -> &Counts {
         &self.refusals
     }
 
@@ -254,7 +272,7 @@ impl Attest {
                 if let Some(reason) = self.answering.remove(&peer) {
                     self.out.push_back(Event::Offence {
                         peer,
-                        reason,
+                        offence: Offence::Attestation(reason),
                         after: Duration::ZERO,
                     });
                 }
@@ -264,7 +282,7 @@ impl Attest {
                 if let Some(reason) = self.answering.remove(&peer) {
                     self.out.push_back(Event::Offence {
                         peer,
-                        reason,
+                        offence: Offence::Attestation(reason),
                         after: BAN_GRACE,
                     });
                 }
@@ -288,11 +306,9 @@ impl Attest {
             }
             Err(error) => {
                 let reason = error.reason();
-                let total = self.refusals.entry(reason).or_default();
-                *total += 1;
-                let total = *total;
+                let total = self.refusals.add(reason, 1);
                 tracing::warn!(%peer, reason, %error, "attestation rejected");
-                self.answering.insert(peer, format!("attestation_{reason}"));
+                self.answering.insert(peer, reason);
                 self.out.push_back(Event::Refused {
                     peer,
                     reason,
@@ -314,49 +330,7 @@ impl NetworkBehaviour for Attest {
     type ConnectionHandler = <Behaviour as NetworkBehaviour>::ConnectionHandler;
     type ToSwarm = Event;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.inner
-            .handle_pending_inbound_connection(id, local, remote)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner
-            .handle_established_inbound_connection(id, peer, local, remote)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        endpoint: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.inner
-            .handle_pending_outbound_connection(id, peer, addresses, endpoint)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        address: &Multiaddr,
-        endpoint: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.inner
-            .handle_established_outbound_connection(id, peer, address, endpoint, port_use)
-    }
+    forward_connection_hooks!(inner);
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         if let FromSwarm::ConnectionClosed(e) = &event {
@@ -537,8 +511,8 @@ mod shell_tests {
         let (judged, heard) = exchange(&session, attestation).await;
         assert!(matches!(&judged[..], [
             Event::Refused { reason: "wrong_chain", total: 1, .. },
-            Event::Offence { reason, after, .. },
-        ] if reason == "attestation_wrong_chain" && *after == BAN_GRACE));
+            Event::Offence { offence: Offence::Attestation("wrong_chain"), after, .. },
+        ] if *after == BAN_GRACE));
         assert!(
             matches!(&heard[..], [Event::Acknowledged { accepted: false, reason: Some(r), .. }]
             if r == "wrong_chain")

@@ -10,9 +10,10 @@
 //! connections and dials, and [`Event`]s (the node's `banned`/`unbanned`); the relay CLI persists [`BanList::records`] in
 //! `--data-dir`.
 //!
-//! [`Bans`] owns the list, the bans that wait a moment ([`Bans::ban_after`]: an offence
-//! answered first, so the peer can read why) and one timer for the next expiry or delayed ban.
-//! It keeps no other copy of who is banned.
+//! [`Bans`] owns the list, the bans that wait a moment ([`Bans::punish`] with a delay: an
+//! offence answered first, so the peer can read why) and one timer for the next expiry or
+//! delayed ban. It keeps no other copy of who is banned. Every part's offences reach it typed
+//! ([`Offence`]), through the node's one wiring point.
 //!
 //! # Usage
 //! ```
@@ -43,6 +44,7 @@ use libp2p::{
 };
 use serde::{Deserialize, Serialize};
 
+use super::types::Offence;
 use crate::platform::{self, Deadline, Instant};
 
 /// How long offences ban a peer.
@@ -381,10 +383,17 @@ impl Bans {
         self.wake();
     }
 
-    /// Bans `peer` for the policy's next step after `delay` (time for it to read our answer).
-    pub fn ban_after(&mut self, peer: PeerId, reason: String, delay: Duration) {
-        self.delayed.push((platform::now() + delay, peer, reason));
-        self.wake();
+    /// Bans `peer` for `offence`, for the policy's next step, after `delay` (time for it to
+    /// read our answer; zero: now).
+    pub fn punish(&mut self, peer: PeerId, offence: Offence, delay: Duration) {
+        let reason = offence.reason();
+        if delay.is_zero() {
+            self.ban(peer, None, &reason);
+        } else {
+            self.delayed
+                .push((platform::now() + delay, peer, reason.into_owned()));
+            self.wake();
+        }
     }
 
     /// Lifts `peer`'s ban now (its offences stay on record).
@@ -779,7 +788,7 @@ mod shell_tests {
 
         // A delayed ban waits, then closes the connection like any other.
         a.behaviour_mut()
-            .ban_after(peer, "later".into(), Duration::from_millis(100));
+            .punish(peer, Offence::RateLimited, Duration::from_millis(100));
         assert_eq!(a.behaviour().banned(&peer), None);
         let banned = until(&mut a, &mut b, |e| match e {
             SwarmEvent::Behaviour(Event::Banned {
@@ -790,7 +799,7 @@ mod shell_tests {
             _ => None,
         })
         .await;
-        assert_eq!(banned, ("later".to_owned(), 2));
+        assert_eq!(banned, ("rate_limited".to_owned(), 2));
         until(&mut a, &mut b, |e| {
             matches!(e, SwarmEvent::ConnectionClosed { peer_id, .. } if peer_id == peer)
                 .then_some(())

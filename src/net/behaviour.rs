@@ -1,4 +1,15 @@
-//! The composed libp2p behaviour of every keep-light node and its gossipsub settings.
+//! The composed libp2p behaviour of every keep-light node, and the settings of its parts.
+//!
+//! # Overview
+//! [`Behaviour`] is a `#[derive(NetworkBehaviour)]` of one part per concern; the field order is
+//! the order of the connection hooks and of polling: bans first (a banned peer costs nothing
+//! else), the firewall before pubsub (an admission is known before the peer's messages).
+//! [`build`] makes it from the [`Parts`] `Node::start` prepared; [`Behaviour::counts`] gives
+//! every part's counters, which the node merges in one place.
+//!
+//! # Usage
+//! `behaviour::build(&keypair, role, parts, limits, ip_limits, circuits, ping)?`, then hand the
+//! closure to the swarm builder (`super::transport::build_swarm`), which adds the relay client.
 
 use std::{
     net::IpAddr,
@@ -14,7 +25,6 @@ use libp2p::{
     multiaddr::Protocol,
     relay,
     swarm::{
-        behaviour::toggle::Toggle,
         behaviour::{ConnectionEstablished, ListenFailure},
         dummy, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
         THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
@@ -29,7 +39,9 @@ use super::{
     bootstrap::Bootstrap,
     firewall::{Firewall, IpLimits},
     liveness::Watchdog,
-    types::Role,
+    pubsub::{self, Pubsub},
+    relay::RelayServer,
+    types::{Counts, Role},
 };
 
 /// Protocol name announced over identify.
@@ -173,7 +185,8 @@ pub struct Behaviour {
     pub limits: connection_limits::Behaviour,
     /// The admission gate: who may stay, checked on its own timer.
     pub firewall: Firewall,
-    pub gossipsub: gossipsub::Behaviour,
+    /// Gossipsub behind our checks: nothing is forwarded or delivered before they pass.
+    pub pubsub: Pubsub,
     pub identify: identify::Behaviour,
     /// Ping, closing connections whose pings go unanswered.
     pub liveness: Watchdog,
@@ -182,7 +195,7 @@ pub struct Behaviour {
     /// `/keep-light/attest/1`: wallet delegations exchanged right after connecting.
     pub attest: Attest,
     /// Circuit relay v2 server: relays only.
-    pub relay: Toggle<relay::Behaviour>,
+    pub relay: RelayServer,
     /// Circuit relay v2 client: reservations on relays (listening on `…/p2p-circuit`) and
     /// dials through them.
     pub relay_client: relay::client::Behaviour,
@@ -217,6 +230,21 @@ pub struct Parts {
     pub bootstrap: Bootstrap,
     pub attest: Attest,
     pub firewall: Firewall,
+    pub pubsub: pubsub::Settings,
+    /// Whether a relay takes its listen addresses as external (none were configured).
+    pub relay_confirms_listen: bool,
+}
+
+impl Behaviour {
+    /// Every part's counters, for [`Counts::merge`].
+    pub fn counts(&self) -> [&Counts; 4] {
+        [
+            self.pubsub.counts(),
+            self.attest.counts(),
+            self.firewall.counts(),
+            self.liveness.counts(),
+        ]
+    }
 }
 
 /// Ping (interval, timeout) by role. The node closes a connection whose pings go unanswered
@@ -234,14 +262,13 @@ pub fn default_ping(role: Role) -> (Duration, Duration) {
     }
 }
 
-/// Builds the behaviour for `role`; `max_message_size` is the envelope limit. (The floodsub
-/// router is the node's doing: it makes each connected peer explicit.) What can fail is built
-/// here; the result completes it with the relay client the swarm builder makes.
+/// Builds the behaviour for `role`. (The floodsub router is pubsub's doing: it makes each
+/// connected peer explicit.) What can fail is built here; the result completes it with the
+/// relay client the swarm builder makes.
 pub fn build(
     keypair: &Keypair,
     role: Role,
     parts: Parts,
-    max_message_size: usize,
     limits: ConnectionLimits,
     ip_limits: (usize, usize),
     circuits: CircuitLimits,
@@ -253,7 +280,7 @@ pub fn build(
         .validation_mode(gossipsub::ValidationMode::Strict)
         // We answer each message ourselves (size, decode, author = sender) before it is forwarded.
         .validate_messages()
-        .max_transmit_size(max_message_size + FRAME_OVERHEAD)
+        .max_transmit_size(parts.pubsub.max_message_size + FRAME_OVERHEAD)
         .flood_publish(true)
         .heartbeat_initial_delay(Duration::from_millis(100))
         .heartbeat_interval(Duration::from_millis(700))
@@ -305,13 +332,13 @@ pub fn build(
         )
     });
     Ok(move |relay_client| Behaviour {
-        relay: relay.into(),
+        relay: RelayServer::new(relay, parts.relay_confirms_listen),
         relay_client,
         bans: parts.bans,
         per_ip: PerIp(IpLimits::new(ip_limits.0, ip_limits.1)),
         limits: connection_limits::Behaviour::new(limits),
         firewall: parts.firewall,
-        gossipsub,
+        pubsub: Pubsub::new(gossipsub, parts.pubsub),
         identify,
         liveness: Watchdog::new(ping.0, ping.1),
         bootstrap: parts.bootstrap,

@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use futures::channel::mpsc;
 use serde::Serialize;
 
-use super::bootstrap::Health;
+use super::{
+    bans,
+    bootstrap::{self, Health},
+};
 
 /// Everything the node reports. Serialised as one JSON object with an `event` tag, which is the
 /// CLI's output format and what the browser API hands to JavaScript.
@@ -42,7 +45,7 @@ pub enum NodeEvent {
     },
     /// A message was rejected; `total` is the count for this reason so far. `from` forwarded
     /// it, `author` signed it; `penalised` says whether `from` got gossipsub's Reject (see
-    /// [`group_acceptance`]).
+    /// [`group_acceptance`](super::pubsub::group_acceptance)).
     Rejected {
         reason: &'static str,
         from: String,
@@ -135,6 +138,51 @@ impl NodeEvent {
         // Serialising these plain structs cannot fail.
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!(r#"{{"event":"error","error":"{e}"}}"#))
+    }
+}
+
+impl From<bans::Event> for NodeEvent {
+    fn from(event: bans::Event) -> Self {
+        match event {
+            bans::Event::Banned { peer, reason, ban } => Self::Banned {
+                peer: peer.to_string(),
+                reason,
+                duration_ms: ban.duration.as_millis() as u64,
+                until_ms: ban.until.as_millis() as u64,
+                offences: ban.offences,
+            },
+            bans::Event::Unbanned { peer, reason } => Self::Unbanned {
+                peer: peer.to_string(),
+                reason,
+            },
+        }
+    }
+}
+
+impl From<bootstrap::Event> for NodeEvent {
+    fn from(event: bootstrap::Event) -> Self {
+        match event {
+            bootstrap::Event::Health {
+                state,
+                relays,
+                target,
+                transports,
+            } => Self::Health {
+                state,
+                relays,
+                target,
+                transports,
+            },
+            bootstrap::Event::DialFailed {
+                address,
+                error,
+                retry,
+            } => Self::DialFailed {
+                address: address.to_string(),
+                error,
+                retry_in_ms: retry.as_millis() as u64,
+            },
+        }
     }
 }
 

@@ -14,6 +14,9 @@
 //! which the node hands over with [`Firewall::attested`]). On its own timer it checks the gate:
 //! a peer that failed the policy is an [`Event::Offence`] (the node bans it), unless the chain
 //! could not answer for it, which is not the peer's fault: that one is disconnected, unbanned.
+//! Every change of a connected peer's admission is reported ([`Event::Admitted`],
+//! [`Event::Revoked`]): the node hands it to pubsub, which drops the messages of anyone not
+//! admitted. It is polled before pubsub, so an admission is known before the peer's messages.
 //!
 //! Timed bans with escalation are in [`super::bans`] (re-exported here).
 //!
@@ -44,8 +47,11 @@ use libp2p::{
     Multiaddr, PeerId,
 };
 
-use super::attest::PeerOperators;
 pub use super::bans::{Ban, BanList, BanPolicy, BanRecord};
+use super::{
+    attest::PeerOperators,
+    types::{Counts, Offence},
+};
 use crate::{
     chain::{Chain, ChainError, OperatorStake},
     identity::{attestation::Verified, Address},
@@ -420,9 +426,16 @@ pub enum Event {
         recognised: bool,
         stake: OperatorStake,
     },
-    /// `peer` failed the policy (`policy_unattested`, `policy_unstaked`): ban it.
-    Offence { peer: PeerId, reason: &'static str },
+    /// `peer` failed the policy ([`Offence::Unattested`], [`Offence::Unstaked`]): ban it.
+    Offence { peer: PeerId, offence: Offence },
+    /// A connected `peer` meets the policy now: its messages count.
+    Admitted { peer: PeerId },
+    /// A connected `peer` no longer does (its admission ran out, or it failed).
+    Revoked { peer: PeerId },
 }
+
+/// What [`Firewall`] counts: the chain's answers (`staked`).
+pub const COUNTERS: &[&str] = &["chain_unavailable", "recognised", "unrecognised"];
 
 /// A chain answer back from its query task.
 type Answer = (Address, Result<OperatorStake, ChainError>);
@@ -443,7 +456,10 @@ pub struct Firewall {
     /// Peers the chain could not answer for: disconnected, not banned, when the gate fails them.
     chain_failed: HashSet<PeerId>,
     /// Chain answers by outcome (`recognised`, `unrecognised`, `chain_unavailable`).
-    counts: HashMap<&'static str, u64>,
+    counts: Counts,
+    /// Connected peers and whether they were last reported admitted. A peer that failed is
+    /// left out until it connects again.
+    admission: HashMap<PeerId, bool>,
     /// The clocks read together, to put the gate's wall-clock deadlines on the timer's clock
     /// (a fixed pair: the same deadline gives the same instant, so the timer is not re-armed
     /// every poll).
@@ -468,7 +484,8 @@ impl Firewall {
             asking: HashMap::new(),
             answers: mpsc::unbounded(),
             chain_failed: HashSet::new(),
-            counts: HashMap::new(),
+            counts: Counts::new(COUNTERS),
+            admission: HashMap::new(),
             anchor: (platform::now(), platform::unix_time()),
             timer: Deadline::default(),
             out: VecDeque::new(),
@@ -487,7 +504,7 @@ impl Firewall {
     }
 
     /// Chain answers by outcome.
-    pub fn counts(&self) -> &HashMap<&'static str, u64> {
+    pub fn counts(&self) -> &Counts {
         &self.counts
     }
 
@@ -498,10 +515,32 @@ impl Firewall {
             Policy::Staked => self.recognise(peer),
             _ => {
                 let until = (verified.expires_at - time::OffsetDateTime::UNIX_EPOCH).unsigned_abs();
-                self.gate.admit(peer, until);
+                self.admit(peer, until);
             }
         }
         self.wake();
+    }
+
+    fn admit(&mut self, peer: PeerId, until: Duration) {
+        self.gate.admit(peer, until);
+        self.report(peer);
+    }
+
+    /// Reports a connected peer's admission if it changed.
+    fn report(&mut self, peer: PeerId) {
+        let Some(reported) = self.admission.get_mut(&peer) else {
+            return;
+        };
+        let admitted = self.gate.admitted(&peer);
+        if *reported != admitted {
+            *reported = admitted;
+            let event = if admitted {
+                Event::Admitted { peer }
+            } else {
+                Event::Revoked { peer }
+            };
+            self.out.push_back(ToSwarm::GenerateEvent(event));
+        }
     }
 
     fn wake(&mut self) {
@@ -524,7 +563,7 @@ impl Firewall {
         let now = platform::unix_time();
         if let Some((recognised, until)) = self.recognition.get(&operator, now) {
             if recognised {
-                self.gate.admit(peer, until);
+                self.admit(peer, until);
             }
             return;
         }
@@ -553,7 +592,7 @@ impl Firewall {
                 } else {
                     "unrecognised"
                 };
-                *self.counts.entry(outcome).or_default() += 1;
+                self.counts.add(outcome, 1);
                 tracing::info!(%operator, stake = stake.stake, minimum = stake.minimum, outcome, "operator checked");
                 self.out
                     .push_back(ToSwarm::GenerateEvent(Event::OperatorChecked {
@@ -564,7 +603,7 @@ impl Firewall {
                 recognised.then_some(until)
             }
             Err(error) => {
-                *self.counts.entry("chain_unavailable").or_default() += 1;
+                self.counts.add("chain_unavailable", 1);
                 tracing::warn!(%operator, %error, "operator check failed");
                 // Only peers still waiting at the gate (one may have gone meanwhile).
                 let gate = &self.gate;
@@ -578,7 +617,7 @@ impl Firewall {
             // Only if the peer still acts for this operator (its attestation may have come since).
             if self.operator(&peer) == Some(operator) {
                 self.chain_failed.remove(&peer);
-                self.gate.admit(peer, until);
+                self.admit(peer, until);
             }
         }
     }
@@ -587,9 +626,14 @@ impl Firewall {
     fn check(&mut self) {
         let checked = self.gate.check(platform::unix_time());
         for peer in checked.recheck {
+            self.report(peer);
             self.recognise(peer);
         }
         for peer in checked.failed {
+            if self.admission.remove(&peer) == Some(true) {
+                self.out
+                    .push_back(ToSwarm::GenerateEvent(Event::Revoked { peer }));
+            }
             // The chain could not answer, or has not yet (its client gives up after 5 s, the
             // grace may end first): not the peer's fault, so no ban.
             let asking = self.asking.values().any(|w| w.contains(&peer));
@@ -601,12 +645,12 @@ impl Firewall {
                 });
                 continue;
             }
-            let reason = match self.gate.policy() {
-                Policy::Staked => "policy_unstaked",
-                _ => "policy_unattested",
+            let offence = match self.gate.policy() {
+                Policy::Staked => Offence::Unstaked,
+                _ => Offence::Unattested,
             };
             self.out
-                .push_back(ToSwarm::GenerateEvent(Event::Offence { peer, reason }));
+                .push_back(ToSwarm::GenerateEvent(Event::Offence { peer, offence }));
         }
     }
 }
@@ -641,6 +685,8 @@ impl NetworkBehaviour for Firewall {
             FromSwarm::ConnectionEstablished(e) if e.other_established == 0 => {
                 self.peers.connected(e.peer_id);
                 self.gate.connected(e.peer_id, platform::unix_time());
+                self.admission.insert(e.peer_id, false);
+                self.report(e.peer_id);
                 self.recognise(e.peer_id);
                 self.wake();
             }
@@ -648,6 +694,7 @@ impl NetworkBehaviour for Firewall {
                 self.peers.disconnected(&e.peer_id);
                 self.gate.disconnected(&e.peer_id);
                 self.chain_failed.remove(&e.peer_id);
+                self.admission.remove(&e.peer_id);
             }
             _ => {}
         }
@@ -961,10 +1008,13 @@ mod shell_tests {
         let (events, closed, [allowed, silent], firewall) = run(Policy::Attested, None, true).await;
         assert_eq!(
             events,
-            [Event::Offence {
-                peer: silent,
-                reason: "policy_unattested"
-            }]
+            [
+                Event::Admitted { peer: allowed },
+                Event::Offence {
+                    peer: silent,
+                    offence: Offence::Unattested
+                }
+            ]
         );
         // The offence is the node's to punish (bans); the firewall closes nothing itself.
         assert!(closed.is_empty());
@@ -981,9 +1031,6 @@ mod shell_tests {
         let mut peers = peers.to_vec();
         peers.sort();
         assert_eq!(closed, peers);
-        assert_eq!(
-            firewall.behaviour().counts().get("chain_unavailable"),
-            Some(&2)
-        );
+        assert_eq!(firewall.behaviour().counts().get("chain_unavailable"), 2);
     }
 }

@@ -7,6 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use futures::channel::{mpsc, oneshot};
 use libp2p::{Multiaddr, PeerId};
 
+pub use super::types::Encoded;
 use super::{
     firewall::BanRecord,
     types::{PublishError, TEXT_TYPE},
@@ -68,16 +69,6 @@ pub(super) enum Command {
     Bans(oneshot::Sender<Vec<BanRecord>>),
     PeerOperator(PeerId, oneshot::Sender<Option<Address>>),
     Shutdown(oneshot::Sender<()>),
-}
-
-/// An envelope as published by [`NodeHandle::publish_envelope`]: its bytes (to republish), and
-/// whether this first publish went out.
-#[derive(Debug, Clone)]
-pub struct Encoded {
-    /// The envelope bytes, sequence number included.
-    pub bytes: Vec<u8>,
-    /// The first publish's outcome (`NoPeers` when nobody is in the topic yet).
-    pub sent: Result<(), PublishError>,
 }
 
 /// The application's side of a running node. Dropping every handle stops the node.

@@ -36,16 +36,19 @@ use std::{
 };
 
 use libp2p::{
-    core::{transport::PortUse, Endpoint},
     ping,
     swarm::{
-        CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour, THandler,
-        THandlerInEvent, THandlerOutEvent, ToSwarm,
+        CloseConnection, ConnectionId, FromSwarm, NetworkBehaviour, THandlerInEvent,
+        THandlerOutEvent, ToSwarm,
     },
-    Multiaddr, PeerId,
+    PeerId,
 };
 
+use super::{types::Counts, wrap::forward_connection_hooks};
 use crate::platform::{self, Deadline, Instant};
+
+/// What [`Watchdog`] counts: connections closed because their pings went unanswered.
+pub const COUNTERS: &[&str] = &["unresponsive"];
 
 /// Allowance for an answer that arrived but waits for a busy event loop to read it.
 pub const SLACK: Duration = Duration::from_secs(1);
@@ -122,7 +125,7 @@ pub struct Watchdog {
     /// Overdue connections not yet handed to the swarm to close.
     closing: VecDeque<(PeerId, ConnectionId)>,
     /// Connections closed for silence so far.
-    unresponsive: u64,
+    counts: Counts,
 }
 
 impl Watchdog {
@@ -138,13 +141,13 @@ impl Watchdog {
             peers: HashMap::new(),
             timer: Deadline::default(),
             closing: VecDeque::new(),
-            unresponsive: 0,
+            counts: Counts::new(COUNTERS),
         }
     }
 
-    /// Connections closed because their pings went unanswered.
-    pub fn unresponsive(&self) -> u64 {
-        self.unresponsive
+    /// Connections closed because their pings went unanswered (`unresponsive`).
+    pub fn counts(&self) -> &Counts {
+        &self.counts
     }
 
     fn on_ping(&mut self, event: ping::Event) {
@@ -166,49 +169,7 @@ impl NetworkBehaviour for Watchdog {
     type ConnectionHandler = <ping::Behaviour as NetworkBehaviour>::ConnectionHandler;
     type ToSwarm = Infallible;
 
-    fn handle_pending_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        self.ping
-            .handle_pending_inbound_connection(id, local, remote)
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.ping
-            .handle_established_inbound_connection(id, peer, local, remote)
-    }
-
-    fn handle_pending_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: Option<PeerId>,
-        addresses: &[Multiaddr],
-        endpoint: Endpoint,
-    ) -> Result<Vec<Multiaddr>, ConnectionDenied> {
-        self.ping
-            .handle_pending_outbound_connection(id, peer, addresses, endpoint)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        id: ConnectionId,
-        peer: PeerId,
-        address: &Multiaddr,
-        endpoint: Endpoint,
-        port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        self.ping
-            .handle_established_outbound_connection(id, peer, address, endpoint, port_use)
-    }
+    forward_connection_hooks!(ping);
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match &event {
@@ -259,7 +220,7 @@ impl NetworkBehaviour for Watchdog {
                 if let Some(peer) = self.peers.get(&connection) {
                     // Gone without closing (a relay behind WebRTC, a half-open TCP
                     // connection): let go, so the bootstrap and `health` see the loss.
-                    self.unresponsive += 1;
+                    self.counts.add("unresponsive", 1);
                     tracing::info!(?connection, %peer, "pings unanswered; closing the connection");
                     self.closing.push_back((*peer, connection));
                 }
@@ -308,7 +269,7 @@ mod tests {
 
     #[test]
     fn the_watchdog_closes_a_silent_connection_on_its_own_timer_once_then_sleeps() {
-        use libp2p::core::ConnectedPoint;
+        use libp2p::core::{transport::PortUse, ConnectedPoint, Endpoint};
         let mut dog = Watchdog::new(Duration::from_millis(20), Duration::from_millis(20));
         let (peer, connection) = (PeerId::random(), ConnectionId::new_unchecked(7));
         let endpoint = ConnectedPoint::Dialer {
@@ -334,7 +295,7 @@ mod tests {
             ToSwarm::CloseConnection { peer_id, connection: CloseConnection::One(id) }
                 if peer_id == peer && id == connection
         ));
-        assert_eq!(dog.unresponsive(), 1);
+        assert_eq!(dog.counts().get("unresponsive"), 1);
         // Nothing left to do: polling finds nothing, however often (a fired timer kept
         // would make every poll ready).
         let waker = futures::task::noop_waker();
@@ -342,6 +303,6 @@ mod tests {
         for _ in 0..1000 {
             assert!(dog.poll(&mut cx).is_pending());
         }
-        assert_eq!(dog.unresponsive(), 1);
+        assert_eq!(dog.counts().get("unresponsive"), 1);
     }
 }

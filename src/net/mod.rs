@@ -12,10 +12,13 @@ pub mod firewall;
 pub mod handle;
 pub mod liveness;
 pub mod node;
+pub mod pubsub;
+pub mod relay;
 pub mod retransmit;
 pub mod transport;
 pub mod types;
 pub mod validation;
+mod wrap;
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod test_support;

@@ -1,9 +1,11 @@
-//! The node-side half of group channels: per-topic checks after the inline ones, and delivery
-//! to the channel with back-pressure instead of loss.
+//! The validation pipeline (sans-IO): every check a message goes through once its peer is
+//! admitted, and delivery to group channels with back-pressure instead of loss.
 //!
 //! # Overview
-//! The event loop owns a [`ChannelTable`]. For a message on a topic that has an open channel,
-//! after the inline checks (size, decode, author = sender) it calls [`ChannelTable::offer`]:
+//! [`Pipeline::judge`] runs the checks cheapest first. The envelope checks every node makes,
+//! relays included: size limit, envelope decode, the author's operator = the envelope sender
+//! (an [`Outcome::Invalid`] blames the forwarder). Then, on a topic with an open channel
+//! ([`ChannelTable::offer`]):
 //! 1. membership: the sender must be one of the channel's members (`non_member`, penalised);
 //! 2. type: a validator must be registered for the envelope `type` (`unknown_type`, penalised)
 //!    and the payload must decode as that type (`undecodable_payload`, penalised);
@@ -18,10 +20,20 @@
 //!    the event loop, a bounded number at a time (`NodeHandle::report_validation`: accepted,
 //!    or rejected as `invalid`).
 //!
-//! Every outcome is a [`Verdict`] the event loop turns into gossipsub's
+//! Every outcome is a [`Verdict`] that pubsub (`super::pubsub`) turns into gossipsub's
 //! `report_message_validation_result` (Accept / Reject / Ignore) and counters. A message held
 //! longer than gossipsub's message cache (history_length heartbeats, 3.5 s here) is still
 //! delivered; only its forwarding is lost, which retransmission covers.
+//!
+//! # Usage
+//! ```
+//! use keep_light::{identity::OperatorKey, net::validation::{Outcome, Pipeline}};
+//! let mut pipeline = Pipeline::new(1024);
+//! let author = OperatorKey::generate().peer_id();
+//! let id = libp2p::gossipsub::MessageId::new(b"1");
+//! let outcome = pipeline.judge("t", &id, author, Some(author), b"not an envelope");
+//! assert!(matches!(outcome, Outcome::Invalid { reason: "undecodable", .. }));
+//! ```
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -31,8 +43,14 @@ use std::{
 use futures::channel::mpsc;
 use libp2p::{gossipsub::MessageId, PeerId};
 
-use super::retransmit::{Deduplicator, Duplicate};
-use crate::{identity::Address, wire::Envelope};
+use super::{
+    retransmit::{Deduplicator, Duplicate},
+    types::Offence,
+};
+use crate::{
+    identity::Address,
+    wire::{self, Envelope},
+};
 
 /// A checked message on its way to a channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,6 +320,123 @@ impl ChannelTable {
     }
 }
 
+/// Most cached author addresses; the cache starts over when full.
+const AUTHOR_CACHE: usize = 4096;
+
+/// What the pipeline made of a message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// An envelope check every node makes failed (size, decode, author = sender): whoever
+    /// forwarded it should have checked, so it is to blame; for a forgery, with an offence.
+    Invalid {
+        reason: &'static str,
+        detail: String,
+        offence: Option<Offence>,
+    },
+    /// Checked, on a topic without a channel: a plain message from `sender`.
+    Plain { envelope: Envelope, sender: Address },
+    /// The channel's verdict. A rejection judges what the author signed (membership, type,
+    /// payload, replay), which relays, knowing no groups, forward in good faith.
+    Channel(Verdict),
+}
+
+/// Every check after admission; see the module docs.
+pub struct Pipeline {
+    max_message_size: usize,
+    /// Message authors' operator addresses (bounded by [`AUTHOR_CACHE`]).
+    authors: HashMap<PeerId, Option<Address>>,
+    /// Open group channels and their delivery queues.
+    pub channels: ChannelTable,
+}
+
+impl Pipeline {
+    /// Refuses envelopes over `max_message_size` bytes before decoding them.
+    pub fn new(max_message_size: usize) -> Self {
+        Self {
+            max_message_size,
+            authors: HashMap::new(),
+            channels: ChannelTable::default(),
+        }
+    }
+
+    /// Judges message `id` on `topic`, forwarded by `source`, signed by `author` (gossipsub
+    /// checked the signature), carrying `data`.
+    pub fn judge(
+        &mut self,
+        topic: &str,
+        id: &MessageId,
+        source: PeerId,
+        author: Option<PeerId>,
+        data: &[u8],
+    ) -> Outcome {
+        let (envelope, sender) = match self.check(author, data) {
+            Ok(checked) => checked,
+            Err(invalid) => return invalid,
+        };
+        if !self.channels.is_open(topic) {
+            return Outcome::Plain { envelope, sender };
+        }
+        let delivery = Delivery {
+            awaiting: None,
+            from: author.unwrap_or(source),
+            sender,
+            envelope,
+        };
+        Outcome::Channel(self.channels.offer(topic, id.clone(), source, delivery))
+    }
+
+    /// The envelope checks, cheapest first. On success: the envelope and its verified sender.
+    fn check(
+        &mut self,
+        author: Option<PeerId>,
+        data: &[u8],
+    ) -> Result<(Envelope, Address), Outcome> {
+        let invalid = |reason, detail, offence| Outcome::Invalid {
+            reason,
+            detail,
+            offence,
+        };
+        let envelope = wire::decode_envelope(data, self.max_message_size)
+            .map_err(|e| invalid(e.reason(), e.to_string(), None))?;
+        let author = author
+            .as_ref()
+            .and_then(|peer| self.author_address(peer))
+            .ok_or_else(|| {
+                invalid(
+                    "unknown_author",
+                    "author is not a secp256k1 operator key".to_owned(),
+                    None,
+                )
+            })?;
+        if envelope.sender.as_slice() != author.as_bytes() {
+            let detail = format!(
+                "envelope sender 0x{} is not the author {author}",
+                hex::encode(&envelope.sender)
+            );
+            return Err(invalid(
+                "spoofed_sender",
+                detail,
+                Some(Offence::SpoofedSender),
+            ));
+        }
+        Ok((envelope, author))
+    }
+
+    /// The operator address of a message author's key, cached: deriving it decodes the key and
+    /// hashes it, which every message of a burst would otherwise repeat.
+    fn author_address(&mut self, peer: &PeerId) -> Option<Address> {
+        if let Some(known) = self.authors.get(peer) {
+            return *known;
+        }
+        if self.authors.len() >= AUTHOR_CACHE {
+            self.authors.clear();
+        }
+        let address = Address::from_peer_id(peer);
+        self.authors.insert(*peer, address);
+        address
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use futures::StreamExt;
@@ -417,5 +552,63 @@ mod tests {
             vec![(id(7), source, Verdict::Ignore("channel_closed"))]
         );
         assert!(!table.is_open("t"));
+    }
+
+    fn envelope_bytes(sender: Address, sequence: u64) -> Vec<u8> {
+        let envelope = Envelope {
+            r#type: "k".into(),
+            payload: vec![1],
+            sender: sender.as_bytes().to_vec(),
+            sequence,
+            group: Vec::new(),
+        };
+        wire::encode_envelope(&envelope, 1024).unwrap()
+    }
+
+    #[test]
+    fn the_pipeline_checks_the_envelope_then_hands_channel_topics_to_their_channel() {
+        let key = crate::identity::OperatorKey::generate();
+        let (author, forwarder) = (key.peer_id(), PeerId::random());
+        let mut pipeline = Pipeline::new(64);
+        let judge = |p: &mut Pipeline, topic: &str, author: Option<PeerId>, data: &[u8]| {
+            p.judge(topic, &id(1), forwarder, author, data)
+        };
+        let good = envelope_bytes(key.address(), 1);
+        assert!(matches!(
+            judge(&mut pipeline, "t", Some(author), &good),
+            Outcome::Plain { sender, .. } if sender == key.address()
+        ));
+        assert!(matches!(
+            judge(&mut pipeline, "t", Some(author), &[0; 65]),
+            Outcome::Invalid {
+                reason: "oversize",
+                offence: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            judge(&mut pipeline, "t", Some(forwarder), &good),
+            Outcome::Invalid {
+                reason: "unknown_author",
+                ..
+            }
+        ));
+        let other = crate::identity::OperatorKey::generate().peer_id();
+        assert!(matches!(
+            judge(&mut pipeline, "t", Some(other), &good),
+            Outcome::Invalid {
+                reason: "spoofed_sender",
+                offence: Some(Offence::SpoofedSender),
+                ..
+            }
+        ));
+        let (sink, _inbox) = mpsc::channel(4);
+        pipeline
+            .channels
+            .open("g", MembershipFilter::open(), sink, 4);
+        assert!(matches!(
+            judge(&mut pipeline, "g", Some(author), &good),
+            Outcome::Channel(Verdict::Reject("unknown_type", _))
+        ));
     }
 }
