@@ -11,25 +11,14 @@
 //! `behaviour::build(&keypair, role, parts, limits, ip_limits, circuits, ping)?`, then hand the
 //! closure to the swarm builder (`super::transport::build_swarm`), which adds the relay client.
 
-use std::{
-    net::IpAddr,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::time::Duration;
 
 use libp2p::{
     connection_limits::{self, ConnectionLimits},
-    core::{transport::PortUse, Endpoint},
     gossipsub, identify,
     identity::Keypair,
-    multiaddr::Protocol,
     relay,
-    swarm::{
-        behaviour::{ConnectionEstablished, ListenFailure},
-        dummy, ConnectionClosed, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
-    },
-    Multiaddr, PeerId,
+    swarm::NetworkBehaviour,
 };
 
 pub use super::types::Router;
@@ -37,7 +26,8 @@ use super::{
     attest::Attest,
     bans::Bans,
     bootstrap::Bootstrap,
-    firewall::{Firewall, IpLimits},
+    firewall::Firewall,
+    ip_limits::{IpLimits, PerIp},
     liveness::Watchdog,
     pubsub::{self, Pubsub},
     relay::RelayServer,
@@ -81,96 +71,6 @@ pub fn default_ip_limits(role: Role) -> (usize, usize) {
     match role {
         Role::Member => (8, 16),
         Role::Relay => (32, 256),
-    }
-}
-
-/// Enforces [`IpLimits`] on inbound connections (the libp2p side of the sans-IO counter).
-pub struct PerIp(pub IpLimits);
-
-/// The remote IP of a direct connection; none for circuits, whose address is the relay's.
-fn remote_ip(address: &Multiaddr) -> Option<IpAddr> {
-    if address.iter().any(|p| p == Protocol::P2pCircuit) {
-        return None;
-    }
-    address.iter().find_map(|p| match p {
-        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
-        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
-        _ => None,
-    })
-}
-
-impl NetworkBehaviour for PerIp {
-    type ConnectionHandler = dummy::ConnectionHandler;
-    type ToSwarm = std::convert::Infallible;
-
-    fn handle_pending_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        _local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<(), ConnectionDenied> {
-        match remote_ip(remote) {
-            Some(ip) => self.0.pending(id, ip).map_err(ConnectionDenied::new),
-            None => Ok(()),
-        }
-    }
-
-    fn handle_established_inbound_connection(
-        &mut self,
-        id: ConnectionId,
-        _peer: PeerId,
-        _local: &Multiaddr,
-        remote: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        if let Some(ip) = remote_ip(remote) {
-            self.0
-                .handshake_done(id, ip)
-                .map_err(ConnectionDenied::new)?;
-        }
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _id: ConnectionId,
-        _peer: PeerId,
-        _address: &Multiaddr,
-        _role: Endpoint,
-        _port_use: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn on_swarm_event(&mut self, event: FromSwarm) {
-        match event {
-            FromSwarm::ConnectionEstablished(ConnectionEstablished {
-                connection_id,
-                endpoint: libp2p::core::ConnectedPoint::Listener { send_back_addr, .. },
-                ..
-            }) => {
-                if let Some(ip) = remote_ip(send_back_addr) {
-                    self.0.established(connection_id, ip);
-                }
-            }
-            FromSwarm::ConnectionClosed(ConnectionClosed { connection_id, .. })
-            | FromSwarm::ListenFailure(ListenFailure { connection_id, .. }) => {
-                self.0.ended(connection_id);
-            }
-            _ => {}
-        }
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _peer: PeerId,
-        _id: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
-    }
-
-    fn poll(&mut self, _: &mut Context<'_>) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
-        Poll::Pending
     }
 }
 

@@ -1,5 +1,5 @@
-//! Who may stay connected: the admission gate of the firewall policy (sans-IO), per-address
-//! limits, and [`Firewall`], the behaviour that runs the gate.
+//! Who may stay connected: the admission gate of the firewall policy (sans-IO), and
+//! [`Firewall`], the behaviour that runs the gate.
 //!
 //! [`Gate`] applies the policy: under [`Policy::Attested`] a peer that is not allow-listed must
 //! present a valid attestation within a grace period after connecting, and again before its
@@ -18,7 +18,8 @@
 //! [`Event::Revoked`]): the node hands it to pubsub, which drops the messages of anyone not
 //! admitted. It is polled before pubsub, so an admission is known before the peer's messages.
 //!
-//! Timed bans with escalation are in [`super::bans`] (re-exported here).
+//! Timed bans with escalation are in [`super::bans`], per-address limits in
+//! [`super::ip_limits`] (both re-exported here).
 //!
 //! # Usage
 //! ```
@@ -33,7 +34,6 @@
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
-    net::IpAddr,
     time::Duration,
 };
 
@@ -47,10 +47,15 @@ use libp2p::{
     Multiaddr, PeerId,
 };
 
-pub use super::bans::{Ban, BanList, BanPolicy, BanRecord};
+// Their earlier paths (`net::firewall::IpLimits`, …) stay valid.
 use super::{
     attest::PeerOperators,
     types::{Counts, Offence},
+};
+pub use super::{
+    bans::{Ban, BanList, BanPolicy, BanRecord},
+    ip_limits::{IpLimitExceeded, IpLimits},
+    pubsub::RateLimit,
 };
 use crate::{
     chain::{Chain, ChainError, OperatorStake},
@@ -280,140 +285,6 @@ impl Recognition {
 impl Default for Recognition {
     fn default() -> Self {
         Self::new(RECOGNISED_FOR, UNRECOGNISED_FOR)
-    }
-}
-
-/// Connections per remote IP address (sans-IO), so a dial storm from one address cannot take
-/// the handshake queue or the connection table from everyone else. Pending = inbound
-/// connections still in their handshake; established = inbound connections. Circuit
-/// connections carry the relay's address and are not counted (see `behaviour::PerIp`).
-#[derive(Debug, Clone)]
-pub struct IpLimits {
-    max_pending: usize,
-    max_established: usize,
-    pending: HashMap<IpAddr, usize>,
-    established: HashMap<IpAddr, usize>,
-    /// Each counted connection: its address and whether it is established.
-    connections: HashMap<ConnectionId, (IpAddr, bool)>,
-}
-
-/// Which per-IP bound refused a connection.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{ip} has {count} {stage} connections, the most one address may have")]
-pub struct IpLimitExceeded {
-    pub ip: IpAddr,
-    pub stage: &'static str,
-    pub count: usize,
-}
-
-impl IpLimits {
-    pub fn new(max_pending: usize, max_established: usize) -> Self {
-        Self {
-            max_pending,
-            max_established,
-            pending: HashMap::new(),
-            established: HashMap::new(),
-            connections: HashMap::new(),
-        }
-    }
-
-    /// An inbound connection starts its handshake.
-    pub fn pending(&mut self, id: ConnectionId, ip: IpAddr) -> Result<(), IpLimitExceeded> {
-        let count = self.pending.get(&ip).copied().unwrap_or(0);
-        if count >= self.max_pending {
-            return Err(IpLimitExceeded {
-                ip,
-                stage: "pending",
-                count,
-            });
-        }
-        self.pending.insert(ip, count + 1);
-        self.connections.insert(id, (ip, false));
-        Ok(())
-    }
-
-    /// The handshake finished: whether one more established connection from `ip` is allowed.
-    /// (It is counted by [`IpLimits::established`] once the swarm has it.)
-    pub fn handshake_done(&mut self, id: ConnectionId, ip: IpAddr) -> Result<(), IpLimitExceeded> {
-        self.ended(id);
-        let count = self.established.get(&ip).copied().unwrap_or(0);
-        if count >= self.max_established {
-            return Err(IpLimitExceeded {
-                ip,
-                stage: "established",
-                count,
-            });
-        }
-        Ok(())
-    }
-
-    /// An inbound connection is established.
-    pub fn established(&mut self, id: ConnectionId, ip: IpAddr) {
-        self.ended(id);
-        *self.established.entry(ip).or_default() += 1;
-        self.connections.insert(id, (ip, true));
-    }
-
-    /// A connection failed, was denied or closed.
-    pub fn ended(&mut self, id: ConnectionId) {
-        let Some((ip, established)) = self.connections.remove(&id) else {
-            return;
-        };
-        let counts = if established {
-            &mut self.established
-        } else {
-            &mut self.pending
-        };
-        if let Some(count) = counts.get_mut(&ip) {
-            *count -= 1;
-            if *count == 0 {
-                counts.remove(&ip);
-            }
-        }
-    }
-
-    /// Addresses with connections counted.
-    #[cfg(test)]
-    fn addresses(&self) -> usize {
-        self.pending.len().max(self.established.len())
-    }
-}
-
-/// A per-peer message rate limit: a token bucket per peer (sustained `per_second`, bursts up
-/// to `burst`). Time is an argument, in seconds since any fixed origin.
-#[derive(Debug, Clone)]
-pub struct RateLimit {
-    per_second: f64,
-    burst: f64,
-    buckets: HashMap<PeerId, (f64, f64)>,
-}
-
-impl RateLimit {
-    pub fn new(per_second: u32, burst: u32) -> Self {
-        Self {
-            per_second: f64::from(per_second.max(1)),
-            burst: f64::from(burst.max(1)),
-            buckets: HashMap::new(),
-        }
-    }
-
-    /// One message from `peer` at `now`: whether it is within the limit.
-    pub fn allow(&mut self, peer: PeerId, now: Duration) -> bool {
-        let now = now.as_secs_f64();
-        let (tokens, last) = self.buckets.entry(peer).or_insert((self.burst, now));
-        *tokens = (*tokens + (now - *last).max(0.0) * self.per_second).min(self.burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Forgets a peer whose last connection closed.
-    pub fn forget(&mut self, peer: &PeerId) {
-        self.buckets.remove(peer);
     }
 }
 
@@ -840,69 +711,6 @@ mod tests {
         cache.record(Address([9; 20]), true, t(5));
         assert_eq!(cache.len(), Recognition::MAX_ENTRIES / 2 + 1);
         assert!(cache.get(&Address([0; 20]), t(5)).is_some());
-    }
-
-    #[test]
-    fn one_address_gets_its_share_of_handshakes_and_connections_and_no_more() {
-        let mut limits = IpLimits::new(2, 3);
-        let (storm, other): (IpAddr, IpAddr) =
-            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        let ids: Vec<ConnectionId> = (0..8)
-            .map(|_| ConnectionId::new_unchecked(rand_id()))
-            .collect();
-        assert!(limits.pending(ids[0], storm).is_ok());
-        assert!(limits.pending(ids[1], storm).is_ok());
-        let refused = limits.pending(ids[2], storm).unwrap_err();
-        assert_eq!((refused.stage, refused.count), ("pending", 2));
-        // Another address is untouched by the storm.
-        assert!(limits.pending(ids[3], other).is_ok());
-        // A failed handshake frees its slot.
-        limits.ended(ids[0]);
-        assert!(limits.pending(ids[2], storm).is_ok());
-        // Established: at most 3 from one address; closing one makes room.
-        for id in [ids[1], ids[2]] {
-            limits.handshake_done(id, storm).unwrap();
-            limits.established(id, storm);
-        }
-        assert!(limits.pending(ids[4], storm).is_ok());
-        limits.handshake_done(ids[4], storm).unwrap();
-        limits.established(ids[4], storm);
-        assert!(limits.pending(ids[5], storm).is_ok());
-        assert_eq!(
-            limits.handshake_done(ids[5], storm).unwrap_err().stage,
-            "established"
-        );
-        limits.ended(ids[5]);
-        limits.ended(ids[1]);
-        assert!(limits.pending(ids[6], storm).is_ok());
-        assert!(limits.handshake_done(ids[6], storm).is_ok());
-        // Everything ended: nothing stays on record.
-        for id in &ids {
-            limits.ended(*id);
-        }
-        assert_eq!(limits.addresses(), 0);
-    }
-
-    fn rand_id() -> usize {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(1 << 30);
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    }
-
-    #[test]
-    fn the_rate_limit_allows_bursts_then_the_sustained_rate() {
-        let mut limit = RateLimit::new(10, 20);
-        let (peer, other) = (PeerId::random(), PeerId::random());
-        let t = |ms: u64| Duration::from_millis(ms);
-        assert_eq!((0..25).filter(|_| limit.allow(peer, t(0))).count(), 20);
-        // Other peers have their own bucket.
-        assert!(limit.allow(other, t(0)));
-        // Half a second refills five.
-        assert_eq!((0..10).filter(|_| limit.allow(peer, t(500))).count(), 5);
-        // A long pause refills to the burst, not beyond.
-        assert_eq!((0..50).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
-        limit.forget(&peer);
-        assert_eq!((0..25).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod config;
 pub mod events;
 pub mod firewall;
 pub mod handle;
+pub mod ip_limits;
 pub mod liveness;
 pub mod node;
 pub mod pubsub;

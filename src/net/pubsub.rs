@@ -26,8 +26,9 @@
 //! (publish, join, channels) to it.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     task::{Context, Poll, Waker},
+    time::Duration,
 };
 
 use futures::channel::mpsc;
@@ -41,7 +42,6 @@ use libp2p::{
 
 use super::{
     events::NodeEvent,
-    firewall::RateLimit,
     types::{Counts, Encoded, Offence, PublishError, Role, Router},
     validation::{
         Awaiting, Delivery, KindSpec, LateVerdict, MembershipFilter, Outcome, Pipeline, Verdict,
@@ -79,6 +79,44 @@ pub const COUNTERS: &[&str] = &[
 
 /// A relay's default per-peer message limit: (per second, burst).
 pub const RELAY_RATE_LIMIT: (u32, u32) = (2_000, 20_000);
+
+/// A per-peer message rate limit: a token bucket per peer (sustained `per_second`, bursts up
+/// to `burst`). Time is an argument, since any fixed origin.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    buckets: HashMap<PeerId, (f64, f64)>,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: HashMap::new(),
+        }
+    }
+
+    /// One message from `peer` at `now`: whether it is within the limit.
+    pub fn allow(&mut self, peer: PeerId, now: Duration) -> bool {
+        let now = now.as_secs_f64();
+        let (tokens, last) = self.buckets.entry(peer).or_insert((self.burst, now));
+        *tokens = (*tokens + (now - *last).max(0.0) * self.per_second).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Forgets a peer whose last connection closed.
+    pub fn forget(&mut self, peer: &PeerId) {
+        self.buckets.remove(peer);
+    }
+}
 
 /// What [`Pubsub`] reports.
 #[derive(Debug, Clone)]
@@ -522,5 +560,180 @@ impl NetworkBehaviour for Pubsub {
             self.waker = Some(cx.waker().clone());
             return Poll::Pending;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_limit_allows_bursts_then_the_sustained_rate() {
+        let mut limit = RateLimit::new(10, 20);
+        let (peer, other) = (PeerId::random(), PeerId::random());
+        let t = |ms: u64| Duration::from_millis(ms);
+        assert_eq!((0..25).filter(|_| limit.allow(peer, t(0))).count(), 20);
+        // Other peers have their own bucket.
+        assert!(limit.allow(other, t(0)));
+        // Half a second refills five.
+        assert_eq!((0..10).filter(|_| limit.allow(peer, t(500))).count(), 5);
+        // A long pause refills to the burst, not beyond.
+        assert_eq!((0..50).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
+        limit.forget(&peer);
+        assert_eq!((0..25).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
+    }
+}
+
+// The shell against real swarms: tokio and the memory transport exist only natively.
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod shell_tests {
+    use futures::StreamExt as _;
+    use libp2p::{swarm::SwarmEvent, Swarm};
+
+    use super::*;
+    use crate::{
+        identity::OperatorKey,
+        net::test_support::{memory_address, memory_swarm},
+    };
+
+    const TOPIC: &str = "keep-light/test/1";
+
+    fn node(key: &OperatorKey) -> Swarm<Pubsub> {
+        let keypair = key.libp2p_keypair();
+        let config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .flood_publish(true)
+            .heartbeat_interval(std::time::Duration::from_millis(100))
+            .build()
+            .unwrap();
+        let inner = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(keypair.clone()),
+            config,
+        )
+        .unwrap();
+        let settings = Settings {
+            role: Role::Member,
+            router: Router::Gossipsub,
+            address: key.address(),
+            max_message_size: 4096,
+            rate_limit: None,
+        };
+        let mut swarm = memory_swarm(keypair, Pubsub::new(inner, settings));
+        swarm.behaviour_mut().join(TOPIC);
+        swarm
+    }
+
+    /// Drives both swarms until `b` reports what `pick` looks for; `a`'s events are dropped.
+    async fn until<T>(
+        a: &mut Swarm<Pubsub>,
+        b: &mut Swarm<Pubsub>,
+        mut pick: impl FnMut(Event) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::sleep(std::time::Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = a.select_next_some() => {}
+                event = b.select_next_some() => {
+                    if let SwarmEvent::Behaviour(event) = event {
+                        if let Some(found) = pick(event) {
+                            return found;
+                        }
+                    }
+                }
+                _ = &mut deadline => panic!("not reported in time"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_admitted_peers_messages_count_and_a_forger_at_first_hand_is_an_offence() {
+        let (alice, bob) = (OperatorKey::generate(), OperatorKey::generate());
+        let (mut a, mut b) = (node(&alice), node(&bob));
+        let address = memory_address();
+        b.listen_on(address.clone()).unwrap();
+        a.dial(address).unwrap();
+        // Bob's side sees Alice join the topic: from now on what she publishes reaches him.
+        until(&mut a, &mut b, |e| {
+            matches!(e, Event::Report(NodeEvent::PeerSubscribed { .. })).then_some(())
+        })
+        .await;
+        // Let Alice hear of Bob's subscription too (one more exchange).
+        let settle = tokio::time::sleep(std::time::Duration::from_millis(300));
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                _ = a.select_next_some() => {}
+                _ = b.select_next_some() => {}
+                _ = &mut settle => break,
+            }
+        }
+
+        // Not admitted by Bob's firewall yet: ignored, counted, never delivered.
+        a.behaviour_mut()
+            .publish(TOPIC, "k".into(), b"early".to_vec())
+            .unwrap()
+            .sent
+            .unwrap();
+        let early = tokio::time::sleep(std::time::Duration::from_millis(500));
+        tokio::pin!(early);
+        loop {
+            tokio::select! {
+                _ = a.select_next_some() => {}
+                event = b.select_next_some() => {
+                    if let SwarmEvent::Behaviour(Event::Report(NodeEvent::Message { .. })) = event {
+                        panic!("an unadmitted peer's message was delivered");
+                    }
+                }
+                _ = &mut early => break,
+            }
+        }
+        assert_eq!(b.behaviour().counts().get("not_admitted"), 1);
+
+        // Admitted: delivered, with the authenticated sender.
+        b.behaviour_mut().admit(*a.local_peer_id());
+        a.behaviour_mut()
+            .publish(TOPIC, "k".into(), b"hello".to_vec())
+            .unwrap();
+        let (sender, data) = until(&mut a, &mut b, |e| match e {
+            Event::Report(NodeEvent::Message { sender, data, .. }) => Some((sender, data)),
+            _ => None,
+        })
+        .await;
+        assert_eq!(
+            (sender, data),
+            (alice.address().to_string(), b"hello".to_vec())
+        );
+
+        // An envelope naming someone else, handed over by its author: rejected, an offence.
+        let forged = Envelope {
+            r#type: "k".into(),
+            payload: b"forged".to_vec(),
+            sender: bob.address().as_bytes().to_vec(),
+            sequence: 1,
+            group: Vec::new(),
+        };
+        let bytes = wire::encode_envelope(&forged, 4096).unwrap();
+        a.behaviour_mut().publish_bytes(TOPIC, bytes).unwrap();
+        let mut rejected = false;
+        let offender = until(&mut a, &mut b, |e| match e {
+            Event::Report(NodeEvent::Rejected {
+                reason, penalised, ..
+            }) => {
+                rejected = reason == "spoofed_sender" && penalised;
+                None
+            }
+            Event::Offence { peer, offence } => Some((peer, offence)),
+            _ => None,
+        })
+        .await;
+        assert!(rejected, "the rejection comes first, penalised");
+        assert_eq!(offender, (*a.local_peer_id(), Offence::SpoofedSender));
+        assert_eq!(
+            b.behaviour().counts().get("delivered"),
+            0,
+            "plain messages are not channel deliveries"
+        );
     }
 }
