@@ -7,7 +7,8 @@
 //! - [`wire`]: protobuf envelope, size-checked decoding;
 //! - [`beacon`]: BN254 threshold BLS, relay entries, group selection (pure, no I/O);
 //! - [`chain`]: the chain seam (operators and stakes), the embedded dev chain, JSON-RPC;
-//! - [`net`]: libp2p node (event loop, behaviour, transports, bootstrap schedule);
+//! - [`net`]: libp2p node: a thin event loop over one behaviour per concern (bans, limits,
+//!   firewall, pubsub and its validation pipeline, liveness, bootstrap, attestation, relay);
 //! - `browser` (wasm32 only): the wasm-bindgen API used by the JS shell in `www/`.
 
 pub mod beacon;

@@ -4,7 +4,7 @@
 //! Asked for an entry after `previous`, every member broadcasts its signature share
 //! σᵢ = xᵢ·H(previous). Each member collects the others' shares; once T are in, it checks them
 //! in one batched pairing equation (halved down to the bad shares only if it fails, see
-//! [`threshold::combine_verified`]) and combines T valid ones into the entry. Members submit in
+//! [`threshold::combine_verified`](super::threshold::combine_verified)) and combines T valid ones into the entry. Members submit in
 //! turn: the member at seat (random(entry) mod N) + 1 first, at the request's block, then one
 //! `step` later for each seat after it, until the entry is on chain; a member whose turn has not
 //! come when it is stands down.

@@ -233,7 +233,7 @@ pub struct Combined {
 ///
 /// Verification is batched: the next shares needed are checked together with one two-pairing
 /// equation over a random linear combination (soundness error 2⁻¹²⁸ from `rng`); only if that
-/// fails are its halves checked, and so on down to the bad shares ([`bisect`]). Shares beyond the first `threshold` valid ones are not
+/// fails are its halves checked, and so on down to the bad shares (`bisect`). Shares beyond the first `threshold` valid ones are not
 /// examined.
 pub fn combine_verified<R: rand::RngCore + ?Sized>(
     message: &[u8],

@@ -1,4 +1,19 @@
 //! [`NodeConfig`]: everything [`super::Node::start`] is told, with defaults by role.
+//!
+//! # Overview
+//! A builder over one operator key: `NodeConfig::new(key)` gives a member with no addresses,
+//! peers or topics; each `with_*` call sets one thing (role, listen and bootstrap addresses,
+//! topics, firewall policy and chain, limits, timers). Fields stay private to `net`:
+//! `Node::start` hands each part what it needs.
+//!
+//! # Usage
+//! ```
+//! use keep_light::{identity::OperatorKey, net::{NodeConfig, Role}};
+//! let config = NodeConfig::new(OperatorKey::generate())
+//!     .with_role(Role::Relay)
+//!     .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+//! # let _ = config;
+//! ```
 
 use std::{sync::Arc, time::Duration};
 
@@ -97,7 +112,7 @@ impl NodeConfig {
     }
 
     /// How often connections are pinged and how long an answer may take (default by role:
-    /// [`behaviour::default_ping`]). After two failed pings in a row the connection is closed.
+    /// [`behaviour::default_ping`](super::behaviour::default_ping)). After two failed pings in a row the connection is closed.
     pub fn with_ping(mut self, interval: Duration, timeout: Duration) -> Self {
         self.ping = Some((interval, timeout));
         self
@@ -124,7 +139,7 @@ impl NodeConfig {
         self
     }
 
-    /// The WebRTC-direct certificate (PEM, from [`transport::new_webrtc_certificate`]); its
+    /// The WebRTC-direct certificate (PEM, from [`transport::new_webrtc_certificate`](super::transport::new_webrtc_certificate)); its
     /// hash is part of the `/webrtc-direct/certhash/…` address, so a relay keeps it to keep its
     /// address. Without one a fresh certificate is made.
     pub fn with_webrtc_certificate(mut self, pem: String) -> Self {
@@ -159,7 +174,7 @@ impl NodeConfig {
         self
     }
 
-    /// Remembers the relays that worked under this storage key ([`platform::store`]: the
+    /// Remembers the relays that worked under this storage key ([`platform::store`](crate::platform::store): the
     /// page's `localStorage` in wasm) and tries them first on the next start.
     pub fn with_bootstrap_store(mut self, key: &str) -> Self {
         self.bootstrap_store = Some(key.to_owned());
@@ -185,20 +200,20 @@ impl NodeConfig {
         self
     }
 
-    /// Bans and offences from an earlier run ([`NodeHandle::bans`]); running ones apply at once.
+    /// Bans and offences from an earlier run ([`NodeHandle::bans`](super::NodeHandle::bans)); running ones apply at once.
     pub fn with_bans(mut self, records: Vec<BanRecord>) -> Self {
         self.bans = records;
         self
     }
 
-    /// Connection limits (default: [`behaviour::default_limits`] of the role).
+    /// Connection limits (default: [`behaviour::default_limits`](super::behaviour::default_limits) of the role).
     pub fn with_connection_limits(mut self, limits: ConnectionLimits) -> Self {
         self.limits = Some(limits);
         self
     }
 
     /// Inbound connections one remote IP may have: `pending` in their handshake and
-    /// `established` (default: [`behaviour::default_ip_limits`] of the role: relays 32 and 256).
+    /// `established` (default: [`behaviour::default_ip_limits`](super::behaviour::default_ip_limits) of the role: relays 32 and 256).
     pub fn with_ip_limits(mut self, pending: usize, established: usize) -> Self {
         self.ip_limits = Some((pending, established));
         self

@@ -1,6 +1,18 @@
 //! What the node reports: [`NodeEvent`] (one JSON object per event, the CLI's output and what
 //! the page's JavaScript receives) and the names of its counters ([`COUNTER_NAMES`]). Both are
 //! contracts, pinned by `tests/contracts.rs`.
+//!
+//! # Overview
+//! The parts of the node report in their own types; what the user sees is converted here (the
+//! `From` impls) or by the part itself (pubsub reports ready events). Each part declares the
+//! counters it keeps; together they are exactly [`COUNTER_NAMES`] (a test in `node.rs`).
+//!
+//! # Usage
+//! ```
+//! use keep_light::net::NodeEvent;
+//! let event = NodeEvent::Connected { peer: "12D3KooW…".into() };
+//! assert_eq!(event.to_json(), r#"{"event":"connected","peer":"12D3KooW…"}"#);
+//! ```
 
 use std::collections::BTreeMap;
 
@@ -186,7 +198,7 @@ impl From<bootstrap::Event> for NodeEvent {
     }
 }
 
-/// Every name [`NodeHandle::counters`] may report (a stable contract, like [`NodeEvent`]).
+/// Every name [`NodeHandle::counters`](super::NodeHandle::counters) may report (a stable contract, like [`NodeEvent`]).
 pub const COUNTER_NAMES: &[&str] = &[
     // Messages refused, connections refused or lost.
     "connection_denied",

@@ -1,6 +1,7 @@
 //! Who may stay connected: the admission gate of the firewall policy (sans-IO), and
 //! [`Firewall`], the behaviour that runs the gate.
 //!
+//! # Overview
 //! [`Gate`] applies the policy: under [`Policy::Attested`] a peer that is not allow-listed must
 //! present a valid attestation within a grace period after connecting, and again before its
 //! attestation expires; [`Gate::check`] names the peers that failed, whom the node bans

@@ -1,6 +1,17 @@
-//! [`NodeHandle`]: the application's side of a running node. It only sends commands to
-//! the event loop (and awaits a oneshot answer where there is one), so it is cheap to clone and
-//! the same on tokio and on the browser's single thread.
+//! [`NodeHandle`]: the application's side of a running node.
+//!
+//! # Overview
+//! A handle only sends commands to the event loop (and awaits a oneshot answer where there
+//! is one), so it is cheap to clone and the same on tokio and on the browser's single thread.
+//! When every handle is dropped the node stops; [`NodeHandle::shutdown`] stops it and waits.
+//!
+//! # Usage
+//! ```no_run
+//! # async fn demo(node: keep_light::net::NodeHandle) {
+//! node.publish("keep-light/demo/1", b"hello".to_vec()).await.ok();
+//! let counters = node.counters().await;
+//! # let _ = counters; }
+//! ```
 
 use std::{collections::HashMap, time::Duration};
 
@@ -228,7 +239,7 @@ impl NodeHandle {
     }
 
     /// Every counter by reason: rejected messages, channel outcomes (`delivered`, `duplicate`,
-    /// `overloaded`, `held`, …); the names are [`COUNTER_NAMES`]. Empty when the node has
+    /// `overloaded`, `held`, …); the names are [`COUNTER_NAMES`](super::COUNTER_NAMES). Empty when the node has
     /// stopped.
     pub async fn counters(&self) -> HashMap<String, u64> {
         self.ask(Command::Counters).await.unwrap_or_default()
@@ -270,7 +281,7 @@ impl NodeHandle {
         let _ = self.commands.unbounded_send(Command::Unban(peer));
     }
 
-    /// Every ban and remembered offence, for persistence ([`NodeConfig::with_bans`]).
+    /// Every ban and remembered offence, for persistence ([`NodeConfig::with_bans`](super::NodeConfig::with_bans)).
     pub async fn bans(&self) -> Vec<BanRecord> {
         self.ask(Command::Bans).await.unwrap_or_default()
     }

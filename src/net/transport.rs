@@ -1,7 +1,15 @@
 //! Swarm construction per platform: the only place besides `platform.rs` that branches on the
-//! target. Natively: TCP and WebSocket (with DNS), plus libp2p's in-process memory transport
-//! (`/memory/N` addresses) for many-node tests. In the browser: `websocket-websys` (dial only).
-//! Both add the circuit relay v2 client transport (`…/p2p-circuit` addresses).
+//! target.
+//!
+//! # Overview
+//! Natively: TCP and WebSocket (with DNS), WebRTC-direct, plus libp2p's in-process memory
+//! transport (`/memory/N` addresses) for many-node tests. In the browser: `websocket-websys`
+//! and WebRTC-direct (dial only). Both add the circuit relay v2 client transport
+//! (`…/p2p-circuit` addresses).
+//!
+//! # Usage
+//! `Node::start` calls [`build_swarm`]`(keypair, webrtc_certificate, behaviour)` with the
+//! closure [`super::behaviour::build`] returned; nothing else builds a swarm.
 
 use std::time::Duration;
 

@@ -1,6 +1,17 @@
-//! Plain types the node's parts share: a node's role, its pubsub router, why a publish failed,
-//! the free-text message type, the offences that get a peer banned and each concern's counters.
-//! A leaf: it imports nothing from `net`, so every part may import it without a cycle.
+//! Plain types the node's parts share.
+//!
+//! # Overview
+//! A node's [`Role`], its pubsub [`Router`], why a publish failed, the free-text message type,
+//! the [`Offence`]s that get a peer banned and each part's [`Counts`]. A leaf: it imports nothing
+//! from `net`, so every part may import it without a cycle.
+//!
+//! # Usage
+//! ```
+//! use keep_light::net::types::{Counts, Offence};
+//! let mut counts = Counts::new(&["rate_limited"]);
+//! counts.add("rate_limited", 1);
+//! assert_eq!(Offence::RateLimited.reason(), "rate_limited");
+//! ```
 
 use std::{borrow::Cow, collections::HashMap};
 
