@@ -120,6 +120,52 @@ impl Deadline {
     }
 }
 
+/// A [`Deadline`] for wall-clock moments (time since the Unix epoch: ban ends, admission
+/// deadlines), put on the monotonic clock through one reading of both clocks. A fixed reading
+/// gives the same instant for the same moment, so the timer is not re-armed on every poll.
+#[derive(Debug)]
+pub struct WallDeadline {
+    anchor: (Instant, Duration),
+    timer: Deadline,
+}
+
+impl Default for WallDeadline {
+    fn default() -> Self {
+        Self {
+            anchor: (now(), unix_time()),
+            timer: Deadline::default(),
+        }
+    }
+}
+
+impl WallDeadline {
+    /// The monotonic instant of wall-clock moment `at`.
+    pub fn instant(&self, at: Duration) -> Instant {
+        let (instant, unix) = self.anchor;
+        instant + at.saturating_sub(unix)
+    }
+
+    /// Aims the timer at the earlier of wall-clock `wall` and monotonic `instant`.
+    pub fn set(&mut self, wall: Option<Duration>, instant: Option<Instant>) {
+        let wall = wall.map(|at| self.instant(at));
+        self.timer.set(match (wall, instant) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
+    }
+
+    /// As [`Deadline::poll`].
+    pub fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        self.timer.poll(cx)
+    }
+
+    /// The timer fired with nothing due: the wall clock runs behind the monotonic one (it was
+    /// adjusted). Reads both again, so the next deadline is ahead instead of firing at once.
+    pub fn fired_early(&mut self) {
+        self.anchor = (now(), unix_time());
+    }
+}
+
 /// A cryptographically secure random generator (OS or `crypto.getRandomValues`).
 pub fn rng() -> impl rand::RngCore + rand::CryptoRng {
     rand::rngs::OsRng
@@ -183,6 +229,21 @@ mod tests {
     use std::task::{Context, Poll};
 
     use super::*;
+
+    #[test]
+    fn a_wall_deadline_fires_at_the_earlier_of_its_wall_and_monotonic_moments() {
+        let mut deadline = WallDeadline::default();
+        let far = unix_time() + Duration::from_secs(3600);
+        // The wall-clock moment is an hour away; the monotonic one 5 ms: it fires on the latter.
+        deadline.set(Some(far), Some(now() + Duration::from_millis(5)));
+        futures::executor::block_on(futures::future::poll_fn(|cx| deadline.poll(cx)));
+        let soon = unix_time() + Duration::from_millis(5);
+        deadline.set(Some(soon), None);
+        let started = now();
+        futures::executor::block_on(futures::future::poll_fn(|cx| deadline.poll(cx)));
+        assert!(deadline.instant(far) > started + Duration::from_secs(3000));
+        deadline.fired_early();
+    }
 
     #[test]
     fn a_deadline_fires_once_and_stays_quiet_until_it_is_set_again() {

@@ -45,7 +45,7 @@ use libp2p::{
 use serde::{Deserialize, Serialize};
 
 use super::types::Offence;
-use crate::platform::{self, Deadline, Instant};
+use crate::platform::{self, Instant, WallDeadline};
 
 /// How long offences ban a peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,10 +341,8 @@ pub struct Bans {
     /// Offences whose ban waits until then.
     delayed: Vec<(Instant, PeerId, String)>,
     out: VecDeque<ToSwarm<Event, Infallible>>,
-    /// One reading of both clocks, to put wall-clock ban ends on the timer's clock: a fixed
-    /// pair gives the same instant for the same ban, so the timer is not re-armed every poll.
-    anchor: (Instant, Duration),
-    timer: Deadline,
+    /// The next ban end (wall clock) or delayed ban (monotonic).
+    timer: WallDeadline,
     waker: Option<Waker>,
 }
 
@@ -355,8 +353,7 @@ impl Bans {
             list,
             delayed: Vec::new(),
             out: VecDeque::new(),
-            anchor: (platform::now(), platform::unix_time()),
-            timer: Deadline::default(),
+            timer: WallDeadline::default(),
             waker: None,
         }
     }
@@ -456,20 +453,6 @@ impl Bans {
                 .push_back(ToSwarm::GenerateEvent(Event::Unbanned { peer, reason }));
         }
     }
-
-    /// The next delayed ban or ban end, on the monotonic clock.
-    fn next_deadline(&self) -> Option<Instant> {
-        let (instant, unix) = self.anchor;
-        let expiry = self
-            .list
-            .poll_timeout()
-            .map(|until| instant + until.saturating_sub(unix));
-        let delayed = self.delayed.iter().map(|(at, ..)| *at).min();
-        match (expiry, delayed) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
 }
 
 impl NetworkBehaviour for Bans {
@@ -528,14 +511,13 @@ impl NetworkBehaviour for Bans {
             if let Some(out) = self.out.pop_front() {
                 return Poll::Ready(out.map_in(|never| match never {}));
             }
-            self.timer.set(self.next_deadline());
+            let delayed = self.delayed.iter().map(|(at, ..)| *at).min();
+            self.timer.set(self.list.poll_timeout(), delayed);
             match self.timer.poll(cx) {
                 Poll::Ready(()) => {
                     self.catch_up();
                     if self.out.is_empty() {
-                        // Fired with nothing due: the wall clock runs behind the monotonic one
-                        // (a clock adjustment). Read both again so the next deadline is ahead.
-                        self.anchor = (platform::now(), platform::unix_time());
+                        self.timer.fired_early();
                     }
                 }
                 Poll::Pending => {

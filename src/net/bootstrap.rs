@@ -43,16 +43,16 @@ use std::{
 };
 
 use libp2p::{
-    core::{transport::PortUse, Endpoint},
     multiaddr::Protocol,
     swarm::{
-        dial_opts::DialOpts, dummy, ConnectionDenied, ConnectionId, FromSwarm, ListenOpts,
-        NetworkBehaviour, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+        dial_opts::DialOpts, dummy, ConnectionId, FromSwarm, ListenOpts, NetworkBehaviour,
+        THandlerInEvent, ToSwarm,
     },
-    Multiaddr, PeerId,
+    Multiaddr,
 };
 use rand::Rng as _;
 
+use super::wrap::dummy_connection_hooks;
 use crate::platform::{self, Deadline, Instant};
 
 /// The transport an address dials: the outermost protocol that names one.
@@ -528,26 +528,7 @@ impl NetworkBehaviour for Bootstrap {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Event;
 
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
+    dummy_connection_hooks!();
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -588,15 +569,6 @@ impl NetworkBehaviour for Bootstrap {
             _ => {}
         }
         self.wake();
-    }
-
-    fn on_connection_handler_event(
-        &mut self,
-        _: PeerId,
-        _: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<ToSwarm<Event, THandlerInEvent<Self>>> {

@@ -40,18 +40,15 @@ use std::{
 
 use futures::{channel::mpsc, StreamExt as _};
 use libp2p::{
-    core::{transport::PortUse, Endpoint},
-    swarm::{
-        dummy, CloseConnection, ConnectionDenied, ConnectionId, FromSwarm, NetworkBehaviour,
-        THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
-    },
-    Multiaddr, PeerId,
+    swarm::{dummy, CloseConnection, FromSwarm, NetworkBehaviour, THandlerInEvent, ToSwarm},
+    PeerId,
 };
 
 // Their earlier paths (`net::firewall::IpLimits`, …) stay valid.
 use super::{
     attest::PeerOperators,
     types::{Counts, Offence},
+    wrap::dummy_connection_hooks,
 };
 pub use super::{
     bans::{Ban, BanList, BanPolicy, BanRecord},
@@ -61,7 +58,7 @@ pub use super::{
 use crate::{
     chain::{Chain, ChainError, OperatorStake},
     identity::{attestation::Verified, Address},
-    platform::{self, Deadline, Instant},
+    platform::{self, WallDeadline},
 };
 
 /// Who may connect.
@@ -332,11 +329,8 @@ pub struct Firewall {
     /// Connected peers and whether they were last reported admitted. A peer that failed is
     /// left out until it connects again.
     admission: HashMap<PeerId, bool>,
-    /// The clocks read together, to put the gate's wall-clock deadlines on the timer's clock
-    /// (a fixed pair: the same deadline gives the same instant, so the timer is not re-armed
-    /// every poll).
-    anchor: (Instant, Duration),
-    timer: Deadline,
+    /// The gate's next deadline (wall clock).
+    timer: WallDeadline,
     out: VecDeque<ToSwarm<Event, std::convert::Infallible>>,
     waker: Option<std::task::Waker>,
 }
@@ -358,8 +352,7 @@ impl Firewall {
             chain_failed: HashSet::new(),
             counts: Counts::new(COUNTERS),
             admission: HashMap::new(),
-            anchor: (platform::now(), platform::unix_time()),
-            timer: Deadline::default(),
+            timer: WallDeadline::default(),
             out: VecDeque::new(),
             waker: None,
         }
@@ -531,26 +524,7 @@ impl NetworkBehaviour for Firewall {
     type ConnectionHandler = dummy::ConnectionHandler;
     type ToSwarm = Event;
 
-    fn handle_established_inbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: &Multiaddr,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
-
-    fn handle_established_outbound_connection(
-        &mut self,
-        _: ConnectionId,
-        _: PeerId,
-        _: &Multiaddr,
-        _: Endpoint,
-        _: PortUse,
-    ) -> Result<THandler<Self>, ConnectionDenied> {
-        Ok(dummy::ConnectionHandler)
-    }
+    dummy_connection_hooks!();
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
         match event {
@@ -572,15 +546,6 @@ impl NetworkBehaviour for Firewall {
         }
     }
 
-    fn on_connection_handler_event(
-        &mut self,
-        _: PeerId,
-        _: ConnectionId,
-        event: THandlerOutEvent<Self>,
-    ) {
-        match event {}
-    }
-
     fn poll(
         &mut self,
         cx: &mut std::task::Context<'_>,
@@ -594,19 +559,12 @@ impl NetworkBehaviour for Firewall {
                 self.on_answer(operator, answer);
                 continue;
             }
-            let (instant, unix) = self.anchor;
-            let deadline = self
-                .gate
-                .poll_timeout()
-                .map(|at| instant + at.saturating_sub(unix));
-            self.timer.set(deadline);
+            self.timer.set(self.gate.poll_timeout(), None);
             match self.timer.poll(cx) {
                 Poll::Ready(()) => {
                     self.check();
                     if self.out.is_empty() {
-                        // Fired early by the wall clock (it runs behind the monotonic one after
-                        // an adjustment): read both again so the next deadline is ahead.
-                        self.anchor = (platform::now(), platform::unix_time());
+                        self.timer.fired_early();
                     }
                 }
                 Poll::Pending => {

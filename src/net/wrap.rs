@@ -1,4 +1,5 @@
-//! The connection hooks of a behaviour that wraps one libp2p behaviour, forwarded unchanged.
+//! Connection hooks written once: forwarded unchanged by a behaviour that wraps one libp2p
+//! behaviour, or answered with libp2p's dummy handler by one that only watches.
 //!
 //! # Overview
 //! [`Attest`](super::attest::Attest) wraps request-response, [`Watchdog`](super::liveness::Watchdog)
@@ -6,9 +7,14 @@
 //! and the inner behaviour's events on the way, and hands every connection hook on as it is. A
 //! hook left out would fail silently (the trait has defaults), so the four are written once here.
 //!
+//!
+//! [`Bootstrap`](super::bootstrap::Bootstrap) and [`Firewall`](super::firewall::Firewall) open
+//! no streams: every connection gets the dummy handler, which reports nothing.
+//!
 //! # Usage
 //! Inside `impl NetworkBehaviour for Wrapper`, whose `ConnectionHandler` is the inner one's:
 //! `forward_connection_hooks!(inner);` where `inner` is the field holding the wrapped behaviour.
+//! Inside one whose `ConnectionHandler` is `dummy::ConnectionHandler`: `dummy_connection_hooks!();`.
 
 /// Forwards `handle_{pending,established}_{inbound,outbound}_connection` to `self.$inner`.
 macro_rules! forward_connection_hooks {
@@ -59,4 +65,39 @@ macro_rules! forward_connection_hooks {
     };
 }
 
-pub(crate) use forward_connection_hooks;
+/// Gives every established connection the dummy handler, whose events cannot happen.
+macro_rules! dummy_connection_hooks {
+    () => {
+        fn handle_established_inbound_connection(
+            &mut self,
+            _: ::libp2p::swarm::ConnectionId,
+            _: ::libp2p::PeerId,
+            _: &::libp2p::Multiaddr,
+            _: &::libp2p::Multiaddr,
+        ) -> Result<::libp2p::swarm::THandler<Self>, ::libp2p::swarm::ConnectionDenied> {
+            Ok(::libp2p::swarm::dummy::ConnectionHandler)
+        }
+
+        fn handle_established_outbound_connection(
+            &mut self,
+            _: ::libp2p::swarm::ConnectionId,
+            _: ::libp2p::PeerId,
+            _: &::libp2p::Multiaddr,
+            _: ::libp2p::core::Endpoint,
+            _: ::libp2p::core::transport::PortUse,
+        ) -> Result<::libp2p::swarm::THandler<Self>, ::libp2p::swarm::ConnectionDenied> {
+            Ok(::libp2p::swarm::dummy::ConnectionHandler)
+        }
+
+        fn on_connection_handler_event(
+            &mut self,
+            _: ::libp2p::PeerId,
+            _: ::libp2p::swarm::ConnectionId,
+            event: ::libp2p::swarm::THandlerOutEvent<Self>,
+        ) {
+            match event {}
+        }
+    };
+}
+
+pub(crate) use {dummy_connection_hooks, forward_connection_hooks};
