@@ -90,6 +90,11 @@ impl OperatorKey {
         self.keypair.secret().to_bytes()
     }
 
+    /// The key as k256's ECDSA signing key (envelope signatures, attestations).
+    pub fn signing_key(&self) -> k256::ecdsa::SigningKey {
+        k256::ecdsa::SigningKey::from_slice(&self.secret_bytes()).expect("a valid secp256k1 secret")
+    }
+
     /// The libp2p keypair used for transport security and pubsub signing.
     pub fn libp2p_keypair(&self) -> Keypair {
         self.keypair.clone().into()

@@ -23,7 +23,7 @@
 //! let envelope = Envelope {
 //!     r#type: "beacon.SignatureShare".into(),
 //!     payload: prost::Message::encode_to_vec(&Share { signature: vec![1; 64] }),
-//!     sender: vec![7; 20], sequence: 1, group: vec![],
+//!     sender: vec![7; 20], sequence: 1, group: vec![], signature: vec![],
 //! };
 //! registry.dispatch(libp2p::PeerId::random(), Address([7; 20]), envelope).unwrap();
 //! ```
@@ -547,6 +547,7 @@ mod tests {
             sender: sender.as_bytes().to_vec(),
             sequence,
             group: Vec::new(),
+            signature: Vec::new(),
         }
     }
 

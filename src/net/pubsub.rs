@@ -251,6 +251,7 @@ impl Pubsub {
             sender: self.settings.address.as_bytes().to_vec(),
             sequence: self.sequence,
             group: Vec::new(),
+            signature: Vec::new(),
         };
         let bytes = wire::encode_envelope(&envelope, self.settings.max_message_size)
             .map_err(|e| PublishError::TooLarge(e.to_string()))?;
@@ -713,6 +714,7 @@ mod shell_tests {
             sender: bob.address().as_bytes().to_vec(),
             sequence: 1,
             group: Vec::new(),
+            signature: Vec::new(),
         };
         let bytes = wire::encode_envelope(&forged, 4096).unwrap();
         a.behaviour_mut().publish_bytes(TOPIC, bytes).unwrap();

@@ -454,6 +454,7 @@ mod tests {
                 sender: sender.as_bytes().to_vec(),
                 sequence,
                 group: Vec::new(),
+                signature: Vec::new(),
             },
         }
     }
@@ -561,6 +562,7 @@ mod tests {
             sender: sender.as_bytes().to_vec(),
             sequence,
             group: Vec::new(),
+            signature: Vec::new(),
         };
         wire::encode_envelope(&envelope, 1024).unwrap()
     }

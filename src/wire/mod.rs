@@ -1,10 +1,13 @@
-//! The wire: generated protobuf types and size-checked decoding.
+//! The wire: generated protobuf types, size-checked decoding and envelope signatures
+//! ([`signature`]).
 //!
 //! Every byte that arrives from the network passes [`decode_envelope`] before anything else
 //! looks at it: the size limit is checked before the decoder allocates, and every failure is a
 //! [`WireError`] whose [`WireError::reason`] is the counter the node increments.
 
 use prost::Message as _;
+
+pub mod signature;
 
 #[allow(clippy::all, missing_docs)]
 mod generated {
@@ -72,6 +75,7 @@ mod tests {
             sender: vec![7; 20],
             sequence: 42,
             group: Vec::new(),
+            signature: Vec::new(),
         }
     }
 
