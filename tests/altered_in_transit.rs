@@ -64,6 +64,7 @@ fn signed_frame(key: &OperatorKey, sequence: u64, text: &str, altered: Option<&s
             sender: key.address().as_bytes().to_vec(),
             sequence,
             group: Vec::new(),
+            signature: Vec::new(),
         }
         .encode_to_vec()
     };

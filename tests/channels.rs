@@ -177,6 +177,7 @@ fn envelope(sender: &OperatorKey, kind: &str, payload: Vec<u8>, sequence: u64) -
         sender: sender.address().as_bytes().to_vec(),
         sequence,
         group: Vec::new(),
+        signature: Vec::new(),
     };
     wire::encode_envelope(&envelope, wire::DEFAULT_MAX_MESSAGE_SIZE).unwrap()
 }

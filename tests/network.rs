@@ -159,6 +159,7 @@ fn spoofed_envelope() -> Vec<u8> {
         sender: OperatorKey::generate().address().as_bytes().to_vec(),
         sequence: 1,
         group: Vec::new(),
+        signature: Vec::new(),
     }
     .encode_to_vec()
 }
