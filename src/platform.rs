@@ -224,6 +224,121 @@ pub fn run_parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
     items.into_iter().for_each(work);
 }
 
+/// Work handed off the caller's thread: natively a pool of threads (one per core by default)
+/// fed through a bounded queue; each takes up to `batch` jobs at a time. What it returns comes
+/// back through [`Offload::poll_done`], which wakes the caller's task, so an event loop can
+/// hand off CPU-heavy checks (signatures) and go on serving. In a tab, until the Web Worker
+/// pool, a job runs at once on the caller's thread and its result waits in the same queue.
+pub struct Offload<J, R> {
+    #[cfg(not(target_arch = "wasm32"))]
+    jobs: std::sync::mpsc::SyncSender<J>,
+    #[cfg(target_arch = "wasm32")]
+    work: fn(J) -> R,
+    #[cfg(target_arch = "wasm32")]
+    done_tx: futures::channel::mpsc::UnboundedSender<R>,
+    done: futures::channel::mpsc::UnboundedReceiver<R>,
+    in_flight: usize,
+    capacity: usize,
+}
+
+/// The number of cores, for sizing an [`Offload`] (1 when unknown, and in a tab for now).
+pub fn cores() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
+    }
+}
+
+impl<J: Send + 'static, R: Send + 'static> Offload<J, R> {
+    /// `threads` workers running `work`, at most `capacity` jobs submitted and not yet returned.
+    pub fn new(threads: usize, capacity: usize, batch: usize, work: fn(J) -> R) -> Self {
+        let (done_tx, done) = futures::channel::mpsc::unbounded();
+        let capacity = capacity.max(1);
+        #[cfg(not(target_arch = "wasm32"))]
+        let jobs = {
+            let (jobs, queue) = std::sync::mpsc::sync_channel::<J>(capacity);
+            let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+            for _ in 0..threads.max(1) {
+                let (queue, done) = (queue.clone(), done_tx.clone());
+                std::thread::spawn(move || loop {
+                    // Wait for one job, take what else is queued (up to `batch`), then let go of
+                    // the queue so the other workers can take theirs while these run.
+                    let taken = {
+                        let Ok(queue) = queue.lock() else { return };
+                        let Ok(first) = queue.recv() else { return };
+                        let mut taken = vec![first];
+                        taken.extend(
+                            std::iter::from_fn(|| queue.try_recv().ok())
+                                .take(batch.saturating_sub(1)),
+                        );
+                        taken
+                    };
+                    for job in taken {
+                        if done.unbounded_send(work(job)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            jobs
+        };
+        #[cfg(target_arch = "wasm32")]
+        let _ = (threads, batch);
+        Self {
+            #[cfg(not(target_arch = "wasm32"))]
+            jobs,
+            #[cfg(target_arch = "wasm32")]
+            work,
+            #[cfg(target_arch = "wasm32")]
+            done_tx,
+            done,
+            in_flight: 0,
+            capacity,
+        }
+    }
+
+    /// Hands `job` over; gives it back when `capacity` jobs are already in flight (hold it and
+    /// try again after [`Offload::poll_done`] returned something).
+    pub fn try_submit(&mut self, job: J) -> Result<(), J> {
+        if self.in_flight >= self.capacity {
+            return Err(job);
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        self.jobs.try_send(job).map_err(|e| match e {
+            std::sync::mpsc::TrySendError::Full(job)
+            | std::sync::mpsc::TrySendError::Disconnected(job) => job,
+        })?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = self.done_tx.unbounded_send((self.work)(job));
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Jobs submitted and not yet returned.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The next finished job's result; pending (woken then) while none is.
+    pub fn poll_done(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+        use futures::StreamExt as _;
+        match self.done.poll_next_unpin(cx) {
+            std::task::Poll::Ready(Some(result)) => {
+                self.in_flight -= 1;
+                std::task::Poll::Ready(result)
+            }
+            // It ends only when the workers are gone, which they are not while we exist.
+            _ => std::task::Poll::Pending,
+        }
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use std::task::{Context, Poll};
@@ -268,5 +383,30 @@ mod tests {
         deadline.set(Some(now() + Duration::from_secs(3600)));
         deadline.set(None);
         assert_eq!(deadline.poll(&mut cx), Poll::Pending);
+    }
+
+    #[test]
+    fn offloaded_work_runs_on_other_threads_bounded_and_every_result_comes_back() {
+        let caller = std::thread::current().id();
+        let mut pool = Offload::new(2, 8, 4, |n: u64| (n * n, std::thread::current().id()));
+        // Bounded: the ninth job in flight is handed back.
+        for n in 0..8 {
+            assert!(pool.try_submit(n).is_ok());
+        }
+        assert_eq!(pool.try_submit(8), Err(8));
+        let mut results = Vec::new();
+        while results.len() < 8 {
+            let (square, thread) =
+                futures::executor::block_on(futures::future::poll_fn(|cx| pool.poll_done(cx)));
+            assert_ne!(thread, caller, "the work ran on the caller's thread");
+            results.push(square);
+        }
+        results.sort_unstable();
+        assert_eq!(results, (0..8).map(|n| n * n).collect::<Vec<_>>());
+        assert_eq!(pool.in_flight(), 0);
+        assert!(
+            pool.try_submit(9).is_ok(),
+            "room again once results are taken"
+        );
     }
 }
