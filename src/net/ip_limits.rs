@@ -273,3 +273,75 @@ mod tests {
         NEXT.fetch_add(1, Ordering::Relaxed)
     }
 }
+
+// The shell against real TCP connections over loopback (memory addresses carry no IP).
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod shell_tests {
+    use std::time::Duration;
+
+    use futures::StreamExt as _;
+    use libp2p::swarm::{dummy, ListenError, SwarmEvent};
+
+    use super::*;
+
+    fn tcp_swarm<B: NetworkBehaviour + Send>(behaviour: B) -> libp2p::Swarm<B> {
+        libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                libp2p::tcp::Config::default(),
+                libp2p::noise::Config::new,
+                libp2p::yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| behaviour)
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn a_second_connection_from_one_address_is_denied_with_a_typed_cause() {
+        let mut server = tcp_swarm(PerIp(IpLimits::new(4, 1)));
+        server
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+            .unwrap();
+        let address = loop {
+            if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+                break address;
+            }
+        };
+        let mut dialers = [tcp_swarm(dummy::Behaviour), tcp_swarm(dummy::Behaviour)];
+        let [a, b] = &mut dialers;
+        a.dial(address.clone()).unwrap();
+        let (mut established, mut denied) = (0, None);
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        let mut b_dialled = false;
+        while denied.is_none() {
+            tokio::select! {
+                event = server.select_next_some() => match event {
+                    SwarmEvent::ConnectionEstablished { .. } => {
+                        established += 1;
+                        if !b_dialled {
+                            // The first is in: a second from the same address is one too many.
+                            b.dial(address.clone()).unwrap();
+                            b_dialled = true;
+                        }
+                    }
+                    SwarmEvent::IncomingConnectionError {
+                        error: ListenError::Denied { cause },
+                        ..
+                    } => denied = cause.downcast::<IpLimitExceeded>().ok(),
+                    _ => {}
+                },
+                _ = a.select_next_some() => {}
+                _ = b.select_next_some() => {}
+                _ = &mut deadline => panic!("no connection was denied"),
+            }
+        }
+        assert_eq!(established, 1);
+        let denied = denied.unwrap();
+        assert_eq!((denied.stage, denied.count), ("established", 1));
+        assert_eq!(denied.ip.to_string(), "127.0.0.1");
+    }
+}
