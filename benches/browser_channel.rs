@@ -3,7 +3,7 @@
 //! `keep-light node --member … --echo` processes behind a loopback WebSocket relay. It asks for
 //! a burst (`burst:N`); each native then publishes N texts at once, and the tab's handler counts
 //! them. Prints `KEEP_LIGHT_BENCH {"tab_msgs_per_s","delivered","expected","dropped",
-//! "burst_ms","first_ms"}`: StrictSign verification, the node's checks, dispatch and the
+//! "burst_ms","first_ms"}`: envelope signature checks, the node's checks, dispatch and the
 //! handler, all in the tab, from the request to the last burst message (`first_ms`: the
 //! request to the first). Settings at build time, as the browser test: `KEEP_LIGHT_TEST_RELAY`,
 //! `KEEP_LIGHT_TEST_GROUP`, `KEEP_LIGHT_TEST_GROUP_KEY`.

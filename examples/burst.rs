@@ -3,8 +3,8 @@
 //! `cargo run --release --example burst -- --members 64 --messages 64`
 //!
 //! Starts a relay and `members` member nodes in this process, connected over real loopback TCP
-//! (noise, yamux, gossipsub StrictSign), all in one group channel. After a warm-up round that
-//! makes sure every mesh has formed, every member publishes `messages` signed messages at once;
+//! (noise, yamux, gossipsub in anonymous mode), all in one group channel. After a warm-up round
+//! that makes sure every mesh has formed, every member publishes `messages` signed envelopes at once;
 //! each member's handler records when each message arrives. Prints one JSON line:
 //! `{"members","messages","delivered","expected","dropped","duration_ms","msgs_per_s",
 //!   "per_node_msgs_per_s","cpu_us_per_delivery","deliveries_per_cpu_s","p50_ms","p99_ms",

@@ -19,7 +19,7 @@ wasm_bindgen_test_configure!(run_in_browser);
 
 #[path = "support/browser.rs"]
 mod support;
-use support::{echo_of, wait_for, Peers};
+use support::{echo_of, signer_of, wait_for, Peers};
 
 #[wasm_bindgen_test]
 async fn browser_and_native_node_exchange_messages_through_the_relay() {
@@ -45,11 +45,11 @@ async fn browser_and_native_node_exchange_messages_through_the_relay() {
     // native → browser: the native node publishes a tick every few hundred milliseconds.
     let tick = wait_for(&mut events, Duration::from_secs(30), |e| match e {
         NodeEvent::Message {
-            from,
+            sender,
             data,
             topic: t,
             ..
-        } if from == native && t == topic => {
+        } if *sender == signer_of(native) && t == topic => {
             Some(String::from_utf8(data.clone()).expect("ticks are text"))
         }
         _ => None,
@@ -120,7 +120,7 @@ async fn browser_and_native_node_exchange_messages_over_webrtc_direct() {
     .expect("connected over WebRTC-direct");
     let connected = started.elapsed();
     wait_for(&mut events, Duration::from_secs(60), |e| match e {
-        NodeEvent::Message { from, .. } if from == native => Some(()),
+        NodeEvent::Message { sender, .. } if *sender == signer_of(native) => Some(()),
         _ => None,
     })
     .await
@@ -156,7 +156,7 @@ async fn browser_and_native_node_exchange_messages_over_webrtc_direct() {
     let again = keep_light::platform::now();
     let (node, mut events) = Node::start(config).await.expect("node restarts");
     wait_for(&mut events, Duration::from_secs(60), |e| match e {
-        NodeEvent::Message { from, .. } if from == native => Some(()),
+        NodeEvent::Message { sender, .. } if *sender == signer_of(native) => Some(()),
         _ => None,
     })
     .await

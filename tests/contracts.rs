@@ -80,14 +80,14 @@ fn events() -> Vec<(NodeEvent, &'static str)> {
         ),
         (
             NodeEvent::Rejected {
-                reason: "spoofed_sender",
+                reason: "non_member",
                 from: peer(),
-                author: Some("12D3KooWauthor".into()),
+                author: Some("0xAb".into()),
                 penalised: true,
                 detail: "d".into(),
                 total: 2,
             },
-            r#"{"event":"rejected","reason":"spoofed_sender","from":"12D3KooWpeer","author":"12D3KooWauthor","penalised":true,"detail":"d","total":2}"#,
+            r#"{"event":"rejected","reason":"non_member","from":"12D3KooWpeer","author":"0xAb","penalised":true,"detail":"d","total":2}"#,
         ),
         (
             NodeEvent::Rejected {
@@ -266,6 +266,7 @@ fn the_counter_names_are_the_documented_ones() {
     // By concern: messages refused and connections refused or lost; channel outcomes;
     // refused attestations; chain answers (`staked` firewall).
     let expected = [
+        "bad_signature",
         "connection_denied",
         "connection_failed",
         "invalid",
@@ -275,10 +276,8 @@ fn the_counter_names_are_the_documented_ones() {
         "oversize",
         "rate_limited",
         "replay",
-        "spoofed_sender",
         "undecodable",
         "undecodable_payload",
-        "unknown_author",
         "unknown_type",
         "unresponsive",
         "channel_closed",

@@ -127,9 +127,11 @@ async fn deliver(from: &NodeHandle, to: &mut EventReceiver, text: &str) -> NodeE
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_on_tcp_and_websocket_exchange_signed_messages() {
-    let (_relay, _relay_events, tcp, ws) = start_relay().await;
+    let (relay, _relay_events, tcp, ws) = start_relay().await;
     let (a, mut a_events) = start_member(vec![tcp]).await;
     let (b, mut b_events) = start_member(vec![ws]).await;
+    // `from` is the peer that forwarded a message (the relay), `sender` its signing author.
+    let relay_peer = relay.peer_id().to_string();
 
     let event = deliver(&a, &mut b_events, "hello from a").await;
     let NodeEvent::Message {
@@ -142,17 +144,22 @@ async fn members_on_tcp_and_websocket_exchange_signed_messages() {
     else {
         unreachable!()
     };
-    assert_eq!(from, a.peer_id().to_string());
+    assert_eq!(from, relay_peer);
     assert_eq!(sender, a.address().to_string());
     assert_eq!(topic, TOPIC);
     assert_eq!(kind, keep_light::net::node::TEXT_TYPE);
 
     let event = deliver(&b, &mut a_events, "hello from b").await;
-    assert!(matches!(event, NodeEvent::Message { from, .. } if from == b.peer_id().to_string()));
+    assert!(matches!(
+        event,
+        NodeEvent::Message { from, sender, .. }
+            if from == relay_peer && sender == b.address().to_string()
+    ));
 }
 
-/// An envelope from `bad`'s node claiming another operator as its sender.
-fn spoofed_envelope() -> Vec<u8> {
+/// An envelope claiming another operator (a new one each time, so the bytes differ) as its
+/// sender, with no signature.
+fn forged_envelope() -> Vec<u8> {
     Envelope {
         r#type: "net.Text".into(),
         payload: b"i am someone else".to_vec(),
@@ -178,7 +185,7 @@ async fn forged_garbage_and_oversize_messages_are_rejected_counted_and_the_forge
     bad.publish_raw(TOPIC, vec![0u8; wire::DEFAULT_MAX_MESSAGE_SIZE + 100])
         .await
         .unwrap();
-    bad.publish_raw(TOPIC, spoofed_envelope()).await.unwrap();
+    bad.publish_raw(TOPIC, forged_envelope()).await.unwrap();
 
     let mut reasons = Vec::new();
     let mut banned = None;
@@ -204,17 +211,12 @@ async fn forged_garbage_and_oversize_messages_are_rejected_counted_and_the_forge
     reasons.sort();
     assert_eq!(
         reasons,
-        vec![("oversize", 1), ("spoofed_sender", 1), ("undecodable", 1)]
+        vec![("bad_signature", 1), ("oversize", 1), ("undecodable", 1)]
     );
     // Garbage is counted; only the forgery is an offence (the default first step: a minute).
     assert_eq!(
         banned,
-        Some((
-            bad.peer_id().to_string(),
-            "spoofed_sender".into(),
-            60_000,
-            1
-        ))
+        Some((bad.peer_id().to_string(), "bad_signature".into(), 60_000, 1))
     );
     let records = relay.bans().await;
     assert_eq!(records.len(), 1);
@@ -273,7 +275,7 @@ async fn a_banned_peer_is_refused_until_the_ban_ends_then_admitted_again() {
 
     for (round, seconds) in [(1u32, 2u64), (2, 4)] {
         // Until the relay has seen the topic, publishing finds no peer: retry.
-        while bad.publish_raw(TOPIC, spoofed_envelope()).await.is_err() {
+        while bad.publish_raw(TOPIC, forged_envelope()).await.is_err() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let banned_at = tokio::time::Instant::now();

@@ -50,7 +50,8 @@ pub fn cases() -> Vec<Case> {
     let scrypt_password = password("ethers-scrypt-geth-default.json");
     let pbkdf2 = Keystore::parse(PBKDF2.as_bytes()).expect("keystore");
     let pbkdf2_password = password("ethereumjs-pbkdf2.json");
-    // What gossipsub's StrictSign costs per received message: one secp256k1 verification.
+    // What gossipsub's StrictSign cost per received copy before wire v1: one secp256k1
+    // verification (an envelope's signature is one key recovery: `examples/verify.rs`).
     let keypair = wallet.libp2p_keypair();
     let signed_bytes = vec![7u8; 300];
     let signature = keypair.sign(&signed_bytes).expect("secp256k1 signs");

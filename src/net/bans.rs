@@ -21,10 +21,10 @@
 //! use keep_light::net::bans::{BanList, BanPolicy};
 //! let mut bans = BanList::new(BanPolicy::default());
 //! let (peer, now) = (libp2p::PeerId::random(), Duration::from_secs(1_800_000_000));
-//! let ban = bans.ban(peer, "spoofed_sender", now).unwrap();
+//! let ban = bans.ban(peer, "bad_signature", now).unwrap();
 //! assert_eq!(ban.duration, Duration::from_secs(60));
 //! assert!(bans.banned(&peer, now).is_some());
-//! assert_eq!(bans.expire(now + ban.duration), vec![(peer, "spoofed_sender".to_owned())]);
+//! assert_eq!(bans.expire(now + ban.duration), vec![(peer, "bad_signature".to_owned())]);
 //! ```
 
 use std::{
@@ -548,10 +548,10 @@ mod tests {
         let mut lengths = Vec::new();
         for _ in 0..5 {
             let ban = bans
-                .ban(peer, "spoofed_sender", now)
+                .ban(peer, "bad_signature", now)
                 .expect("not banned yet");
             lengths.push(ban.duration.as_secs() / 60);
-            assert_eq!(bans.banned(&peer, now), Some(("spoofed_sender", ban.until)));
+            assert_eq!(bans.banned(&peer, now), Some(("bad_signature", ban.until)));
             // Still banned a moment before the end, free at it.
             assert!(bans
                 .banned(&peer, ban.until - Duration::from_millis(1))
@@ -566,8 +566,8 @@ mod tests {
     fn offences_during_a_ban_do_not_escalate_it() {
         let mut bans = BanList::default();
         let peer = PeerId::random();
-        let first = bans.ban(peer, "spoofed_sender", at(0)).unwrap();
-        assert_eq!(bans.ban(peer, "spoofed_sender", at(0)), None);
+        let first = bans.ban(peer, "bad_signature", at(0)).unwrap();
+        assert_eq!(bans.ban(peer, "bad_signature", at(0)), None);
         assert_eq!(bans.banned(&peer, at(0)).unwrap().1, first.until);
         assert_eq!(bans.ban(peer, "x", at(1)).unwrap().offences, 2);
     }
@@ -625,7 +625,7 @@ mod tests {
     fn records_round_trip_and_skip_malformed_peers() {
         let mut bans = BanList::default();
         let peer = PeerId::random();
-        bans.ban(peer, "spoofed_sender", at(0)).unwrap();
+        bans.ban(peer, "bad_signature", at(0)).unwrap();
         let mut records = bans.records();
         records.push(BanRecord {
             peer: "not a peer".into(),

@@ -176,9 +176,14 @@ pub fn build(
 ) -> Result<impl FnOnce(relay::client::Behaviour) -> Behaviour, String> {
     let mut config = gossipsub::ConfigBuilder::default();
     config
-        // Every message is signed by its author (StrictSign) and checked on receipt.
-        .validation_mode(gossipsub::ValidationMode::Strict)
-        // We answer each message ourselves (size, decode, author = sender) before it is forwarded.
+        // Wire v1 (DESIGN.md section 4): no libp2p signature or author on the message (the
+        // envelope carries its author's signature, checked once per message by pubsub's
+        // pipeline, not in the codec per copy), and content-addressed ids, so a message that
+        // arrives through two relays is one message.
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
+        .message_id_fn(pubsub::message_id)
+        .duplicate_cache_time(pubsub::DUPLICATE_CACHE_TIME)
+        // We answer each message ourselves (size, decode, signature) before it is forwarded.
         .validate_messages()
         .max_transmit_size(parts.pubsub.max_message_size + FRAME_OVERHEAD)
         .flood_publish(true)
@@ -209,11 +214,8 @@ pub fn build(
             .mesh_outbound_min(0),
     };
     let config = config.build().map_err(|e| e.to_string())?;
-    let gossipsub = gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(keypair.clone()),
-        config,
-    )
-    .map_err(str::to_string)?;
+    let gossipsub = gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config)
+        .map_err(str::to_string)?;
     let identify = identify::Behaviour::new(
         identify::Config::new(PROTOCOL_VERSION.into(), keypair.public())
             .with_agent_version(format!("keep-light/{}", env!("CARGO_PKG_VERSION"))),

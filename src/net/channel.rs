@@ -77,9 +77,9 @@ pub fn dkg_topic(seed: &[u8]) -> String {
 /// A decoded message as its handler sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received<M> {
-    /// The pubsub author (the peer that signed the message).
+    /// The peer that forwarded it to us (the author, or a relay).
     pub from: PeerId,
-    /// The sender's operator address (checked against the author before dispatch).
+    /// The sender's operator address: its key signed the envelope (checked before dispatch).
     pub sender: Address,
     /// The sender's sequence number (retransmissions repeat it).
     pub sequence: u64,

@@ -44,9 +44,10 @@ pub enum NodeEvent {
     /// A validated message on a topic we joined.
     Message {
         topic: String,
-        /// The author's peer ID (signed by libp2p).
+        /// The peer ID that forwarded it to us: its author, or a relay (wire v1 pubsub is
+        /// anonymous; it says nothing about who wrote the message).
         from: String,
-        /// The author's operator address (EIP-55), equal to the envelope sender.
+        /// The author: the operator address (EIP-55) whose key signed the envelope.
         sender: String,
         #[serde(rename = "type")]
         kind: String,
@@ -56,7 +57,7 @@ pub enum NodeEvent {
         data: Vec<u8>,
     },
     /// A message was rejected; `total` is the count for this reason so far. `from` forwarded
-    /// it, `author` signed it; `penalised` says whether `from` got gossipsub's Reject (see
+    /// it, `author` (an operator address) signed it, absent when no signature held; `penalised` says whether `from` got gossipsub's Reject (see
     /// [`group_acceptance`](super::pubsub::group_acceptance)).
     Rejected {
         reason: &'static str,
@@ -201,6 +202,7 @@ impl From<bootstrap::Event> for NodeEvent {
 /// Every name [`NodeHandle::counters`](super::NodeHandle::counters) may report (a stable contract, like [`NodeEvent`]).
 pub const COUNTER_NAMES: &[&str] = &[
     // Messages refused, connections refused or lost.
+    "bad_signature",
     "connection_denied",
     "connection_failed",
     "invalid",
@@ -210,10 +212,8 @@ pub const COUNTER_NAMES: &[&str] = &[
     "oversize",
     "rate_limited",
     "replay",
-    "spoofed_sender",
     "undecodable",
     "undecodable_payload",
-    "unknown_author",
     "unknown_type",
     "unresponsive",
     // Channel outcomes.

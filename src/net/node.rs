@@ -22,9 +22,10 @@
 //! ```
 //!
 //! # Security
-//! Every pubsub message is signed by its author (StrictSign, checked by gossipsub) and then
-//! checked by [`super::pubsub`] before it is forwarded or delivered: size limit before decoding,
-//! envelope decode, author's operator = envelope sender, then the group's checks. Anything else
+//! Every pubsub message is an envelope signed by its author (wire v1, DESIGN.md section 4;
+//! gossipsub itself runs anonymous) and checked by [`super::pubsub`] before it is forwarded or
+//! delivered: size limit before decoding, envelope decode, the signature over the envelope and
+//! its topic (whose key is the envelope sender), then the group's checks. Anything else
 //! is rejected with a counted reason, reported to gossipsub as `Reject` (which penalises the peer
 //! that forwarded it) and never delivered.
 //!
@@ -145,7 +146,7 @@ impl Node {
                 pubsub: pubsub::Settings {
                     role: config.role,
                     router: config.router,
-                    address,
+                    key: config.key.signing_key(),
                     max_message_size: config.max_message_size,
                     rate_limit: config
                         .rate_limit

@@ -11,11 +11,14 @@
 //!
 //! Its verdict goes back to gossipsub: Accept (forward), Reject (gossipsub penalises the
 //! forwarder), Ignore, or none yet (held behind a full channel, or waiting for the
-//! application's validator). A group's refusal penalises the forwarder only when it is the
-//! author ([`group_acceptance`]). A message whose envelope names someone else than its author,
-//! handed over by the forger itself, is an [`Offence::SpoofedSender`].
+//! application's validator). Gossipsub runs anonymous (no libp2p signature, no author field)
+//! with content-addressed ids: the envelope's own signature says who wrote a message, and
+//! `from` in what we report is only the peer that forwarded it. A bad signature is the
+//! forwarder's [`Offence::BadSignature`] (every honest node checks before forwarding); a
+//! group's refusal penalises the forwarder only when it is the author ([`group_acceptance`]).
 //!
-//! It also publishes our envelopes (each with the next sequence number), joins and leaves topics
+//! It also signs and publishes our envelopes (each with the next sequence number),
+//! republishes retransmissions byte for byte, joins and leaves topics
 //! (a relay joins every topic a peer joins, to route it) and, under [`Router::Floodsub`], makes
 //! every connected peer explicit. Everything a user sees comes out as a ready [`NodeEvent`];
 //! what it counts is in [`Pubsub::counts`] ([`COUNTERS`]).
@@ -32,6 +35,7 @@ use std::{
 };
 
 use futures::channel::mpsc;
+use k256::ecdsa::SigningKey;
 use libp2p::{
     gossipsub::{self, IdentTopic, MessageAcceptance, MessageId},
     swarm::{
@@ -39,6 +43,7 @@ use libp2p::{
     },
     PeerId,
 };
+use sha2::{Digest, Sha256};
 
 use super::{
     events::NodeEvent,
@@ -51,22 +56,21 @@ use super::{
 use crate::{
     identity::Address,
     platform,
-    wire::{self, Envelope},
+    wire::{self, signature, Envelope},
 };
 
 /// What [`Pubsub`] counts: messages refused (by reason), channel outcomes, and what gossipsub
 /// dropped towards slow peers.
 pub const COUNTERS: &[&str] = &[
+    "bad_signature",
     "invalid",
     "non_member",
     "not_admitted",
     "oversize",
     "rate_limited",
     "replay",
-    "spoofed_sender",
     "undecodable",
     "undecodable_payload",
-    "unknown_author",
     "unknown_type",
     "channel_closed",
     "delivered",
@@ -76,6 +80,17 @@ pub const COUNTERS: &[&str] = &[
     "overloaded",
     "slow_peer_dropped",
 ];
+
+/// How long gossipsub remembers a message id to drop copies of it. Retransmissions come a few
+/// blocks apart: a copy later than this is new to a peer and reaches its (sender, sequence)
+/// de-duplication instead.
+pub const DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(5);
+
+/// A message's gossipsub id: the first 20 bytes of sha256(data) (DESIGN.md section 4), so
+/// equal bytes are one message, whoever forwards them.
+pub fn message_id(message: &gossipsub::Message) -> MessageId {
+    MessageId::new(&Sha256::digest(&message.data)[..20])
+}
 
 /// A relay's default per-peer message limit: (per second, burst).
 pub const RELAY_RATE_LIMIT: (u32, u32) = (2_000, 20_000);
@@ -128,12 +143,12 @@ pub enum Event {
 }
 
 /// How a node uses pubsub.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub role: Role,
     pub router: Router,
-    /// Our operator address, the sender of what we publish.
-    pub address: Address,
+    /// Our operator key: it signs what we publish (its address is the envelope sender).
+    pub key: SigningKey,
     /// The envelope size limit.
     pub max_message_size: usize,
     /// Messages per peer: (per second, burst), when limited.
@@ -145,8 +160,8 @@ pub struct Settings {
 /// know no groups, forward such messages in good faith. So the forwarder gets Reject (gossipsub's
 /// penalty) only when it is the author; otherwise the message just goes no further (Ignore), and
 /// the offence is the author's (named in [`NodeEvent::Rejected`]).
-pub fn group_acceptance(author: PeerId, forwarder: PeerId) -> MessageAcceptance {
-    if author == forwarder {
+pub fn group_acceptance(forwarder_is_author: bool) -> MessageAcceptance {
+    if forwarder_is_author {
         MessageAcceptance::Reject
     } else {
         MessageAcceptance::Ignore
@@ -174,13 +189,13 @@ impl Pubsub {
         Self {
             inner,
             pipeline: Pipeline::new(settings.max_message_size),
+            rate_limit: settings
+                .rate_limit
+                .map(|(per_second, burst)| RateLimit::new(per_second, burst)),
             settings,
             // Start from the wall clock (µs), so a restarted node's sequence numbers continue
             // above its earlier ones: receivers' de-duplication would drop a restart from 1.
             sequence: platform::unix_time().as_micros() as u64,
-            rate_limit: settings
-                .rate_limit
-                .map(|(per_second, burst)| RateLimit::new(per_second, burst)),
             admitted: HashSet::new(),
             counts: Counts::new(COUNTERS),
             out: VecDeque::new(),
@@ -245,24 +260,25 @@ impl Pubsub {
         payload: Vec<u8>,
     ) -> Result<Encoded, PublishError> {
         self.sequence += 1;
-        let envelope = Envelope {
+        let mut envelope = Envelope {
             r#type: kind,
             payload,
-            sender: self.settings.address.as_bytes().to_vec(),
             sequence: self.sequence,
-            group: Vec::new(),
-            signature: Vec::new(),
+            ..Default::default()
         };
+        signature::sign(&self.settings.key, topic, &mut envelope);
         let bytes = wire::encode_envelope(&envelope, self.settings.max_message_size)
             .map_err(|e| PublishError::TooLarge(e.to_string()))?;
         let sent = self.publish_bytes(topic, bytes.clone());
         Ok(Encoded { bytes, sent })
     }
 
-    /// Publishes `bytes` as they are (a retransmission, or a test's hand-made envelope).
+    /// Publishes `bytes` as they are (a retransmission, or a test's hand-made envelope). A
+    /// retransmission has its first copy's id: a duplicate for peers that saw it, new to the
+    /// rest (`republish`, our gossipsub patch, skips our own duplicate cache).
     pub fn publish_bytes(&mut self, topic: &str, bytes: Vec<u8>) -> Result<(), PublishError> {
         self.inner
-            .publish(IdentTopic::new(topic), bytes)
+            .republish(IdentTopic::new(topic), bytes)
             .map(|_| ())
             .map_err(|e| match e {
                 gossipsub::PublishError::NoPeersSubscribedToTopic => PublishError::NoPeers,
@@ -310,7 +326,9 @@ impl Pubsub {
                 MessageAcceptance::Accept
             }
             Err(detail) => {
-                let acceptance = group_acceptance(awaiting.author, awaiting.source);
+                let forwarder_is_author =
+                    self.pipeline.is_author(&awaiting.source, &awaiting.author);
+                let acceptance = group_acceptance(forwarder_is_author);
                 self.reject(
                     "invalid",
                     awaiting.source,
@@ -350,7 +368,7 @@ impl Pubsub {
         &mut self,
         reason: &'static str,
         from: PeerId,
-        author: Option<PeerId>,
+        author: Option<Address>,
         acceptance: MessageAcceptance,
         detail: String,
     ) {
@@ -392,19 +410,15 @@ impl Pubsub {
             return;
         }
         let topic = message.topic.as_str();
-        let author = message.source;
-        let acceptance = match self
-            .pipeline
-            .judge(topic, &id, source, author, &message.data)
-        {
+        let acceptance = match self.pipeline.judge(topic, &id, source, &message.data) {
             Outcome::Invalid {
                 reason,
                 detail,
                 offence,
             } => {
-                self.reject(reason, source, author, MessageAcceptance::Reject, detail);
-                // A forgery handed to us by the forger itself is an offence (a relay checks
-                // senders too, so a relay that forwards one is as guilty).
+                self.reject(reason, source, None, MessageAcceptance::Reject, detail);
+                // A bad signature is the forwarder's offence: relays check signatures too, so
+                // whoever hands one over forged it or forwarded it unchecked.
                 if let Some(offence) = offence {
                     self.out.push_back(Event::Offence {
                         peer: source,
@@ -417,7 +431,7 @@ impl Pubsub {
                 if self.settings.role == Role::Member {
                     self.report(NodeEvent::Message {
                         topic: topic.to_owned(),
-                        from: author.map(|p| p.to_string()).unwrap_or_default(),
+                        from: source.to_string(),
                         sender: sender.to_string(),
                         kind: envelope.r#type,
                         sequence: envelope.sequence,
@@ -426,19 +440,25 @@ impl Pubsub {
                 }
                 MessageAcceptance::Accept
             }
-            Outcome::Channel(Verdict::Accept) => {
+            Outcome::Channel {
+                verdict: Verdict::Accept,
+                ..
+            } => {
                 self.counts.add("delivered", 1);
                 MessageAcceptance::Accept
             }
-            Outcome::Channel(Verdict::Reject(reason, detail)) => {
-                let acceptance = match author {
-                    Some(author) => group_acceptance(author, source),
-                    None => MessageAcceptance::Reject,
-                };
-                self.reject(reason, source, author, acceptance, detail);
+            Outcome::Channel {
+                verdict: Verdict::Reject(reason, detail),
+                sender,
+            } => {
+                let acceptance = group_acceptance(self.pipeline.is_author(&source, &sender));
+                self.reject(reason, source, Some(sender), acceptance, detail);
                 acceptance
             }
-            Outcome::Channel(Verdict::Ignore(reason)) => {
+            Outcome::Channel {
+                verdict: Verdict::Ignore(reason),
+                ..
+            } => {
                 let total = self.counts.add(reason, 1);
                 // Duplicates are the normal cost of retransmission: counted, not reported.
                 if reason != "duplicate" {
@@ -453,7 +473,10 @@ impl Pubsub {
                 }
                 MessageAcceptance::Ignore
             }
-            Outcome::Channel(Verdict::Hold) => {
+            Outcome::Channel {
+                verdict: Verdict::Hold,
+                ..
+            } => {
                 self.counts.add("held", 1);
                 return;
             }
@@ -602,21 +625,19 @@ mod shell_tests {
     fn node(key: &OperatorKey) -> Swarm<Pubsub> {
         let keypair = key.libp2p_keypair();
         let config = gossipsub::ConfigBuilder::default()
-            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
+            .message_id_fn(message_id)
             .validate_messages()
             .flood_publish(true)
             .heartbeat_interval(std::time::Duration::from_millis(100))
             .build()
             .unwrap();
-        let inner = gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Signed(keypair.clone()),
-            config,
-        )
-        .unwrap();
+        let inner =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
         let settings = Settings {
             role: Role::Member,
             router: Router::Gossipsub,
-            address: key.address(),
+            key: key.signing_key(),
             max_message_size: 4096,
             rate_limit: None,
         };
@@ -649,7 +670,7 @@ mod shell_tests {
     }
 
     #[tokio::test]
-    async fn only_admitted_peers_messages_count_and_a_forger_at_first_hand_is_an_offence() {
+    async fn only_admitted_peers_messages_count_and_a_bad_signature_is_the_forwarders_offence() {
         let (alice, bob) = (OperatorKey::generate(), OperatorKey::generate());
         let (mut a, mut b) = (node(&alice), node(&bob));
         let address = memory_address();
@@ -697,25 +718,31 @@ mod shell_tests {
         a.behaviour_mut()
             .publish(TOPIC, "k".into(), b"hello".to_vec())
             .unwrap();
-        let (sender, data) = until(&mut a, &mut b, |e| match e {
-            Event::Report(NodeEvent::Message { sender, data, .. }) => Some((sender, data)),
+        let (from, sender, data) = until(&mut a, &mut b, |e| match e {
+            Event::Report(NodeEvent::Message {
+                from, sender, data, ..
+            }) => Some((from, sender, data)),
             _ => None,
         })
         .await;
         assert_eq!(
-            (sender, data),
-            (alice.address().to_string(), b"hello".to_vec())
+            (from, sender, data),
+            (
+                a.local_peer_id().to_string(),
+                alice.address().to_string(),
+                b"hello".to_vec()
+            )
         );
 
-        // An envelope naming someone else, handed over by its author: rejected, an offence.
-        let forged = Envelope {
+        // An envelope naming Bob, signed by Alice: rejected, the forwarder's offence.
+        let mut forged = Envelope {
             r#type: "k".into(),
             payload: b"forged".to_vec(),
-            sender: bob.address().as_bytes().to_vec(),
             sequence: 1,
-            group: Vec::new(),
-            signature: Vec::new(),
+            ..Default::default()
         };
+        signature::sign(&alice.signing_key(), TOPIC, &mut forged);
+        forged.sender = bob.address().as_bytes().to_vec();
         let bytes = wire::encode_envelope(&forged, 4096).unwrap();
         a.behaviour_mut().publish_bytes(TOPIC, bytes).unwrap();
         let mut rejected = false;
@@ -723,7 +750,7 @@ mod shell_tests {
             Event::Report(NodeEvent::Rejected {
                 reason, penalised, ..
             }) => {
-                rejected = reason == "spoofed_sender" && penalised;
+                rejected = reason == "bad_signature" && penalised;
                 None
             }
             Event::Offence { peer, offence } => Some((peer, offence)),
@@ -731,11 +758,67 @@ mod shell_tests {
         })
         .await;
         assert!(rejected, "the rejection comes first, penalised");
-        assert_eq!(offender, (*a.local_peer_id(), Offence::SpoofedSender));
+        assert_eq!(offender, (*a.local_peer_id(), Offence::BadSignature));
         assert_eq!(
             b.behaviour().counts().get("delivered"),
             0,
             "plain messages are not channel deliveries"
         );
+    }
+
+    /// Drives three swarms for `time`; returns the payloads each one delivered.
+    async fn deliveries(swarms: [&mut Swarm<Pubsub>; 3], time: Duration) -> [Vec<Vec<u8>>; 3] {
+        let [a, b, c] = swarms;
+        let mut got: [Vec<Vec<u8>>; 3] = Default::default();
+        let stop = tokio::time::sleep(time);
+        tokio::pin!(stop);
+        let data = |event| match event {
+            SwarmEvent::Behaviour(Event::Report(NodeEvent::Message { data, .. })) => Some(data),
+            _ => None,
+        };
+        loop {
+            tokio::select! {
+                e = a.select_next_some() => got[0].extend(data(e)),
+                e = b.select_next_some() => got[1].extend(data(e)),
+                e = c.select_next_some() => got[2].extend(data(e)),
+                _ = &mut stop => return got,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retransmission_is_a_duplicate_to_peers_that_saw_it_and_new_to_the_rest() {
+        let keys = [(); 3].map(|_| OperatorKey::generate());
+        let [mut a, mut b, mut c] = [0, 1, 2].map(|i| node(&keys[i]));
+        let peers = [&a, &b, &c].map(|s| *s.local_peer_id());
+        for swarm in [&mut a, &mut b, &mut c] {
+            for peer in peers {
+                swarm.behaviour_mut().admit(peer);
+            }
+        }
+        let settle = Duration::from_millis(400);
+        let (to_b, to_c) = (memory_address(), memory_address());
+        b.listen_on(to_b.clone()).unwrap();
+        c.listen_on(to_c.clone()).unwrap();
+        a.dial(to_b).unwrap();
+        deliveries([&mut a, &mut b, &mut c], settle).await;
+
+        let sent = a
+            .behaviour_mut()
+            .publish(TOPIC, "k".into(), b"once".to_vec())
+            .unwrap();
+        sent.sent.unwrap();
+        let [_, at_b, at_c] = deliveries([&mut a, &mut b, &mut c], settle).await;
+        assert_eq!((at_b, at_c), (vec![b"once".to_vec()], vec![]));
+
+        // Carol joins later; Alice republishes the same bytes at once (the same message id,
+        // still in every duplicate cache that saw it): Carol gets it, Bob drops his copy.
+        a.dial(to_c).unwrap();
+        deliveries([&mut a, &mut b, &mut c], settle).await;
+        a.behaviour_mut()
+            .publish_bytes(TOPIC, sent.bytes)
+            .expect("a retransmission is not refused as our own duplicate");
+        let [_, at_b, at_c] = deliveries([&mut a, &mut b, &mut c], settle).await;
+        assert_eq!((at_b, at_c), (vec![], vec![b"once".to_vec()]));
     }
 }

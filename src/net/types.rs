@@ -36,10 +36,10 @@ pub enum Router {
     Gossipsub,
     /// Floodsub routing: every message goes to every neighbour in its topic at once, with no
     /// mesh and no gossip (each connected peer is a gossipsub "explicit peer"), on the same
-    /// signed wire: StrictSign, and our checks before anything is forwarded. rust-libp2p's
-    /// floodsub crate is not used: it has no signatures (anyone can claim any author), forwards
-    /// before validation, caps frames at 2 KiB, and reads one RPC per stream, so it cannot even
-    /// follow gossipsub's long-lived streams (tried: it sees only the first RPC).
+    /// wire: signed envelopes, and our checks before anything is forwarded. rust-libp2p's
+    /// floodsub crate is not used: it forwards before validation, caps frames at 2 KiB, and
+    /// reads one RPC per stream, so it cannot even follow gossipsub's long-lived streams
+    /// (tried: it sees only the first RPC).
     Floodsub,
 }
 
@@ -92,8 +92,9 @@ pub enum Offence {
     Unattested,
     /// Its grace ran out without the chain recognising its operator (`staked` firewall).
     Unstaked,
-    /// It handed us a message whose envelope names a sender other than its author.
-    SpoofedSender,
+    /// It forwarded an envelope whose signature does not hold (forged, altered, another
+    /// topic's): every honest forwarder checks signatures before forwarding.
+    BadSignature,
     /// It sent more messages than the per-peer rate limit allows.
     RateLimited,
 }
@@ -105,7 +106,7 @@ impl Offence {
             Self::Attestation(reason) => Cow::Owned(format!("attestation_{reason}")),
             Self::Unattested => Cow::Borrowed("policy_unattested"),
             Self::Unstaked => Cow::Borrowed("policy_unstaked"),
-            Self::SpoofedSender => Cow::Borrowed("spoofed_sender"),
+            Self::BadSignature => Cow::Borrowed("bad_signature"),
             Self::RateLimited => Cow::Borrowed("rate_limited"),
         }
     }
@@ -210,6 +211,6 @@ mod tests {
             "attestation_wrong_chain"
         );
         assert_eq!(Offence::Unstaked.reason(), "policy_unstaked");
-        assert_eq!(Offence::SpoofedSender.reason(), "spoofed_sender");
+        assert_eq!(Offence::BadSignature.reason(), "bad_signature");
     }
 }

@@ -2,10 +2,12 @@
 //! admitted, and delivery to group channels with back-pressure instead of loss.
 //!
 //! # Overview
-//! [`Pipeline::judge`] runs the checks cheapest first. The envelope checks every node makes,
-//! relays included: size limit, envelope decode, the author's operator = the envelope sender
-//! (an [`Outcome::Invalid`] blames the forwarder). Then, on a topic with an open channel
-//! ([`ChannelTable::offer`]):
+//! [`Pipeline::judge`] runs the checks cheapest first. Gossipsub runs in anonymous mode with
+//! content-addressed message ids (DESIGN.md section 4), so a message reaches the pipeline once,
+//! whichever relays it came through. The envelope checks every node makes, relays included:
+//! size limit, envelope decode, the author's signature over the envelope and the topic
+//! ([`crate::wire::signature`]); an [`Outcome::Invalid`] blames the forwarder, which should have
+//! checked. Then, on a topic with an open channel ([`ChannelTable::offer`]):
 //! 1. membership: the sender must be one of the channel's members (`non_member`, penalised);
 //! 2. type: a validator must be registered for the envelope `type` (`unknown_type`, penalised)
 //!    and the payload must decode as that type (`undecodable_payload`, penalised);
@@ -29,9 +31,9 @@
 //! ```
 //! use keep_light::{identity::OperatorKey, net::validation::{Outcome, Pipeline}};
 //! let mut pipeline = Pipeline::new(1024);
-//! let author = OperatorKey::generate().peer_id();
+//! let forwarder = OperatorKey::generate().peer_id();
 //! let id = libp2p::gossipsub::MessageId::new(b"1");
-//! let outcome = pipeline.judge("t", &id, author, Some(author), b"not an envelope");
+//! let outcome = pipeline.judge("t", &id, forwarder, b"not an envelope");
 //! assert!(matches!(outcome, Outcome::Invalid { reason: "undecodable", .. }));
 //! ```
 
@@ -49,15 +51,15 @@ use super::{
 };
 use crate::{
     identity::Address,
-    wire::{self, Envelope},
+    wire::{self, signature, Envelope},
 };
 
 /// A checked message on its way to a channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Delivery {
-    /// The pubsub author.
+    /// The peer that forwarded it to us (the author itself, or a relay).
     pub from: PeerId,
-    /// The author's operator address (= envelope sender).
+    /// The author's operator address: the envelope sender, whose signature was checked.
     pub sender: Address,
     /// The envelope (type, payload, sequence…).
     pub envelope: Envelope,
@@ -73,8 +75,8 @@ pub struct Awaiting {
     pub id: MessageId,
     /// The peer it came from.
     pub source: PeerId,
-    /// Its pubsub author (signed): the one an application rejection blames.
-    pub author: PeerId,
+    /// Its author (the signed envelope sender): the one an application rejection blames.
+    pub author: Address,
 }
 
 /// Checks that a payload decodes as the registered type ([`payload_check`] makes one per
@@ -263,7 +265,7 @@ impl ChannelTable {
             delivery.awaiting = Some(Awaiting {
                 id: id.clone(),
                 source,
-                author: delivery.from,
+                author: delivery.sender,
             });
         }
         if channel.backlog.is_empty() {
@@ -326,8 +328,8 @@ const AUTHOR_CACHE: usize = 4096;
 /// What the pipeline made of a message.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// An envelope check every node makes failed (size, decode, author = sender): whoever
-    /// forwarded it should have checked, so it is to blame; for a forgery, with an offence.
+    /// An envelope check every node makes failed (size, decode, signature): whoever forwarded
+    /// it should have checked, so it is to blame; for a bad signature, with an offence.
     Invalid {
         reason: &'static str,
         detail: String,
@@ -335,15 +337,16 @@ pub enum Outcome {
     },
     /// Checked, on a topic without a channel: a plain message from `sender`.
     Plain { envelope: Envelope, sender: Address },
-    /// The channel's verdict. A rejection judges what the author signed (membership, type,
-    /// payload, replay), which relays, knowing no groups, forward in good faith.
-    Channel(Verdict),
+    /// The channel's verdict on a message signed by `sender`. A rejection judges what the
+    /// author signed (membership, type, payload, replay), which relays, knowing no groups,
+    /// forward in good faith.
+    Channel { verdict: Verdict, sender: Address },
 }
 
 /// Every check after admission; see the module docs.
 pub struct Pipeline {
     max_message_size: usize,
-    /// Message authors' operator addresses (bounded by [`AUTHOR_CACHE`]).
+    /// Forwarders' operator addresses (bounded by [`AUTHOR_CACHE`]).
     authors: HashMap<PeerId, Option<Address>>,
     /// Open group channels and their delivery queues.
     pub channels: ChannelTable,
@@ -359,17 +362,9 @@ impl Pipeline {
         }
     }
 
-    /// Judges message `id` on `topic`, forwarded by `source`, signed by `author` (gossipsub
-    /// checked the signature), carrying `data`.
-    pub fn judge(
-        &mut self,
-        topic: &str,
-        id: &MessageId,
-        source: PeerId,
-        author: Option<PeerId>,
-        data: &[u8],
-    ) -> Outcome {
-        let (envelope, sender) = match self.check(author, data) {
+    /// Judges message `id` on `topic`, forwarded by `source`, carrying `data`.
+    pub fn judge(&mut self, topic: &str, id: &MessageId, source: PeerId, data: &[u8]) -> Outcome {
+        let (envelope, sender) = match self.check(topic, data) {
             Ok(checked) => checked,
             Err(invalid) => return invalid,
         };
@@ -378,52 +373,38 @@ impl Pipeline {
         }
         let delivery = Delivery {
             awaiting: None,
-            from: author.unwrap_or(source),
+            from: source,
             sender,
             envelope,
         };
-        Outcome::Channel(self.channels.offer(topic, id.clone(), source, delivery))
+        let verdict = self.channels.offer(topic, id.clone(), source, delivery);
+        Outcome::Channel { verdict, sender }
     }
 
     /// The envelope checks, cheapest first. On success: the envelope and its verified sender.
-    fn check(
-        &mut self,
-        author: Option<PeerId>,
-        data: &[u8],
-    ) -> Result<(Envelope, Address), Outcome> {
-        let invalid = |reason, detail, offence| Outcome::Invalid {
-            reason,
-            detail,
-            offence,
-        };
-        let envelope = wire::decode_envelope(data, self.max_message_size)
-            .map_err(|e| invalid(e.reason(), e.to_string(), None))?;
-        let author = author
-            .as_ref()
-            .and_then(|peer| self.author_address(peer))
-            .ok_or_else(|| {
-                invalid(
-                    "unknown_author",
-                    "author is not a secp256k1 operator key".to_owned(),
-                    None,
-                )
+    fn check(&mut self, topic: &str, data: &[u8]) -> Result<(Envelope, Address), Outcome> {
+        let envelope =
+            wire::decode_envelope(data, self.max_message_size).map_err(|e| Outcome::Invalid {
+                reason: e.reason(),
+                detail: e.to_string(),
+                offence: None,
             })?;
-        if envelope.sender.as_slice() != author.as_bytes() {
-            let detail = format!(
-                "envelope sender 0x{} is not the author {author}",
-                hex::encode(&envelope.sender)
-            );
-            return Err(invalid(
-                "spoofed_sender",
-                detail,
-                Some(Offence::SpoofedSender),
-            ));
-        }
-        Ok((envelope, author))
+        let sender = signature::verify(topic, &envelope).map_err(|e| Outcome::Invalid {
+            reason: e.reason(),
+            detail: e.to_string(),
+            offence: Some(Offence::BadSignature),
+        })?;
+        Ok((envelope, sender))
     }
 
-    /// The operator address of a message author's key, cached: deriving it decodes the key and
-    /// hashes it, which every message of a burst would otherwise repeat.
+    /// Whether `peer` (a forwarder) is `author` itself: only then does a group's refusal
+    /// penalise it ([`super::pubsub::group_acceptance`]).
+    pub fn is_author(&mut self, peer: &PeerId, author: &Address) -> bool {
+        self.author_address(peer).as_ref() == Some(author)
+    }
+
+    /// The operator address of a peer's key, cached: deriving it decodes the key and hashes
+    /// it, which every message of a burst would otherwise repeat.
     fn author_address(&mut self, peer: &PeerId) -> Option<Address> {
         if let Some(known) = self.authors.get(peer) {
             return *known;
@@ -555,52 +536,43 @@ mod tests {
         assert!(!table.is_open("t"));
     }
 
-    fn envelope_bytes(sender: Address, sequence: u64) -> Vec<u8> {
-        let envelope = Envelope {
+    fn signed_bytes(key: &crate::identity::OperatorKey, topic: &str, sequence: u64) -> Vec<u8> {
+        let mut envelope = Envelope {
             r#type: "k".into(),
             payload: vec![1],
-            sender: sender.as_bytes().to_vec(),
             sequence,
-            group: Vec::new(),
-            signature: Vec::new(),
+            ..Default::default()
         };
+        signature::sign(&key.signing_key(), topic, &mut envelope);
         wire::encode_envelope(&envelope, 1024).unwrap()
     }
 
     #[test]
     fn the_pipeline_checks_the_envelope_then_hands_channel_topics_to_their_channel() {
         let key = crate::identity::OperatorKey::generate();
-        let (author, forwarder) = (key.peer_id(), PeerId::random());
-        let mut pipeline = Pipeline::new(64);
-        let judge = |p: &mut Pipeline, topic: &str, author: Option<PeerId>, data: &[u8]| {
-            p.judge(topic, &id(1), forwarder, author, data)
-        };
-        let good = envelope_bytes(key.address(), 1);
+        let forwarder = PeerId::random();
+        let mut pipeline = Pipeline::new(160);
+        let judge =
+            |p: &mut Pipeline, topic: &str, data: &[u8]| p.judge(topic, &id(1), forwarder, data);
+        let good = signed_bytes(&key, "t", 1);
         assert!(matches!(
-            judge(&mut pipeline, "t", Some(author), &good),
+            judge(&mut pipeline, "t", &good),
             Outcome::Plain { sender, .. } if sender == key.address()
         ));
         assert!(matches!(
-            judge(&mut pipeline, "t", Some(author), &[0; 65]),
+            judge(&mut pipeline, "t", &[0; 161]),
             Outcome::Invalid {
                 reason: "oversize",
                 offence: None,
                 ..
             }
         ));
+        // Signed for another topic: a replay across topics, the forwarder's offence.
         assert!(matches!(
-            judge(&mut pipeline, "t", Some(forwarder), &good),
+            judge(&mut pipeline, "u", &good),
             Outcome::Invalid {
-                reason: "unknown_author",
-                ..
-            }
-        ));
-        let other = crate::identity::OperatorKey::generate().peer_id();
-        assert!(matches!(
-            judge(&mut pipeline, "t", Some(other), &good),
-            Outcome::Invalid {
-                reason: "spoofed_sender",
-                offence: Some(Offence::SpoofedSender),
+                reason: "bad_signature",
+                offence: Some(Offence::BadSignature),
                 ..
             }
         ));
@@ -609,8 +581,10 @@ mod tests {
             .channels
             .open("g", MembershipFilter::open(), sink, 4);
         assert!(matches!(
-            judge(&mut pipeline, "g", Some(author), &good),
-            Outcome::Channel(Verdict::Reject("unknown_type", _))
+            judge(&mut pipeline, "g", &signed_bytes(&key, "g", 1)),
+            Outcome::Channel { verdict: Verdict::Reject("unknown_type", _), sender } if sender == key.address()
         ));
+        assert!(pipeline.is_author(&key.peer_id(), &key.address()));
+        assert!(!pipeline.is_author(&forwarder, &key.address()));
     }
 }

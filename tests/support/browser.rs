@@ -104,15 +104,25 @@ pub async fn wait_for<T>(
     }
 }
 
-/// Waits for `native` to send `payload` back (the echo node's answer).
+/// The operator address (as events print it) of peer `peer`'s key: the `sender` of what it
+/// signs. A message's `from` is only the peer that forwarded it (the relay, here).
+pub fn signer_of(peer: &str) -> String {
+    let peer = peer.parse().expect("a peer ID");
+    Address::from_peer_id(&peer)
+        .expect("a secp256k1 peer ID")
+        .to_string()
+}
+
+/// Waits for `native` (a peer ID) to send `payload` back (the echo node's answer).
 pub async fn echo_of(
     events: &mut EventReceiver,
     native: &str,
     payload: &[u8],
     timeout: Duration,
 ) -> bool {
+    let native = signer_of(native);
     wait_for(events, timeout, |e| match e {
-        NodeEvent::Message { from, data, .. } if from == native && data == payload => Some(()),
+        NodeEvent::Message { sender, data, .. } if *sender == native && data == payload => Some(()),
         _ => None,
     })
     .await
