@@ -7,7 +7,11 @@
 //!    [`Offence::RateLimited`];
 //! 2. admission: a peer the firewall has not admitted ([`Pubsub::admit`], default-deny) is
 //!    ignored, unpunished (its attestation may be on the way; retransmission covers the loss);
-//! 3. the [`Pipeline`] (`super::validation`): envelope checks, then the group channel's.
+//! 3. the [`Pipeline`] (`super::validation`): envelope checks, the group channel's cheap
+//!    checks, then the envelope signature in a pool of threads ([`platform::Offload`], one
+//!    per core; inline in a tab until its Web Worker pool), so the event loop goes on serving
+//!    while signatures are checked. While the pool is full, messages wait in order, their
+//!    verdicts pending (counted as `held`); beyond [`MAX_WAITING`], `overloaded`.
 //!
 //! Its verdict goes back to gossipsub: Accept (forward), Reject (gossipsub penalises the
 //! forwarder), Ignore, or none yet (held behind a full channel, or waiting for the
@@ -49,7 +53,8 @@ use super::{
     events::NodeEvent,
     types::{Counts, Encoded, Offence, PublishError, Role, Router},
     validation::{
-        Awaiting, Delivery, KindSpec, LateVerdict, MembershipFilter, Outcome, Pipeline, Verdict,
+        self, Awaiting, Delivery, KindSpec, LateVerdict, MembershipFilter, Outcome, Pipeline,
+        Unverified, Verdict, Verified,
     },
     wrap::forward_connection_hooks,
 };
@@ -91,6 +96,15 @@ pub const DUPLICATE_CACHE_TIME: Duration = Duration::from_secs(5);
 pub fn message_id(message: &gossipsub::Message) -> MessageId {
     MessageId::new(&Sha256::digest(&message.data)[..20])
 }
+
+/// Signatures in the verifier pool at once, and taken by a worker at a time.
+const VERIFY_IN_FLIGHT: usize = 1024;
+const VERIFY_BATCH: usize = 32;
+
+/// Most messages waiting for room in the verifier pool; beyond, ignored as `overloaded`.
+/// Natively the pool checks 4,000+ signatures per second per core, so the queue drains well
+/// within gossipsub's message cache (3.5 s), before which every verdict must reach it.
+pub const MAX_WAITING: usize = 8192;
 
 /// A relay's default per-peer message limit: (per second, burst).
 pub const RELAY_RATE_LIMIT: (u32, u32) = (2_000, 20_000);
@@ -178,6 +192,10 @@ pub struct Pubsub {
     rate_limit: Option<RateLimit>,
     /// Peers whose messages count (the firewall's word).
     admitted: HashSet<PeerId>,
+    /// Checks envelope signatures off the event loop (threads natively).
+    verifier: platform::Offload<Unverified, Verified>,
+    /// Messages waiting for room in the verifier, in arrival order.
+    waiting: VecDeque<Unverified>,
     counts: Counts,
     out: VecDeque<Event>,
     waker: Option<Waker>,
@@ -197,6 +215,13 @@ impl Pubsub {
             // above its earlier ones: receivers' de-duplication would drop a restart from 1.
             sequence: platform::unix_time().as_micros() as u64,
             admitted: HashSet::new(),
+            verifier: platform::Offload::new(
+                platform::cores(),
+                VERIFY_IN_FLIGHT,
+                VERIFY_BATCH,
+                validation::verify,
+            ),
+            waiting: VecDeque::new(),
             counts: Counts::new(COUNTERS),
             out: VecDeque::new(),
             waker: None,
@@ -409,8 +434,51 @@ impl Pubsub {
             self.ignore(&id, &source);
             return;
         }
-        let topic = message.topic.as_str();
-        let acceptance = match self.pipeline.judge(topic, &id, source, &message.data) {
+        let outcome = self
+            .pipeline
+            .judge(message.topic.as_str(), &id, source, &message.data);
+        self.finish(message.topic.as_str(), id, source, outcome);
+    }
+
+    /// Hands a message to the verifier pool, or keeps it waiting (in order) while the pool is
+    /// full: its gossipsub verdict waits too (back-pressure, counted as `held`). Beyond
+    /// [`MAX_WAITING`] it is ignored as `overloaded`: memory stays bounded under a flood.
+    fn submit(&mut self, job: Unverified) {
+        if self.waiting.is_empty() {
+            match self.verifier.try_submit(job) {
+                Ok(()) => return,
+                Err(job) => self.waiting.push_back(job),
+            }
+        } else if self.waiting.len() >= MAX_WAITING {
+            for (topic, id, source, outcome) in self.pipeline.abandon(job, "overloaded") {
+                self.finish(&topic, id, source, outcome);
+            }
+            return;
+        } else {
+            self.waiting.push_back(job);
+        }
+        self.counts.add("held", 1);
+    }
+
+    /// What the pipeline made of message `id`, told to gossipsub, counted and reported.
+    fn finish(&mut self, topic: &str, id: MessageId, source: PeerId, outcome: Outcome) {
+        let acceptance = match outcome {
+            Outcome::Verify(job) => return self.submit(job),
+            Outcome::Parked => {
+                self.counts.add("held", 1);
+                return;
+            }
+            Outcome::Ignored(reason) => {
+                let total = self.counts.add(reason, 1);
+                self.report(NodeEvent::Dropped {
+                    reason,
+                    topic: Some(topic.to_owned()),
+                    peer: None,
+                    count: 1,
+                    total,
+                });
+                MessageAcceptance::Ignore
+            }
             Outcome::Invalid {
                 reason,
                 detail,
@@ -575,6 +643,19 @@ impl NetworkBehaviour for Pubsub {
                     return Poll::Ready(other.map_out(|_| unreachable!("taken above")));
                 }
                 Poll::Pending => {}
+            }
+            // Checked signatures finish their messages; waiting ones take the freed places.
+            if let Poll::Ready(done) = self.verifier.poll_done(cx) {
+                for (topic, id, source, outcome) in self.pipeline.verified(done) {
+                    self.finish(&topic, id, source, outcome);
+                }
+                while let Some(job) = self.waiting.pop_front() {
+                    if let Err(job) = self.verifier.try_submit(job) {
+                        self.waiting.push_front(job);
+                        break;
+                    }
+                }
+                continue;
             }
             // Held messages move as their channels make room (wakers registered on full ones).
             if let Poll::Ready(late) = self.pipeline.channels.poll_drain(cx) {

@@ -173,6 +173,25 @@ impl Deduplicator {
         }
     }
 
+    /// What [`Deduplicator::check`] would say, without recording anything: lets a message be
+    /// refused before its (costly) signature check and recorded only once it holds.
+    pub fn peek(&self, sender: Address, sequence: u64) -> Result<(), Duplicate> {
+        let Some((window, _)) = self.senders.get(&sender) else {
+            return Ok(());
+        };
+        if window.seen == 0 || sequence > window.highest {
+            return Ok(());
+        }
+        let offset = window.highest - sequence;
+        if offset >= WINDOW {
+            Err(Duplicate::Replay)
+        } else if window.seen & (1u128 << offset) != 0 {
+            Err(Duplicate::Seen)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Records (sender, sequence); `Ok` when it is new and the handler should see it.
     pub fn check(&mut self, sender: Address, sequence: u64) -> Result<(), Duplicate> {
         self.clock += 1;
@@ -262,7 +281,13 @@ mod tests {
         let a = Address([1; 20]);
         let b = Address([2; 20]);
         let mut dedup = Deduplicator::default();
+        assert_eq!(dedup.peek(a, 5), Ok(()));
         assert_eq!(dedup.check(a, 5), Ok(()));
+        assert_eq!(
+            dedup.peek(a, 5),
+            Err(Duplicate::Seen),
+            "peek says what check would"
+        );
         assert_eq!(dedup.check(a, 5), Err(Duplicate::Seen));
         assert_eq!(dedup.check(b, 5), Ok(()), "senders are independent");
         // Out of order within the window is fine, once.
@@ -271,6 +296,8 @@ mod tests {
         assert_eq!(dedup.check(a, 7), Err(Duplicate::Seen));
         // A big jump forgets the window; anything that far back is a replay.
         assert_eq!(dedup.check(a, 9 + 500), Ok(()));
+        assert_eq!(dedup.peek(a, 9), Err(Duplicate::Replay));
+        assert_eq!(dedup.peek(a, 9 + 499), Ok(()), "peek records nothing");
         assert_eq!(dedup.check(a, 9), Err(Duplicate::Replay));
         assert_eq!(dedup.check(a, 9 + 500 - 127), Ok(()));
         assert_eq!(dedup.check(a, 9 + 500 - 128), Err(Duplicate::Replay));

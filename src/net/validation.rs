@@ -2,25 +2,33 @@
 //! admitted, and delivery to group channels with back-pressure instead of loss.
 //!
 //! # Overview
-//! [`Pipeline::judge`] runs the checks cheapest first. Gossipsub runs in anonymous mode with
-//! content-addressed message ids (DESIGN.md section 4), so a message reaches the pipeline once,
-//! whichever relays it came through. The envelope checks every node makes, relays included:
-//! size limit, envelope decode, the author's signature over the envelope and the topic
-//! ([`crate::wire::signature`]); an [`Outcome::Invalid`] blames the forwarder, which should have
-//! checked. Then, on a topic with an open channel ([`ChannelTable::offer`]):
-//! 1. membership: the sender must be one of the channel's members (`non_member`, penalised);
-//! 2. type: a validator must be registered for the envelope `type` (`unknown_type`, penalised)
-//!    and the payload must decode as that type (`undecodable_payload`, penalised);
-//! 3. de-duplication per type by (sender, sequence): a retransmitted copy is ignored (counted as
-//!    `duplicate`, not penalised); a sequence older than the window is a `replay` (penalised);
-//! 4. delivery into the channel's bounded queue. When it is full the message is *held* (its
-//!    gossipsub validation left pending) in a bounded backlog and delivered, then accepted, as
-//!    the application catches up ([`ChannelTable::poll_drain`]); only when the backlog is full
-//!    too is it ignored as `overloaded` (counted; retransmission brings it again);
+//! Gossipsub runs in anonymous mode with content-addressed message ids (DESIGN.md section 4),
+//! so a message reaches the pipeline once, whichever relays it came through. [`Pipeline::judge`]
+//! runs the checks cheapest first, and stops short of the signature:
+//! 1. size limit, then envelope decode (`oversize`, `undecodable`): every node, relays included;
+//! 2. on a topic with an open channel ([`ChannelTable::precheck`]), on the sender the envelope
+//!    claims: membership (`non_member`), a registered `type` (`unknown_type`), room in the
+//!    backlog (`overloaded`), the (sender, sequence) window: a copy already delivered is a
+//!    `duplicate` (ignored, unpunished), one older than the window a `replay`;
+//! 3. the message *reserves* its (type, sender, sequence) and comes out as
+//!    [`Outcome::Verify`]: the caller has [`verify`] check the signature off the event loop (a
+//!    thread pool natively, `super::pubsub`) and hands the result to [`Pipeline::verified`]. A
+//!    second copy with the same slot meanwhile is [`Outcome::Parked`] behind it: a duplicate
+//!    if the first is delivered, verified in its turn if the first fails (a copy altered in
+//!    transit cannot shadow the original);
+//! 4. after the signature (`bad_signature`: the forwarder's offence, [`Outcome::Invalid`]),
+//!    the payload must decode as its type (`undecodable_payload`), the slot is recorded as
+//!    seen, and the message goes into the channel's bounded queue. When that is full it is
+//!    *held* (its gossipsub validation left pending) in a bounded backlog and delivered, then
+//!    accepted, as the application catches up ([`ChannelTable::poll_drain`]); only when the
+//!    backlog is full too is it ignored as `overloaded` (retransmission brings it again);
 //! 5. for types with an application validator (`Registry::register_validated`), the delivery
 //!    carries [`Awaiting`] and the verdict waits for the channel's validator, which runs off
 //!    the event loop, a bounded number at a time (`NodeHandle::report_validation`: accepted,
 //!    or rejected as `invalid`).
+//!
+//! Channel refusals judge what the author signed; the ones before the signature name the
+//! sender the envelope claims. A topic without a channel gets steps 1, 3 and 4's signature.
 //!
 //! Every outcome is a [`Verdict`] that pubsub (`super::pubsub`) turns into gossipsub's
 //! `report_message_validation_result` (Accept / Reject / Ignore) and counters. A message held
@@ -51,7 +59,11 @@ use super::{
 };
 use crate::{
     identity::Address,
-    wire::{self, signature, Envelope},
+    wire::{
+        self,
+        signature::{self, SignatureError},
+        Envelope,
+    },
 };
 
 /// A checked message on its way to a channel.
@@ -217,8 +229,59 @@ impl ChannelTable {
         self.channels.contains_key(topic)
     }
 
-    /// Runs the channel checks on a message that passed the inline ones, and delivers it.
+    /// The channel checks that come before a message's signature is checked, cheapest first,
+    /// on what its envelope claims: membership of the sender, a registered type, room in the
+    /// backlog, and the sequence window (`duplicate`, `replay`). `Ok` with the (type, sender,
+    /// sequence) to reserve while its signature is checked; `Err` with the verdict.
+    pub fn precheck(
+        &self,
+        topic: &str,
+        envelope: &Envelope,
+        claimed: Address,
+    ) -> Result<(String, Address, u64), Verdict> {
+        let Some(channel) = self.channels.get(topic) else {
+            return Err(Verdict::Ignore("no_channel"));
+        };
+        if !channel.filter.allows(&claimed) {
+            return Err(Verdict::Reject(
+                "non_member",
+                format!("{claimed} is not a member of {topic}"),
+            ));
+        }
+        let kind_name = &envelope.r#type;
+        let Some(kind) = channel.kinds.get(kind_name) else {
+            return Err(Verdict::Reject(
+                "unknown_type",
+                format!("no handler for {kind_name:?}"),
+            ));
+        };
+        if channel.backlog.len() >= channel.max_backlog {
+            return Err(Verdict::Ignore("overloaded"));
+        }
+        match kind.seen.peek(claimed, envelope.sequence) {
+            Ok(()) => Ok((kind_name.clone(), claimed, envelope.sequence)),
+            Err(Duplicate::Seen) => Err(Verdict::Ignore("duplicate")),
+            Err(Duplicate::Replay) => Err(replay(claimed, envelope.sequence)),
+        }
+    }
+
+    /// Every channel check and delivery at once, for a message whose signature holds.
     pub fn offer(
+        &mut self,
+        topic: &str,
+        id: MessageId,
+        source: PeerId,
+        delivery: Delivery,
+    ) -> Verdict {
+        match self.precheck(topic, &delivery.envelope, delivery.sender) {
+            Ok(_) => self.deliver(topic, id, source, delivery),
+            Err(verdict) => verdict,
+        }
+    }
+
+    /// The checks after the signature (the payload decodes as its type; the sequence is still
+    /// new, and is recorded now), then delivery into the channel's queue.
+    pub fn deliver(
         &mut self,
         topic: &str,
         id: MessageId,
@@ -228,12 +291,6 @@ impl ChannelTable {
         let Some(channel) = self.channels.get_mut(topic) else {
             return Verdict::Ignore("no_channel");
         };
-        if !channel.filter.allows(&delivery.sender) {
-            return Verdict::Reject(
-                "non_member",
-                format!("{} is not a member of {topic}", delivery.sender),
-            );
-        }
         let kind_name = &delivery.envelope.r#type;
         let Some(kind) = channel.kinds.get_mut(kind_name) else {
             return Verdict::Reject("unknown_type", format!("no handler for {kind_name:?}"));
@@ -251,13 +308,7 @@ impl ChannelTable {
             Ok(()) => {}
             Err(Duplicate::Seen) => return Verdict::Ignore("duplicate"),
             Err(Duplicate::Replay) => {
-                return Verdict::Reject(
-                    "replay",
-                    format!(
-                        "sequence {} from {} is older than the window",
-                        delivery.envelope.sequence, delivery.sender
-                    ),
-                )
+                return replay(delivery.sender, delivery.envelope.sequence);
             }
         }
         let mut delivery = delivery;
@@ -322,6 +373,13 @@ impl ChannelTable {
     }
 }
 
+fn replay(sender: Address, sequence: u64) -> Verdict {
+    Verdict::Reject(
+        "replay",
+        format!("sequence {sequence} from {sender} is older than the window"),
+    )
+}
+
 /// Most cached author addresses; the cache starts over when full.
 const AUTHOR_CACHE: usize = 4096;
 
@@ -337,10 +395,61 @@ pub enum Outcome {
     },
     /// Checked, on a topic without a channel: a plain message from `sender`.
     Plain { envelope: Envelope, sender: Address },
-    /// The channel's verdict on a message signed by `sender`. A rejection judges what the
-    /// author signed (membership, type, payload, replay), which relays, knowing no groups,
-    /// forward in good faith.
+    /// The channel's verdict on a message from `sender`. A rejection judges what the author
+    /// signed (membership, type, payload, replay), which relays, knowing no groups, forward in
+    /// good faith. Membership, type and replay are judged before the signature (cheapest
+    /// first), on the sender the envelope claims.
     Channel { verdict: Verdict, sender: Address },
+    /// Its signature is to be checked: hand it to [`verify`] (off the event loop), then its
+    /// result to [`Pipeline::verified`]. Gossipsub's verdict waits.
+    Verify(Unverified),
+    /// A copy with the same (type, sender, sequence) is being verified: this one waits for it
+    /// (a duplicate if that one holds, checked in its turn if not).
+    Parked,
+    /// Dropped unchecked (no room to wait for the verifier), not penalised, with the reason.
+    Ignored(&'static str),
+}
+
+/// A message whose signature is to be checked, with its pipeline ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unverified {
+    pub ticket: u64,
+    pub topic: String,
+    pub envelope: Envelope,
+}
+
+/// A checked signature: the envelope and its signer, or why it does not hold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub ticket: u64,
+    pub envelope: Envelope,
+    pub signer: Result<Address, SignatureError>,
+}
+
+/// Checks an envelope's signature: the CPU-heavy step, run off the event loop (a plain
+/// function, so a thread pool or a worker can run it).
+pub fn verify(job: Unverified) -> Verified {
+    let signer = signature::verify(&job.topic, &job.envelope);
+    Verified {
+        ticket: job.ticket,
+        envelope: job.envelope,
+        signer,
+    }
+}
+
+/// A message finished by [`Pipeline::verified`]: its topic, id, forwarder and outcome.
+pub type Finished = (String, MessageId, PeerId, Outcome);
+
+/// (topic, type, sender, sequence): one message of a channel, for de-duplication.
+type Slot = (String, String, Address, u64);
+
+/// A message whose signature is being checked.
+struct InFlight {
+    topic: String,
+    id: MessageId,
+    source: PeerId,
+    /// The channel slot it reserved.
+    slot: Option<Slot>,
 }
 
 /// Every check after admission; see the module docs.
@@ -350,6 +459,10 @@ pub struct Pipeline {
     authors: HashMap<PeerId, Option<Address>>,
     /// Open group channels and their delivery queues.
     pub channels: ChannelTable,
+    next_ticket: u64,
+    in_flight: HashMap<u64, InFlight>,
+    /// Reserved channel slots, each with the copies parked behind it.
+    reserved: HashMap<Slot, VecDeque<(Unverified, InFlight)>>,
 }
 
 impl Pipeline {
@@ -359,42 +472,154 @@ impl Pipeline {
             max_message_size,
             authors: HashMap::new(),
             channels: ChannelTable::default(),
+            next_ticket: 0,
+            in_flight: HashMap::new(),
+            reserved: HashMap::new(),
         }
     }
 
-    /// Judges message `id` on `topic`, forwarded by `source`, carrying `data`.
+    /// Messages whose signature is being checked (parked copies included).
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len() + self.reserved.values().map(VecDeque::len).sum::<usize>()
+    }
+
+    /// Judges message `id` on `topic`, forwarded by `source`, carrying `data`, up to its
+    /// signature check.
     pub fn judge(&mut self, topic: &str, id: &MessageId, source: PeerId, data: &[u8]) -> Outcome {
-        let (envelope, sender) = match self.check(topic, data) {
-            Ok(checked) => checked,
-            Err(invalid) => return invalid,
+        let envelope = match wire::decode_envelope(data, self.max_message_size) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                return Outcome::Invalid {
+                    reason: e.reason(),
+                    detail: e.to_string(),
+                    offence: None,
+                }
+            }
         };
-        if !self.channels.is_open(topic) {
-            return Outcome::Plain { envelope, sender };
-        }
-        let delivery = Delivery {
-            awaiting: None,
-            from: source,
-            sender,
+        // (A sender that is no address goes straight to the signature check, which refuses it.)
+        let claimed = Address::from_slice(&envelope.sender);
+        let slot = match claimed {
+            Some(claimed) if self.channels.is_open(topic) => {
+                match self.channels.precheck(topic, &envelope, claimed) {
+                    Ok((kind, sender, sequence)) => {
+                        Some((topic.to_owned(), kind, sender, sequence))
+                    }
+                    Err(verdict) => {
+                        return Outcome::Channel {
+                            verdict,
+                            sender: claimed,
+                        }
+                    }
+                }
+            }
+            _ => None,
+        };
+        self.next_ticket += 1;
+        let job = Unverified {
+            ticket: self.next_ticket,
+            topic: topic.to_owned(),
             envelope,
         };
-        let verdict = self.channels.offer(topic, id.clone(), source, delivery);
-        Outcome::Channel { verdict, sender }
+        let meta = InFlight {
+            topic: topic.to_owned(),
+            id: id.clone(),
+            source,
+            slot: slot.clone(),
+        };
+        if let Some(slot) = slot {
+            if let Some(parked) = self.reserved.get_mut(&slot) {
+                parked.push_back((job, meta));
+                return Outcome::Parked;
+            }
+            self.reserved.insert(slot, VecDeque::new());
+        }
+        self.in_flight.insert(job.ticket, meta);
+        Outcome::Verify(job)
     }
 
-    /// The envelope checks, cheapest first. On success: the envelope and its verified sender.
-    fn check(&mut self, topic: &str, data: &[u8]) -> Result<(Envelope, Address), Outcome> {
-        let envelope =
-            wire::decode_envelope(data, self.max_message_size).map_err(|e| Outcome::Invalid {
-                reason: e.reason(),
-                detail: e.to_string(),
-                offence: None,
-            })?;
-        let sender = signature::verify(topic, &envelope).map_err(|e| Outcome::Invalid {
+    /// Gives up on a message waiting for the verifier (no room): it is ignored as `reason`,
+    /// and the next copy parked behind it, if any, goes to be verified.
+    pub fn abandon(&mut self, job: Unverified, reason: &'static str) -> Vec<Finished> {
+        self.finish(job.ticket, Err(Outcome::Ignored(reason)), job.envelope)
+    }
+
+    /// Finishes a message once its signature was checked ([`verify`]): its outcome, and those
+    /// of the copies parked behind it (duplicates if it was delivered; otherwise the next one
+    /// goes to be verified).
+    pub fn verified(&mut self, done: Verified) -> Vec<Finished> {
+        self.finish(done.ticket, Ok(done.signer), done.envelope)
+    }
+
+    fn finish(
+        &mut self,
+        ticket: u64,
+        signer: Result<Result<Address, SignatureError>, Outcome>,
+        envelope: Envelope,
+    ) -> Vec<Finished> {
+        let Some(meta) = self.in_flight.remove(&ticket) else {
+            return Vec::new();
+        };
+        let InFlight {
+            topic,
+            id,
+            source,
+            slot,
+        } = meta;
+        let outcome = match signer {
+            Err(outcome) => outcome,
+            Ok(Err(e)) => Self::invalid_signature(e),
+            Ok(Ok(sender)) if slot.is_none() => Outcome::Plain { envelope, sender },
+            Ok(Ok(sender)) => {
+                let delivery = Delivery {
+                    awaiting: None,
+                    from: source,
+                    sender,
+                    envelope,
+                };
+                let verdict = self.channels.deliver(&topic, id.clone(), source, delivery);
+                Outcome::Channel { verdict, sender }
+            }
+        };
+        let delivered = matches!(
+            outcome,
+            Outcome::Channel {
+                verdict: Verdict::Accept | Verdict::Hold,
+                ..
+            }
+        );
+        let mut finished = vec![(topic, id, source, outcome)];
+        if let Some(slot) = slot {
+            let mut parked = self.reserved.remove(&slot).unwrap_or_default();
+            if delivered {
+                for (job, meta) in parked {
+                    let verdict = Verdict::Ignore("duplicate");
+                    let Some(sender) = Address::from_slice(&job.envelope.sender) else {
+                        continue;
+                    };
+                    finished.push((
+                        meta.topic,
+                        meta.id,
+                        meta.source,
+                        Outcome::Channel { verdict, sender },
+                    ));
+                }
+            } else if let Some((job, meta)) = parked.pop_front() {
+                // The next copy takes the slot and goes to be verified; the rest wait for it.
+                let (topic, id, source) = (meta.topic.clone(), meta.id.clone(), meta.source);
+                self.in_flight.insert(job.ticket, meta);
+                self.reserved.insert(slot, parked);
+                finished.push((topic, id, source, Outcome::Verify(job)));
+            }
+        }
+        finished
+    }
+
+    fn invalid_signature(e: SignatureError) -> Outcome {
+        Outcome::Invalid {
             reason: e.reason(),
             detail: e.to_string(),
             offence: Some(Offence::BadSignature),
-        })?;
-        Ok((envelope, sender))
+        }
     }
 
     /// Whether `peer` (a forwarder) is `author` itself: only then does a group's refusal
@@ -547,20 +772,29 @@ mod tests {
         wire::encode_envelope(&envelope, 1024).unwrap()
     }
 
+    /// Judges `data` and, when it comes to that, checks its signature at once.
+    fn judge_through(p: &mut Pipeline, topic: &str, n: u8, data: &[u8]) -> Outcome {
+        match p.judge(topic, &id(n), PeerId::random(), data) {
+            Outcome::Verify(job) => {
+                let mut finished = p.verified(verify(job));
+                assert_eq!(finished.len(), 1, "nothing was parked");
+                finished.remove(0).3
+            }
+            outcome => outcome,
+        }
+    }
+
     #[test]
     fn the_pipeline_checks_the_envelope_then_hands_channel_topics_to_their_channel() {
         let key = crate::identity::OperatorKey::generate();
-        let forwarder = PeerId::random();
         let mut pipeline = Pipeline::new(160);
-        let judge =
-            |p: &mut Pipeline, topic: &str, data: &[u8]| p.judge(topic, &id(1), forwarder, data);
         let good = signed_bytes(&key, "t", 1);
         assert!(matches!(
-            judge(&mut pipeline, "t", &good),
+            judge_through(&mut pipeline, "t", 1, &good),
             Outcome::Plain { sender, .. } if sender == key.address()
         ));
         assert!(matches!(
-            judge(&mut pipeline, "t", &[0; 161]),
+            judge_through(&mut pipeline, "t", 2, &[0; 161]),
             Outcome::Invalid {
                 reason: "oversize",
                 offence: None,
@@ -569,7 +803,7 @@ mod tests {
         ));
         // Signed for another topic: a replay across topics, the forwarder's offence.
         assert!(matches!(
-            judge(&mut pipeline, "u", &good),
+            judge_through(&mut pipeline, "u", 3, &good),
             Outcome::Invalid {
                 reason: "bad_signature",
                 offence: Some(Offence::BadSignature),
@@ -580,11 +814,96 @@ mod tests {
         pipeline
             .channels
             .open("g", MembershipFilter::open(), sink, 4);
+        // Refused before its signature is even checked.
         assert!(matches!(
-            judge(&mut pipeline, "g", &signed_bytes(&key, "g", 1)),
+            pipeline.judge("g", &id(4), PeerId::random(), &signed_bytes(&key, "g", 1)),
             Outcome::Channel { verdict: Verdict::Reject("unknown_type", _), sender } if sender == key.address()
         ));
         assert!(pipeline.is_author(&key.peer_id(), &key.address()));
-        assert!(!pipeline.is_author(&forwarder, &key.address()));
+        assert!(!pipeline.is_author(&PeerId::random(), &key.address()));
+        assert_eq!(pipeline.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_copy_altered_in_transit_does_not_shadow_the_original_and_duplicates_wait() {
+        let key = crate::identity::OperatorKey::generate();
+        let mut pipeline = Pipeline::new(1024);
+        let (sink, mut inbox) = mpsc::channel(8);
+        pipeline
+            .channels
+            .open("g", MembershipFilter::members([key.address()]), sink, 4);
+        pipeline.channels.register(
+            "g",
+            KindSpec {
+                kind: "k".into(),
+                check: accepts_short,
+                app_validated: false,
+            },
+        );
+        let original = signed_bytes(&key, "g", 5);
+        let mut altered = wire::decode_envelope(&original, 1024).unwrap();
+        altered.payload = vec![2];
+        let altered = wire::encode_envelope(&altered, 1024).unwrap();
+        let forwarder = PeerId::random();
+
+        // The altered copy arrives first and takes the slot (k, sender, 5); the original and a
+        // third copy wait behind it, unverified.
+        let Outcome::Verify(first) = pipeline.judge("g", &id(1), forwarder, &altered) else {
+            panic!("the first copy goes to be verified")
+        };
+        assert_eq!(
+            pipeline.judge("g", &id(2), forwarder, &original),
+            Outcome::Parked
+        );
+        assert_eq!(
+            pipeline.judge("g", &id(3), forwarder, &original),
+            Outcome::Parked
+        );
+        assert_eq!(pipeline.in_flight(), 3);
+
+        // Its signature fails: refused, and the original goes to be verified next.
+        let finished = pipeline.verified(verify(first));
+        assert!(matches!(
+            &finished[..],
+            [
+                (_, a, _, Outcome::Invalid { reason: "bad_signature", .. }),
+                (_, b, _, Outcome::Verify(_)),
+            ] if *a == id(1) && *b == id(2)
+        ));
+        let Some((_, _, _, Outcome::Verify(next))) = finished.into_iter().nth(1) else {
+            unreachable!()
+        };
+        // It holds: delivered; the copy behind it is a duplicate, never verified.
+        let finished = pipeline.verified(verify(next));
+        assert_eq!(
+            finished
+                .iter()
+                .map(|(_, id, _, outcome)| (id.clone(), outcome.clone()))
+                .map(|(id, outcome)| match outcome {
+                    Outcome::Channel { verdict, sender } => (id, verdict, sender),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>(),
+            vec![
+                (id(2), Verdict::Accept, key.address()),
+                (id(3), Verdict::Ignore("duplicate"), key.address()),
+            ]
+        );
+        assert_eq!(
+            futures::executor::block_on(inbox.next())
+                .unwrap()
+                .envelope
+                .payload,
+            vec![1]
+        );
+        assert_eq!(pipeline.in_flight(), 0);
+        // Later copies are duplicates before any signature check.
+        assert_eq!(
+            pipeline.judge("g", &id(4), forwarder, &original),
+            Outcome::Channel {
+                verdict: Verdict::Ignore("duplicate"),
+                sender: key.address()
+            }
+        );
     }
 }
