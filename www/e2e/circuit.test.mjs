@@ -46,6 +46,9 @@ test('two tabs talk through a relay circuit, request-response and more than 128 
     const circuit = listening.address;
     const aPeer = await a.page.evaluate(() => window.tab.node.peerId);
     assert.ok(circuit.endsWith(`/p2p-circuit/p2p/${aPeer}`), circuit);
+    // A message's `from` is whoever forwarded it (A over the circuit, or the relay); `sender`
+    // is its signing author.
+    const aAddress = await a.page.evaluate(() => window.tab.node.address);
 
     const b = await startTab(browser, page, { bootstrap: [relay.ws], keyHex: sessionKey, attestation,
       topics: [topic] });
@@ -67,12 +70,12 @@ test('two tabs talk through a relay circuit, request-response and more than 128 
         await window.tab.node.publish(topic, `${i}:`.padEnd(CHUNK, String.fromCharCode(97 + i)));
       }
     }, { topic, CHUNKS, CHUNK });
-    const received = await b.page.waitForFunction(({ aPeer, topic, CHUNKS, CHUNK }) => {
+    const received = await b.page.waitForFunction(({ aAddress, topic, CHUNKS, CHUNK }) => {
       const texts = new Set(window.tab.events
-        .filter((e) => e.event === 'message' && e.from === aPeer && e.topic === topic && e.data.length === CHUNK)
+        .filter((e) => e.event === 'message' && e.sender === aAddress && e.topic === topic && e.data.length === CHUNK)
         .map((e) => e.data.split(':')[0]));
       return texts.size >= CHUNKS && [...texts].sort((x, y) => x - y);
-    }, { aPeer, topic, CHUNKS, CHUNK }, { timeout: 60_000 }).then((h) => h.jsonValue());
+    }, { aAddress, topic, CHUNKS, CHUNK }, { timeout: 60_000 }).then((h) => h.jsonValue());
     assert.deepEqual(received, Array.from({ length: CHUNKS }, (_, i) => String(i)));
 
     // After 320 KiB the circuit is still up and carries B's news to A.

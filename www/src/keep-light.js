@@ -4,7 +4,7 @@
 //   import { KeepLight } from './src/keep-light.js';
 //   const node = await KeepLight.connect({ bootstrap: ['/ip4/127.0.0.1/tcp/4001/ws/p2p/16Uiu2…'],
 //                                          topics: ['keep-light/demo/1'] });
-//   node.addEventListener('message', (e) => console.log(e.detail.from, e.detail.data));
+//   node.addEventListener('message', (e) => console.log(e.detail.sender, e.detail.data));
 //   await node.publish('keep-light/demo/1', 'hello');
 //
 // Identity (DESIGN.md section 3):
@@ -157,7 +157,9 @@ export class KeepLight extends EventTarget {
 
   /**
    * Joins the group channel of `members` (every operator address, this node's included) and
-   * calls `onMessage({topic, from, sender, sequence, text})` once for each text a member sends.
+   * calls `onMessage({topic, from, sender, sequence, text})` once for each text a member sends
+   * (`sender`: the member whose signature the envelope carries; `from`: the peer that
+   * forwarded it, often a relay).
    * @param {string[]} members
    * @param {(message: {topic: string, from: string, sender: string, sequence: number,
    *          text: string}) => void} onMessage
