@@ -285,3 +285,134 @@ async fn a_payload_changed_in_transit_is_refused_and_banned_while_the_original_i
     assert_eq!(counters.get("bad_signature"), Some(&1), "{counters:?}");
     assert_eq!(counters.get("undecodable"), None, "{counters:?}");
 }
+
+/// Starts a node from `config` and returns it with its first listen address.
+async fn start_listening(
+    config: NodeConfig,
+) -> (keep_light::net::NodeHandle, EventReceiver, String) {
+    let (node, mut events) = Node::start(config).await.unwrap();
+    let address = loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.next()).await {
+            Ok(Some(NodeEvent::Listening { address })) => break address,
+            Ok(Some(_)) => {}
+            other => panic!("no listen address: {other:?}"),
+        }
+    };
+    (node, events, address)
+}
+
+/// A flooder connected straight to a member sends 20,000 messages whose signatures are junk,
+/// in frames of 100 on one stream, while three honest members send 1,000 texts each through a relay: the
+/// member bans the flooder at its first junk message and delivers every honest text once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_junk_signature_flood_gets_its_sender_banned_while_every_honest_text_arrives() {
+    const HONEST: usize = 3;
+    const TEXTS: usize = 1_000;
+    let tcp = || vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
+    let (_relay, _relay_events, relay) = start_listening(
+        NodeConfig::new(OperatorKey::generate())
+            .with_role(Role::Relay)
+            .with_listen(tcp()),
+    )
+    .await;
+    let (listener, mut events, direct) = start_listening(
+        NodeConfig::new(OperatorKey::generate())
+            .with_listen(tcp())
+            .with_bootstrap(vec![relay.clone()])
+            .with_topics(vec![TOPIC.into()]),
+    )
+    .await;
+    let mut honest = Vec::new();
+    for _ in 0..HONEST {
+        let (node, _events) = Node::start(
+            NodeConfig::new(OperatorKey::generate())
+                .with_bootstrap(vec![relay.clone()])
+                .with_topics(vec![TOPIC.into()]),
+        )
+        .await
+        .unwrap();
+        honest.push((node, _events));
+    }
+    // Every honest member reaches the listener before the burst (the meshes have formed).
+    for (i, (node, _)) in honest.iter().enumerate() {
+        let warm = format!("warm-{i}");
+        let mut heard = false;
+        for _ in 0..100 {
+            let _ = node.publish(TOPIC, warm.clone().into_bytes()).await;
+            if next_text(&mut events, Duration::from_millis(200))
+                .await
+                .as_deref()
+                == Some(&warm)
+            {
+                heard = true;
+                break;
+            }
+        }
+        assert!(heard, "honest member {i} never reached the listener");
+    }
+
+    let flooder = OperatorKey::generate();
+    let frames = start_interceptor(&flooder, direct.parse().unwrap()).await;
+    let junk: Vec<Vec<u8>> = (0..200u64)
+        .map(|frame| {
+            let publish = (0..100u64)
+                .map(|i| {
+                    let mut envelope = signed_text(&flooder, 1 + frame * 100 + i, "junk");
+                    envelope.signature[..64].copy_from_slice(&[0x5a; 64]);
+                    PubsubMessage {
+                        from: None,
+                        data: Some(envelope.encode_to_vec()),
+                        seqno: None,
+                        topic: TOPIC.into(),
+                        signature: None,
+                    }
+                })
+                .collect();
+            Rpc { publish }.encode_length_delimited_to_vec()
+        })
+        .collect();
+    // All on one stream: gossipsub takes a few inbound streams per connection, then refuses more.
+    frames.unbounded_send(junk.concat()).unwrap();
+    for (i, (node, _)) in honest.iter().enumerate() {
+        for n in 0..TEXTS {
+            node.publish(TOPIC, format!("h{i}-{n}").into_bytes())
+                .await
+                .unwrap();
+        }
+    }
+
+    let flooder_peer = flooder.peer_id().to_string();
+    let mut texts = std::collections::HashSet::new();
+    let mut banned = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while texts.len() < HONEST * TEXTS || !banned {
+        let Ok(event) = tokio::time::timeout_at(deadline, events.next()).await else {
+            panic!(
+                "{} of {} honest texts, flooder banned: {banned}; {:?}",
+                texts.len(),
+                HONEST * TEXTS,
+                listener.counters().await
+            )
+        };
+        let event = event.expect("the listener runs");
+        match event {
+            NodeEvent::Message { data, .. } => {
+                let text = String::from_utf8(data).unwrap();
+                assert_ne!(text, "junk", "a junk message was delivered");
+                if text.starts_with('h') {
+                    assert!(texts.insert(text.clone()), "{text} delivered twice");
+                }
+            }
+            NodeEvent::Banned { peer, reason, .. } if peer == flooder_peer => {
+                assert_eq!(reason, "bad_signature");
+                banned = true;
+            }
+            _ => {}
+        }
+    }
+    let counters = listener.counters().await;
+    assert!(
+        counters.get("bad_signature").copied().unwrap_or(0) >= 1,
+        "{counters:?}"
+    );
+}

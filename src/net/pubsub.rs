@@ -97,8 +97,9 @@ pub fn message_id(message: &gossipsub::Message) -> MessageId {
     MessageId::new(&Sha256::digest(&message.data)[..20])
 }
 
-/// Signatures in the verifier pool at once, and taken by a worker at a time.
+/// Signatures handed to the verifier pool and not yet back.
 const VERIFY_IN_FLIGHT: usize = 1024;
+/// Signatures a worker takes at a time (fewer wake-ups under a burst).
 const VERIFY_BATCH: usize = 32;
 
 /// Most messages waiting for room in the verifier pool; beyond, ignored as `overloaded`.
