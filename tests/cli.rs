@@ -130,6 +130,37 @@ fn id_prints_address_peer_id_and_public_key() {
 }
 
 #[test]
+fn a_node_stops_on_sigterm_while_its_stdin_is_still_open() {
+    let (_relay, _relay_lines, ws) = relay(&[]);
+    let (mut node, lines) = spawn(&[
+        "node",
+        "--bootstrap",
+        &ws,
+        "--key-hex",
+        "0x0000000000000000000000000000000000000000000000000000000000000021",
+        "--join",
+        "keep-light/cli/sigterm",
+    ]);
+    lines.next("the node joining its topic", |v| v["event"] == "subscribed");
+    // Our end of its stdin stays open (held by `node`): its pending read never ends.
+    let status = Command::new("kill")
+        .args(["-TERM", &node.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut exit = None;
+    for _ in 0..100 {
+        exit = node.0.try_wait().unwrap();
+        if exit.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let exit = exit.expect("the node still runs 10 s after SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[test]
 fn relay_keeps_its_identity_in_the_data_dir_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("keep-light-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

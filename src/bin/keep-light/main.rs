@@ -275,6 +275,10 @@ mod cli {
                 }
             }
         });
+        // Not a plain drop: that waits for every blocking task, and a pending read of stdin
+        // (`node`'s commands) never ends while stdin stays open, so SIGTERM or Ctrl-C would
+        // leave the process running until the next line or EOF.
+        runtime.shutdown_background();
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
