@@ -118,10 +118,13 @@ async function check(path) {
   process.exit(wrong === 0 ? 0 : 1);
 }
 
-const [mode, path] = process.argv.slice(2);
-if (mode === 'make') await make();
-else if (mode === 'check' && path) await check(path);
-else {
-  console.error('usage: node tools/envelope-vectors.mjs make | check FILE');
-  process.exit(2);
+// A command when run, a module (signingHash, verify) when imported.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const [mode, path] = process.argv.slice(2);
+  if (mode === 'make') await make();
+  else if (mode === 'check' && path) await check(path);
+  else {
+    console.error('usage: node tools/envelope-vectors.mjs make | check FILE');
+    process.exit(2);
+  }
 }
