@@ -57,8 +57,10 @@ pub enum NodeEvent {
         data: Vec<u8>,
     },
     /// A message was rejected; `total` is the count for this reason so far. `from` forwarded
-    /// it, `author` (an operator address) signed it, absent when no signature held; `penalised` says whether `from` got gossipsub's Reject (see
-    /// [`group_acceptance`](super::pubsub::group_acceptance)).
+    /// it; `author` is the operator address its envelope names as sender: checked by the
+    /// signature, except for refusals made before it (`non_member`, `unknown_type`, `replay`:
+    /// cheapest first), and absent for `bad_signature`. `penalised` says whether `from` got
+    /// gossipsub's Reject (see [`group_acceptance`](super::pubsub::group_acceptance)).
     Rejected {
         reason: &'static str,
         from: String,
