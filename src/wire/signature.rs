@@ -121,9 +121,7 @@ pub fn verify(topic: &str, envelope: &Envelope) -> Result<Address, SignatureErro
     // it found (which cannot fail), at 2.4× the cost per received message.
     let key = recovery::VerifyingKey::recover_from_prehash(&hash, &signature, recovery)
         .map_err(|_| SignatureError::NoKey)?;
-    let point = key.to_sec1_point(false);
-    let signer =
-        Address::from_slice(&Keccak256::digest(&point.as_bytes()[1..])[12..]).expect("20 bytes");
+    let signer = address_of_point(key.to_sec1_point(false).as_bytes());
     if signer.as_bytes() != envelope.sender.as_slice() {
         return Err(SignatureError::WrongSigner {
             signer,
@@ -134,8 +132,12 @@ pub fn verify(topic: &str, envelope: &Envelope) -> Result<Address, SignatureErro
 }
 
 fn address_of(key: &VerifyingKey) -> Address {
-    let point = key.to_encoded_point(false);
-    let hash = Keccak256::digest(&point.as_bytes()[1..]);
+    address_of_point(key.to_encoded_point(false).as_bytes())
+}
+
+/// The address of an uncompressed SEC1 point (0x04 ‖ x ‖ y), whichever k256 version made it.
+fn address_of_point(uncompressed: &[u8]) -> Address {
+    let hash = Keccak256::digest(&uncompressed[1..]);
     Address::from_slice(&hash[12..]).expect("20 bytes")
 }
 
