@@ -31,6 +31,7 @@ mod native {
     use clap::Parser;
     use keep_light::{
         identity::OperatorKey,
+        net::validation::Unverified,
         platform::{self, Offload},
         wire::{signature, Envelope},
     };
@@ -51,8 +52,18 @@ mod native {
 
     const TOPIC: &str = "keep-light/dkg/00/1";
 
-    fn check(envelope: Envelope) -> bool {
-        signature::verify(TOPIC, &envelope).is_ok()
+    fn check(envelope: &Envelope) -> bool {
+        signature::verify(TOPIC, envelope).is_ok()
+    }
+
+    /// The pool's job, as the node makes it (`Pipeline::judge` prepares the hash).
+    fn job(ticket: usize, envelope: Envelope) -> Unverified {
+        let prepared = signature::prepare(TOPIC, &envelope).expect("well-formed");
+        Unverified {
+            ticket: ticket as u64,
+            envelope,
+            prepared,
+        }
     }
 
     pub fn main() {
@@ -77,13 +88,14 @@ mod native {
         let sign_us = started.elapsed().as_secs_f64() * 1e6 / args.envelopes as f64;
 
         let started = Instant::now();
-        let valid = envelopes.iter().filter(|e| check((*e).clone())).count();
+        let valid = envelopes.iter().filter(|e| check(e)).count();
         let inline_s = started.elapsed().as_secs_f64();
         assert_eq!(valid, args.envelopes, "every envelope verifies");
 
-        let mut pool = Offload::new(threads, 1024, args.batch, check);
+        let mut pool = Offload::<Unverified>::new(threads, 1024, args.batch);
         let (cpu0, started) = (crate::cpu::cpu_seconds(), Instant::now());
-        let mut pending = envelopes.into_iter();
+        // (Preparing, the signing hash, is the caller's part, as in the node.)
+        let mut pending = envelopes.into_iter().enumerate().map(|(i, e)| job(i, e));
         let mut held = None;
         let mut verified = 0;
         futures::executor::block_on(futures::future::poll_fn(|cx| {
@@ -96,8 +108,8 @@ mod native {
                     }
                 }
                 match pool.poll_done(cx) {
-                    std::task::Poll::Ready(ok) => {
-                        assert!(ok);
+                    std::task::Poll::Ready(done) => {
+                        assert!(done.signer.is_ok());
                         verified += 1;
                         if verified == args.envelopes {
                             return std::task::Poll::Ready(());

@@ -224,24 +224,77 @@ pub fn run_parallel<T: Send>(items: Vec<T>, work: impl Fn(T) + Sync) {
     items.into_iter().for_each(work);
 }
 
+/// A CPU-heavy job an [`Offload`] runs off the caller's thread. Natively a thread runs it
+/// whole ([`Task::run`]); in a tab a Web Worker runs only its costly core: the job writes a
+/// fixed-size request, a worker answers it with [`Task::serve`] (a separate wasm instance, so
+/// nothing but bytes crosses), and the job turns the reply into its output ([`Task::finish`]).
+pub trait Task: Send + 'static {
+    type Output: Send + 'static;
+    /// Bytes of one request in a worker batch.
+    const REQUEST_LEN: usize;
+    /// Bytes of one reply.
+    const REPLY_LEN: usize;
+    /// The whole job, where it runs in-process.
+    fn run(self) -> Self::Output;
+    /// Appends this job's request ([`Task::REQUEST_LEN`] bytes).
+    fn write_request(&self, out: &mut Vec<u8>);
+    /// The worker's side: answers one request (any bytes: they come from another context)
+    /// with [`Task::REPLY_LEN`] bytes appended to `reply`.
+    fn serve(request: &[u8], reply: &mut Vec<u8>);
+    /// The output, from this job's reply.
+    fn finish(self, reply: &[u8]) -> Self::Output;
+}
+
+/// A worker's side of a batch: every [`Task::REQUEST_LEN`]-byte request in `requests`
+/// answered in order (what the worker script calls).
+pub fn serve_batch<T: Task>(requests: &[u8]) -> Vec<u8> {
+    let mut replies = Vec::with_capacity(requests.len() / T::REQUEST_LEN.max(1) * T::REPLY_LEN);
+    for request in requests.chunks_exact(T::REQUEST_LEN.max(1)) {
+        T::serve(request, &mut replies);
+    }
+    replies
+}
+
 /// Work handed off the caller's thread: natively a pool of threads (one per core by default)
-/// fed through a bounded queue; each takes up to `batch` jobs at a time. What it returns comes
-/// back through [`Offload::poll_done`], which wakes the caller's task, so an event loop can
-/// hand off CPU-heavy checks (signatures) and go on serving. In a tab, until the Web Worker
-/// pool, a job runs at once on the caller's thread and its result waits in the same queue.
-pub struct Offload<J, R> {
+/// fed through a bounded queue; each takes up to `batch` jobs at a time. In a tab the page's
+/// Web Workers ([`use_workers`]) get batches of up to `batch` requests, posted when a batch is
+/// full or when the caller next polls; without workers (tests), jobs run at once on the
+/// caller's thread. What comes back arrives through [`Offload::poll_done`], which wakes the
+/// caller's task, so an event loop can hand off CPU-heavy checks (signatures) and go on serving.
+pub struct Offload<T: Task> {
     #[cfg(not(target_arch = "wasm32"))]
-    jobs: std::sync::mpsc::SyncSender<J>,
+    jobs: std::sync::mpsc::SyncSender<T>,
     #[cfg(target_arch = "wasm32")]
-    work: fn(J) -> R,
+    workers: Option<js_sys::Function>,
+    /// Jobs for the next batch to the workers.
     #[cfg(target_arch = "wasm32")]
-    done_tx: futures::channel::mpsc::UnboundedSender<R>,
-    done: futures::channel::mpsc::UnboundedReceiver<R>,
+    queued: Vec<T>,
+    #[cfg(target_arch = "wasm32")]
+    batch: usize,
+    #[cfg(target_arch = "wasm32")]
+    done_tx: futures::channel::mpsc::UnboundedSender<T::Output>,
+    done: futures::channel::mpsc::UnboundedReceiver<T::Output>,
     in_flight: usize,
     capacity: usize,
 }
 
-/// The number of cores, for sizing an [`Offload`] (1 when unknown, and in a tab for now).
+#[cfg(target_arch = "wasm32")]
+thread_local! {
+    /// The page's worker pool: `run(requests: Uint8Array) -> Promise<Uint8Array>`, and its size.
+    static WORKERS: std::cell::RefCell<Option<(js_sys::Function, usize)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Hands this page's [`Offload`]s made from now on to a pool of `size` Web Workers (`None`:
+/// none, jobs run on the caller's thread): `run` takes a batch of requests (`Uint8Array`) and
+/// resolves with the replies in order (the JS shell's `www/src/verifier-pool.js`). A batch
+/// that fails runs on the caller's thread instead, so nothing is lost.
+#[cfg(target_arch = "wasm32")]
+pub fn use_workers(run: Option<js_sys::Function>, size: usize) {
+    WORKERS.with(|workers| *workers.borrow_mut() = run.map(|run| (run, size.max(1))));
+}
+
+/// The number of cores, for sizing an [`Offload`] (1 when unknown; in a tab, the workers).
 pub fn cores() -> usize {
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -249,18 +302,18 @@ pub fn cores() -> usize {
     }
     #[cfg(target_arch = "wasm32")]
     {
-        1
+        WORKERS.with(|workers| workers.borrow().as_ref().map_or(1, |(_, size)| *size))
     }
 }
 
-impl<J: Send + 'static, R: Send + 'static> Offload<J, R> {
-    /// `threads` workers running `work`, at most `capacity` jobs submitted and not yet returned.
-    pub fn new(threads: usize, capacity: usize, batch: usize, work: fn(J) -> R) -> Self {
+impl<T: Task> Offload<T> {
+    /// `threads` workers, at most `capacity` jobs submitted and not yet returned.
+    pub fn new(threads: usize, capacity: usize, batch: usize) -> Self {
         let (done_tx, done) = futures::channel::mpsc::unbounded();
         let capacity = capacity.max(1);
         #[cfg(not(target_arch = "wasm32"))]
         let jobs = {
-            let (jobs, queue) = std::sync::mpsc::sync_channel::<J>(capacity);
+            let (jobs, queue) = std::sync::mpsc::sync_channel::<T>(capacity);
             let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
             for _ in 0..threads.max(1) {
                 let (queue, done) = (queue.clone(), done_tx.clone());
@@ -278,7 +331,7 @@ impl<J: Send + 'static, R: Send + 'static> Offload<J, R> {
                         taken
                     };
                     for job in taken {
-                        if done.unbounded_send(work(job)).is_err() {
+                        if done.unbounded_send(job.run()).is_err() {
                             return;
                         }
                     }
@@ -287,12 +340,16 @@ impl<J: Send + 'static, R: Send + 'static> Offload<J, R> {
             jobs
         };
         #[cfg(target_arch = "wasm32")]
-        let _ = (threads, batch);
+        let _ = threads;
         Self {
             #[cfg(not(target_arch = "wasm32"))]
             jobs,
             #[cfg(target_arch = "wasm32")]
-            work,
+            workers: WORKERS.with(|workers| workers.borrow().as_ref().map(|(run, _)| run.clone())),
+            #[cfg(target_arch = "wasm32")]
+            queued: Vec::new(),
+            #[cfg(target_arch = "wasm32")]
+            batch: batch.max(1),
             #[cfg(target_arch = "wasm32")]
             done_tx,
             done,
@@ -303,7 +360,7 @@ impl<J: Send + 'static, R: Send + 'static> Offload<J, R> {
 
     /// Hands `job` over; gives it back when `capacity` jobs are already in flight (hold it and
     /// try again after [`Offload::poll_done`] returned something).
-    pub fn try_submit(&mut self, job: J) -> Result<(), J> {
+    pub fn try_submit(&mut self, job: T) -> Result<(), T> {
         if self.in_flight >= self.capacity {
             return Err(job);
         }
@@ -313,11 +370,59 @@ impl<J: Send + 'static, R: Send + 'static> Offload<J, R> {
             | std::sync::mpsc::TrySendError::Disconnected(job) => job,
         })?;
         #[cfg(target_arch = "wasm32")]
-        {
-            let _ = self.done_tx.unbounded_send((self.work)(job));
+        if self.workers.is_some() {
+            self.queued.push(job);
+            if self.queued.len() >= self.batch {
+                self.post();
+            }
+        } else {
+            let _ = self.done_tx.unbounded_send(job.run());
         }
         self.in_flight += 1;
         Ok(())
+    }
+
+    /// Posts the queued jobs' requests to the workers as one batch; their outputs come back
+    /// through `done` (run here instead if the batch fails: a worker crashed or never loaded).
+    #[cfg(target_arch = "wasm32")]
+    fn post(&mut self) {
+        let Some(run) = &self.workers else { return };
+        let jobs = std::mem::take(&mut self.queued);
+        if jobs.is_empty() {
+            return;
+        }
+        let mut requests = Vec::with_capacity(jobs.len() * T::REQUEST_LEN);
+        for job in &jobs {
+            job.write_request(&mut requests);
+        }
+        let reply = run.call1(
+            &wasm_bindgen::JsValue::NULL,
+            &js_sys::Uint8Array::from(requests.as_slice()),
+        );
+        let done = self.done_tx.clone();
+        spawn(async move {
+            let replies = match reply {
+                Ok(promise) => wasm_bindgen_futures::JsFuture::from(js_sys::Promise::from(promise))
+                    .await
+                    .ok()
+                    .map(|bytes| js_sys::Uint8Array::new(&bytes).to_vec())
+                    .filter(|bytes| bytes.len() == jobs.len() * T::REPLY_LEN),
+                Err(_) => None,
+            };
+            match replies {
+                Some(replies) => {
+                    for (job, reply) in jobs.into_iter().zip(replies.chunks_exact(T::REPLY_LEN)) {
+                        let _ = done.unbounded_send(job.finish(reply));
+                    }
+                }
+                None => {
+                    tracing::warn!(jobs = jobs.len(), "a worker batch failed: run here");
+                    for job in jobs {
+                        let _ = done.unbounded_send(job.run());
+                    }
+                }
+            }
+        });
     }
 
     /// Jobs submitted and not yet returned.
@@ -325,9 +430,12 @@ impl<J: Send + 'static, R: Send + 'static> Offload<J, R> {
         self.in_flight
     }
 
-    /// The next finished job's result; pending (woken then) while none is.
-    pub fn poll_done(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<R> {
+    /// The next finished job's result; pending (woken then) while none is. In a tab, first
+    /// posts what is queued for the workers.
+    pub fn poll_done(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<T::Output> {
         use futures::StreamExt as _;
+        #[cfg(target_arch = "wasm32")]
+        self.post();
         match self.done.poll_next_unpin(cx) {
             std::task::Poll::Ready(Some(result)) => {
                 self.in_flight -= 1;
@@ -385,15 +493,55 @@ mod tests {
         assert_eq!(deadline.poll(&mut cx), Poll::Pending);
     }
 
+    #[derive(Debug, PartialEq)]
+    struct Square(u64);
+
+    impl Task for Square {
+        type Output = (u64, std::thread::ThreadId);
+        const REQUEST_LEN: usize = 8;
+        const REPLY_LEN: usize = 8;
+        fn run(self) -> Self::Output {
+            (self.0 * self.0, std::thread::current().id())
+        }
+        fn write_request(&self, out: &mut Vec<u8>) {
+            out.extend(self.0.to_be_bytes());
+        }
+        fn serve(request: &[u8], reply: &mut Vec<u8>) {
+            let n = u64::from_be_bytes(request.try_into().unwrap());
+            reply.extend((n * n).to_be_bytes());
+        }
+        fn finish(self, reply: &[u8]) -> Self::Output {
+            (
+                u64::from_be_bytes(reply.try_into().unwrap()),
+                std::thread::current().id(),
+            )
+        }
+    }
+
+    #[test]
+    fn a_batch_is_served_in_order_and_finished_from_its_replies() {
+        let mut requests = Vec::new();
+        for n in [3u64, 5, 7] {
+            Square(n).write_request(&mut requests);
+        }
+        let replies = serve_batch::<Square>(&requests);
+        let squares: Vec<u64> = [3u64, 5, 7]
+            .into_iter()
+            .zip(replies.chunks_exact(8))
+            .map(|(n, reply)| Square(n).finish(reply).0)
+            .collect();
+        assert_eq!(squares, [9, 25, 49]);
+    }
+
     #[test]
     fn offloaded_work_runs_on_other_threads_bounded_and_every_result_comes_back() {
         let caller = std::thread::current().id();
-        let mut pool = Offload::new(2, 8, 4, |n: u64| (n * n, std::thread::current().id()));
+        let mut pool = Offload::<Square>::new(2, 8, 4);
         // Bounded: the ninth job in flight is handed back.
         for n in 0..8 {
-            assert!(pool.try_submit(n).is_ok());
+            assert!(pool.try_submit(Square(n)).is_ok());
         }
-        assert_eq!(pool.try_submit(8), Err(8));
+        assert_eq!(pool.try_submit(Square(8)), Err(Square(8)));
         let mut results = Vec::new();
         while results.len() < 8 {
             let (square, thread) =
@@ -405,7 +553,7 @@ mod tests {
         assert_eq!(results, (0..8).map(|n| n * n).collect::<Vec<_>>());
         assert_eq!(pool.in_flight(), 0);
         assert!(
-            pool.try_submit(9).is_ok(),
+            pool.try_submit(Square(9)).is_ok(),
             "room again once results are taken"
         );
     }

@@ -268,3 +268,89 @@ async fn browser_is_a_group_member_with_three_native_nodes() {
     channel.close();
     node.shutdown().await;
 }
+
+/// Squares a number: a job for the offload test, which records where it ran.
+#[derive(Debug, PartialEq)]
+struct Square(u64);
+
+impl keep_light::platform::Task for Square {
+    /// The square, and whether it came back from "a worker".
+    type Output = (u64, bool);
+    const REQUEST_LEN: usize = 8;
+    const REPLY_LEN: usize = 8;
+    fn run(self) -> (u64, bool) {
+        (self.0 * self.0, false)
+    }
+    fn write_request(&self, out: &mut Vec<u8>) {
+        out.extend(self.0.to_be_bytes());
+    }
+    fn serve(request: &[u8], reply: &mut Vec<u8>) {
+        let n = u64::from_be_bytes(request.try_into().expect("8 bytes"));
+        reply.extend((n * n).to_be_bytes());
+    }
+    fn finish(self, reply: &[u8]) -> (u64, bool) {
+        (u64::from_be_bytes(reply.try_into().expect("8 bytes")), true)
+    }
+}
+
+/// Submits 0..10 and collects the ten outputs, sorted.
+async fn squares_through(pool: &mut keep_light::platform::Offload<Square>) -> Vec<(u64, bool)> {
+    for n in 0..10 {
+        assert!(pool.try_submit(Square(n)).is_ok());
+    }
+    let mut outputs = Vec::new();
+    while outputs.len() < 10 {
+        outputs.push(futures::future::poll_fn(|cx| pool.poll_done(cx)).await);
+    }
+    outputs.sort_unstable();
+    outputs
+}
+
+#[wasm_bindgen_test]
+async fn offloaded_jobs_go_to_the_workers_in_batches_and_run_here_when_a_batch_fails() {
+    use std::{cell::RefCell, rc::Rc};
+
+    use keep_light::platform::{self, Offload};
+    use wasm_bindgen::{closure::Closure, JsCast};
+
+    // A stand-in for verifier-pool.js that serves each batch with `serve_batch`, as a worker
+    // does, and records the batch sizes.
+    let batches = Rc::new(RefCell::new(Vec::new()));
+    let seen = batches.clone();
+    let serve = Closure::<dyn Fn(js_sys::Uint8Array) -> js_sys::Promise>::new(
+        move |requests: js_sys::Uint8Array| {
+            let requests = requests.to_vec();
+            seen.borrow_mut().push(requests.len() / 8);
+            let replies = platform::serve_batch::<Square>(&requests);
+            js_sys::Promise::resolve(&js_sys::Uint8Array::from(replies.as_slice()))
+        },
+    );
+    platform::use_workers(
+        Some(serve.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+        3,
+    );
+    assert_eq!(platform::cores(), 3);
+    let mut pool = Offload::<Square>::new(platform::cores(), 64, 4);
+    let expected = |from_worker| (0..10).map(|n| (n * n, from_worker)).collect::<Vec<_>>();
+    assert_eq!(squares_through(&mut pool).await, expected(true));
+    // Two full batches while submitting, the rest when the caller polls.
+    assert_eq!(*batches.borrow(), [4, 4, 2]);
+    assert_eq!(pool.in_flight(), 0);
+
+    // A pool that fails every batch (a worker that never loaded): each job runs here.
+    let fail = Closure::<dyn Fn(js_sys::Uint8Array) -> js_sys::Promise>::new(|_| {
+        js_sys::Promise::reject(&"no worker".into())
+    });
+    platform::use_workers(
+        Some(fail.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+        1,
+    );
+    let mut failing = Offload::<Square>::new(platform::cores(), 64, 4);
+    assert_eq!(squares_through(&mut failing).await, expected(false));
+
+    // Without workers (as before any page set them), jobs run at once, here.
+    platform::use_workers(None, 0);
+    assert_eq!(platform::cores(), 1);
+    let mut inline = Offload::<Square>::new(platform::cores(), 64, 4);
+    assert_eq!(squares_through(&mut inline).await, expected(false));
+}

@@ -9,6 +9,7 @@
 //!   synchronously expecting an answer; queue work with a microtask instead.
 //! - A Rust panic is printed to the console by `console_error_panic_hook` and aborts the module.
 
+pub mod verifier;
 pub mod wallet;
 
 use std::{rc::Rc, str::FromStr, sync::Arc, time::Duration};

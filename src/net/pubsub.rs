@@ -53,8 +53,8 @@ use super::{
     events::NodeEvent,
     types::{Counts, Encoded, Offence, PublishError, Role, Router},
     validation::{
-        self, Awaiting, Delivery, KindSpec, LateVerdict, MembershipFilter, Outcome, Pipeline,
-        Unverified, Verdict, Verified,
+        Awaiting, Delivery, KindSpec, LateVerdict, MembershipFilter, Outcome, Pipeline, Unverified,
+        Verdict,
     },
     wrap::forward_connection_hooks,
 };
@@ -194,7 +194,7 @@ pub struct Pubsub {
     /// Peers whose messages count (the firewall's word).
     admitted: HashSet<PeerId>,
     /// Checks envelope signatures off the event loop (threads natively).
-    verifier: platform::Offload<Unverified, Verified>,
+    verifier: platform::Offload<Unverified>,
     /// Messages waiting for room in the verifier, in arrival order.
     waiting: VecDeque<Unverified>,
     counts: Counts,
@@ -216,12 +216,7 @@ impl Pubsub {
             // above its earlier ones: receivers' de-duplication would drop a restart from 1.
             sequence: platform::unix_time().as_micros() as u64,
             admitted: HashSet::new(),
-            verifier: platform::Offload::new(
-                platform::cores(),
-                VERIFY_IN_FLIGHT,
-                VERIFY_BATCH,
-                validation::verify,
-            ),
+            verifier: platform::Offload::new(platform::cores(), VERIFY_IN_FLIGHT, VERIFY_BATCH),
             waiting: VecDeque::new(),
             counts: Counts::new(COUNTERS),
             out: VecDeque::new(),

@@ -99,36 +99,123 @@ pub fn sign(key: &SigningKey, topic: &str, envelope: &mut Envelope) {
     envelope.signature = bytes;
 }
 
-/// Checks `envelope`'s signature for `topic`; on success, the sender's address.
+/// Checks `envelope`'s signature for `topic`; on success, the sender's address. The same as
+/// [`prepare`], [`recover`] and [`check_signer`] in turn, which let the costly middle step run
+/// elsewhere (a thread, a Web Worker).
 pub fn verify(topic: &str, envelope: &Envelope) -> Result<Address, SignatureError> {
-    let bytes = envelope.signature.as_slice();
-    if bytes.len() != SIGNATURE_LEN {
-        return Err(SignatureError::Length(bytes.len()));
+    let prepared = prepare(topic, envelope)?;
+    check_signer(recover(&prepared), &envelope.sender)
+}
+
+/// An envelope's signature with the hash it signs, its form checked: all a public-key recovery
+/// needs, [`PREPARED_LEN`] bytes as [`Prepared::to_bytes`] writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    hash: [u8; 32],
+    signature: [u8; SIGNATURE_LEN],
+}
+
+/// The length of [`Prepared::to_bytes`]: hash ‖ r ‖ s ‖ v.
+pub const PREPARED_LEN: usize = 32 + SIGNATURE_LEN;
+
+/// The length of [`encode_recovered`]'s output: a status byte, then an address.
+pub const RECOVERED_LEN: usize = 21;
+
+impl Prepared {
+    /// hash ‖ r ‖ s ‖ v.
+    pub fn to_bytes(&self) -> [u8; PREPARED_LEN] {
+        let mut bytes = [0u8; PREPARED_LEN];
+        bytes[..32].copy_from_slice(&self.hash);
+        bytes[32..].copy_from_slice(&self.signature);
+        bytes
     }
-    let v = bytes[64];
-    let recovery = match v {
-        0 | 1 => recovery::RecoveryId::from_byte(v).expect("0 or 1"),
-        _ => return Err(SignatureError::RecoveryByte(v)),
-    };
-    let signature = recovery::Signature::from_slice(&bytes[..64])
-        .map_err(|e| SignatureError::Malformed(e.to_string()))?;
+
+    /// The inverse of [`Prepared::to_bytes`]; `None` unless `bytes` has [`PREPARED_LEN`] bytes.
+    /// (The form is checked again by [`recover`], so bytes from anywhere are safe.)
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != PREPARED_LEN {
+            return None;
+        }
+        Some(Self {
+            hash: bytes[..32].try_into().expect("32 bytes"),
+            signature: bytes[32..].try_into().expect("65 bytes"),
+        })
+    }
+}
+
+/// The cheap part of [`verify`]: the signature's length and recovery byte, and the hash.
+pub fn prepare(topic: &str, envelope: &Envelope) -> Result<Prepared, SignatureError> {
+    let bytes = envelope.signature.as_slice();
+    let signature: [u8; SIGNATURE_LEN] = bytes
+        .try_into()
+        .map_err(|_| SignatureError::Length(bytes.len()))?;
+    if signature[64] > 1 {
+        return Err(SignatureError::RecoveryByte(signature[64]));
+    }
+    Ok(Prepared {
+        hash: signing_hash(topic, envelope),
+        signature,
+    })
+}
+
+/// The costly part of [`verify`]: the address of the key that made the signature.
+pub fn recover(prepared: &Prepared) -> Result<Address, SignatureError> {
+    let v = prepared.signature[64];
+    let recovery = recovery::RecoveryId::from_byte(v).ok_or(SignatureError::RecoveryByte(v))?;
+    let signature = recovery::Signature::from_slice(&prepared.signature[..64])
+        .map_err(|_| SignatureError::Malformed(MALFORMED.into()))?;
     if signature.normalize_s() != signature {
         return Err(SignatureError::HighS);
     }
-    let hash = signing_hash(topic, envelope);
     // k256 0.14 (see Cargo.toml): variable-time, one double-scalar multiplication. 0.13's
     // `recover_from_prehash` is constant-time and verifies the signature again with the key
     // it found (which cannot fail), at 2.4× the cost per received message.
-    let key = recovery::VerifyingKey::recover_from_prehash(&hash, &signature, recovery)
+    let key = recovery::VerifyingKey::recover_from_prehash(&prepared.hash, &signature, recovery)
         .map_err(|_| SignatureError::NoKey)?;
-    let signer = address_of_point(key.to_sec1_point(false).as_bytes());
-    if signer.as_bytes() != envelope.sender.as_slice() {
+    Ok(address_of_point(key.to_sec1_point(false).as_bytes()))
+}
+
+/// The last part of [`verify`]: the recovered signer must be the envelope's `sender`.
+pub fn check_signer(
+    recovered: Result<Address, SignatureError>,
+    sender: &[u8],
+) -> Result<Address, SignatureError> {
+    let signer = recovered?;
+    if signer.as_bytes() != sender {
         return Err(SignatureError::WrongSigner {
             signer,
-            sender: hex::encode(&envelope.sender),
+            sender: hex::encode(sender),
         });
     }
     Ok(signer)
+}
+
+/// The detail of [`SignatureError::Malformed`] (one text, so that it survives [`encode_recovered`]).
+const MALFORMED: &str = "r or s is zero or not below the group order";
+
+/// [`recover`]'s result as [`RECOVERED_LEN`] bytes (for a worker's reply): status 0 and the
+/// address, or the failure's code and zeros.
+pub fn encode_recovered(recovered: &Result<Address, SignatureError>) -> [u8; RECOVERED_LEN] {
+    let mut bytes = [0u8; RECOVERED_LEN];
+    match recovered {
+        Ok(address) => bytes[1..].copy_from_slice(address.as_bytes()),
+        Err(SignatureError::Malformed(_)) => bytes[0] = 1,
+        Err(SignatureError::HighS) => bytes[0] = 2,
+        Err(SignatureError::NoKey) => bytes[0] = 3,
+        // `recover` makes no other error; a reply that claims one is refused all the same.
+        Err(_) => bytes[0] = 4,
+    }
+    bytes
+}
+
+/// The inverse of [`encode_recovered`]; anything else it could not have written is `NoKey`.
+pub fn decode_recovered(bytes: &[u8]) -> Result<Address, SignatureError> {
+    match bytes.split_first() {
+        Some((0, address)) => Address::from_slice(address).ok_or(SignatureError::NoKey),
+        Some((1, _)) => Err(SignatureError::Malformed(MALFORMED.into())),
+        Some((2, _)) => Err(SignatureError::HighS),
+        _ => Err(SignatureError::NoKey),
+    }
 }
 
 fn address_of(key: &VerifyingKey) -> Address {
@@ -223,6 +310,40 @@ mod tests {
             assert_eq!(found, expected, "round {round}");
             assert_eq!(found == Some(key.address()), round % 2 == 0);
         }
+    }
+
+    #[test]
+    fn the_three_steps_through_their_byte_forms_agree_with_verify() {
+        let key = OperatorKey::generate();
+        let envelope = signed(&key);
+        let mut high_s = envelope.clone();
+        let signature = Signature::from_slice(&envelope.signature[..64]).unwrap();
+        let (r, s) = signature.split_scalars();
+        high_s.signature[..64]
+            .copy_from_slice(&Signature::from_scalars(r, -*s).unwrap().to_bytes());
+        let mut zero = envelope.clone();
+        zero.signature[..64].fill(0);
+        let mut other = envelope.clone();
+        other.sequence += 1;
+        for (topic, copy) in [
+            ("t", &envelope),
+            ("u", &envelope),
+            ("t", &high_s),
+            ("t", &zero),
+            ("t", &other),
+        ] {
+            let prepared = prepare(topic, copy).unwrap();
+            let sent = Prepared::from_bytes(&prepared.to_bytes()).unwrap();
+            let reply = encode_recovered(&recover(&sent));
+            let split = check_signer(decode_recovered(&reply), &copy.sender);
+            assert_eq!(split, verify(topic, copy));
+        }
+        assert_eq!(Prepared::from_bytes(&[0; PREPARED_LEN - 1]), None);
+        assert_eq!(decode_recovered(&[]), Err(SignatureError::NoKey));
+        assert_eq!(
+            decode_recovered(&[9; RECOVERED_LEN]),
+            Err(SignatureError::NoKey)
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 // Group channel from the page's JS API: the tab joins the group scripts/test.sh set up (three
 // native `keep-light node --member … --echo` processes; the tab holds the fourth seat's key) and
-// each native's answer to the tab's text arrives exactly once.
+// each native's answer to the tab's text arrives exactly once, its signature checked in a
+// verifier worker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchChromium, openPage } from './chromium.mjs';
@@ -34,13 +35,17 @@ test('KeepLight.openGroup: the tab talks with three native group members', async
       await new Promise((r) => setTimeout(r, 2_000));
       group.close();
       await node.close();
-      return { echoes, self: node.address };
+      return { echoes, self: node.address, verifiers: KeepLight.verifierStats() };
     }, { relay, members, key });
     const natives = members.filter((m) => m !== result.self);
     assert.equal(natives.length, 3);
     for (const native of natives) {
       assert.equal(result.echoes[native], 1, `answers from ${native}: ${JSON.stringify(result.echoes)}`);
     }
+    // Their signatures were checked in the page's verifier workers, not on its main thread.
+    const { workers, signatures, failures } = result.verifiers;
+    assert.ok(workers >= 1 && signatures >= natives.length && failures === 0,
+      `verifier workers: ${JSON.stringify(result.verifiers)}`);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

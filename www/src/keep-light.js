@@ -22,9 +22,19 @@
 // - Listeners must not block; the node's event loop shares the page's thread.
 // - Errors from the node reject the returned promises with an Error whose message says why.
 
-import init, { KeepClient, requestAttestation, sessionKey } from '../pkg/keep_light.js';
+import init, {
+  KeepClient, requestAttestation, sessionKey, useVerifierWorkers,
+} from '../pkg/keep_light.js';
+import { VerifierPool } from './verifier-pool.js';
 
 let wasmReady;
+/** The page's signature verifiers, shared by its nodes (made on the first connect that wants them). */
+let verifierPool;
+
+/** Workers by default: one per core but the main thread's, from 1 to 4. */
+function defaultVerifiers() {
+  return Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1));
+}
 
 /** Loads and instantiates the wasm module once per page. */
 export function loadWasm() {
@@ -41,7 +51,8 @@ export class KeepLight extends EventTarget {
    * @param {{bootstrap: string[], topics?: string[], keyHex?: string,
    *          attestation?: {message: string, signature: string},
    *          router?: 'gossipsub' | 'floodsub', reachable?: boolean,
-   *          firewall?: 'open' | 'attested' | 'staked', chain?: string}} options
+   *          firewall?: 'open' | 'attested' | 'staked', chain?: string,
+   *          verifiers?: number}} options
    *   `attestation` (from requestAttestation) is sent to every peer right after connecting;
    *   `router` must be the network's pubsub routing (default gossipsub); with `reachable` the
    *   tab listens through its relays (circuit relay v2) and announces each
@@ -49,14 +60,31 @@ export class KeepLight extends EventTarget {
    *   `firewall` decides who may stay connected to the tab (default open; the bootstrap relays
    *   always may): `attested` peers, or `staked` ones whose operator the chain at the JSON-RPC
    *   URL `chain` recognises ('operator_checked' events; the others are 'banned').
+   *   Received envelopes' signatures are checked in `verifiers` Web Workers (default: one per
+   *   core but one, 1 to 4, shared by the page's nodes; 0: on the main thread).
    * @returns {Promise<KeepLight>}
    */
   static async connect({ bootstrap, topics = [], keyHex, attestation, router, reachable,
-    firewall, chain } = {}) {
+    firewall, chain, verifiers = defaultVerifiers() } = {}) {
     await loadWasm();
+    if (verifiers > 0) {
+      verifierPool ??= new VerifierPool(verifiers);
+      useVerifierWorkers((requests) => verifierPool.run(requests), verifierPool.size);
+    } else {
+      useVerifierWorkers(null, 0);
+    }
     const client = await KeepClient.start(bootstrap ?? [], topics, keyHex,
       attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain);
     return new KeepLight(client);
+  }
+
+  /**
+   * What the page's verifier workers did so far: `{workers, batches, signatures, busyMs,
+   * failures}` (all 0 before a node used them).
+   */
+  static verifierStats() {
+    return { workers: verifierPool?.size ?? 0, ...(verifierPool?.stats ?? {
+      batches: 0, signatures: 0, busyMs: 0, failures: 0 }) };
   }
 
   /**

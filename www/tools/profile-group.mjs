@@ -8,12 +8,15 @@
 // its inverse is the tab's capacity when the senders keep up) and the functions with the most
 // self time (wasm functions by their Rust names), so a change to the hot path can be judged by
 // its profile; also the WebSocket frames the tab received per text (each frame is a browser
-// event and a call into wasm).
+// event and a call into wasm). Envelope signatures are checked in the page's verifier workers
+// (KeepLight.connect's `verifiers`); their busy time is reported apart from the main thread's
+// (`worker_cpu_us_per_msg`), with the signatures they checked.
 //
 // Environment: KEEP_LIGHT_PAGE_URL (a page that starts no node), KEEP_LIGHT_TEST_RELAY,
 // KEEP_LIGHT_TEST_GROUP, KEEP_LIGHT_TEST_GROUP_KEY (as the page tests), KEEP_LIGHT_BURST (texts
 // per native, 3000), KEEP_LIGHT_PROFILE_TOP (functions listed, 25), KEEP_LIGHT_PROFILE_OUT
-// (optional: where to save the raw .cpuprofile for DevTools).
+// (optional: where to save the raw .cpuprofile for DevTools), KEEP_LIGHT_VERIFIERS (workers;
+// 0 checks signatures on the main thread; default: KeepLight.connect's).
 import { writeFileSync } from 'node:fs';
 import { launchChromium, openPage } from '../e2e/chromium.mjs';
 
@@ -23,6 +26,8 @@ const members = process.env.KEEP_LIGHT_TEST_GROUP?.split(',');
 const key = process.env.KEEP_LIGHT_TEST_GROUP_KEY;
 const burst = Number(process.env.KEEP_LIGHT_BURST ?? 3000);
 const top = Number(process.env.KEEP_LIGHT_PROFILE_TOP ?? 25);
+const verifiers = process.env.KEEP_LIGHT_VERIFIERS === undefined
+  ? undefined : Number(process.env.KEEP_LIGHT_VERIFIERS);
 if (!url || !relay || !members || !key) {
   throw new Error('run through scripts/profile-browser.sh (page or group settings missing)');
 }
@@ -41,9 +46,10 @@ try {
     const head = message.text().replace(/[0-9a-f]{8,}|\d+/gi, '…').slice(0, 100);
     consoleLines.set(head, (consoleLines.get(head) ?? 0) + 1);
   });
-  await page.evaluate(async ({ relay, members, key }) => {
+  await page.evaluate(async ({ relay, members, key, verifiers }) => {
     const { KeepLight } = await import('./src/keep-light.js');
-    const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key });
+    window.KeepLight = KeepLight;
+    const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key, verifiers });
     window.burst = { received: 0, first: 0, last: 0 };
     window.group = await node.openGroup(members, (message) => {
       if (message.text.startsWith('burst-')) {
@@ -53,7 +59,7 @@ try {
         window.burst.last = now;
       }
     });
-  }, { relay, members, key });
+  }, { relay, members, key, verifiers });
 
   const cdp = await page.context().newCDPSession(page);
   let frames = 0;
@@ -81,7 +87,7 @@ try {
       }
     }
     window.group.close();
-    return window.burst;
+    return { ...window.burst, verifiers: window.KeepLight.verifierStats() };
   }, { burst, expected });
   const { profile } = await cdp.send('Profiler.stop');
   if (process.env.KEEP_LIGHT_PROFILE_OUT) {
@@ -115,6 +121,10 @@ try {
     tab_busy_ms: Math.round(busyMs),
     tab_cpu_us_per_msg: Math.round(cpuPerMessageUs),
     tab_capacity_msgs_per_s: Math.round(1e6 / cpuPerMessageUs),
+    verifier_workers: result.verifiers.workers,
+    verified_in_workers: result.verifiers.signatures,
+    worker_busy_ms: Math.round(result.verifiers.busyMs),
+    worker_cpu_us_per_msg: Math.round((result.verifiers.busyMs * 1000) / Math.max(result.received, 1)),
     ws_frames_per_msg: Number((frames / Math.max(result.received, 1)).toFixed(2)),
     self_time: [...byName.entries()]
       .sort((a, b) => b[1] - a[1])
