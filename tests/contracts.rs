@@ -276,6 +276,7 @@ fn the_counter_names_are_the_documented_ones() {
         "oversize",
         "rate_limited",
         "replay",
+        "sender_rate_limited",
         "undecodable",
         "undecodable_payload",
         "unknown_type",

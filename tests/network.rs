@@ -1161,6 +1161,38 @@ async fn a_peer_over_the_message_rate_limit_is_banned() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_author_over_the_relays_per_author_limit_is_cut_back_unbanned_and_others_still_heard() {
+    // 2 messages a second per author, bursts of 10; the per-peer limit stays far above.
+    let config = NodeConfig::new(OperatorKey::generate())
+        .with_role(Role::Relay)
+        .with_sender_rate_limit(2, 10)
+        .with_listen(vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()]);
+    let (relay, mut relay_events, tcp) = start_relay_from(config).await;
+    let (_listener, mut listener_events) = start_member(vec![tcp.clone()]).await;
+    let (loud, _l) = start_member(vec![tcp.clone()]).await;
+    let (calm, _c) = start_member(vec![tcp]).await;
+    deliver(&loud, &mut listener_events, "loud warm-up").await;
+    publish_texts(&loud, "loud", 60).await;
+    // Its burst (less the warm-up) and a few refills get through; the rest does not.
+    let heard = texts_seen(&mut listener_events, "loud ", Duration::from_secs(3)).await;
+    assert!((1..=20).contains(&heard), "{heard} of 60 forwarded");
+    let counters = relay.counters().await;
+    assert!(
+        count(&counters, "sender_rate_limited") >= 40,
+        "{counters:?}"
+    );
+    // Another author is not held back by it, and no one was banned (the relay forwards
+    // authors' messages in good faith; the per-peer limit is the one that bans).
+    deliver(&calm, &mut listener_events, "calm still heard").await;
+    let ban = next_matching(&mut relay_events, Duration::from_millis(500), |e| match e {
+        NodeEvent::Banned { peer, .. } => Some(peer.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(ban, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_members_reach_each_other_through_a_relay_circuit() {
     let (_relay, _relay_events, _tcp, ws) = start_relay().await;
     // A listens through the relay; it cannot be dialled directly (it listens on nothing else).

@@ -57,6 +57,7 @@ pub struct NodeConfig {
     pub(super) bootstrap_target: usize,
     pub(super) bootstrap_store: Option<String>,
     pub(super) rate_limit: Option<(u32, u32)>,
+    pub(super) sender_rate_limit: Option<(u32, u32)>,
     pub(super) circuits: CircuitLimits,
     pub(super) circuit_listen: bool,
     pub(super) webrtc_certificate: Option<String>,
@@ -101,6 +102,7 @@ impl NodeConfig {
             bootstrap_target: 3,
             bootstrap_store: None,
             rate_limit: None,
+            sender_rate_limit: None,
             circuits: CircuitLimits::default(),
             circuit_listen: false,
             webrtc_certificate: None,
@@ -165,6 +167,16 @@ impl NodeConfig {
     /// 64-member group burst and its retransmissions; members none, their relays aggregate).
     pub fn with_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
         self.rate_limit = Some((per_second, burst));
+        self
+    }
+
+    /// Forwards no more than `per_second` messages a second of one author (envelope sender),
+    /// sustained, or `burst` at once, whichever peers they come from: the rest is dropped
+    /// unchecked and unforwarded (`sender_rate_limited`), punishing no forwarder (default:
+    /// relays 1,000/s with bursts of 10,000; members none). Only messages whose signature
+    /// held count, so forgeries in an author's name cannot spend its share.
+    pub fn with_sender_rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.sender_rate_limit = Some((per_second, burst));
         self
     }
 

@@ -214,6 +214,7 @@ pub const COUNTER_NAMES: &[&str] = &[
     "oversize",
     "rate_limited",
     "replay",
+    "sender_rate_limited",
     "undecodable",
     "undecodable_payload",
     "unknown_type",

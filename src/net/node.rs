@@ -48,7 +48,7 @@ use super::{
     bootstrap::{self, Bootstrap, BootstrapSchedule},
     firewall::{self, Firewall, Gate, IpLimitExceeded, Policy, Recognition},
     handle::Command,
-    pubsub::{self, RELAY_RATE_LIMIT},
+    pubsub::{self, RELAY_RATE_LIMIT, RELAY_SENDER_RATE_LIMIT},
     transport,
     types::Counts,
 };
@@ -151,6 +151,9 @@ impl Node {
                     rate_limit: config
                         .rate_limit
                         .or((config.role == Role::Relay).then_some(RELAY_RATE_LIMIT)),
+                    sender_rate_limit: config
+                        .sender_rate_limit
+                        .or((config.role == Role::Relay).then_some(RELAY_SENDER_RATE_LIMIT)),
                 },
                 relay_confirms_listen: config.external.is_empty(),
             },

@@ -8,10 +8,12 @@
 //! 2. admission: a peer the firewall has not admitted ([`Pubsub::admit`], default-deny) is
 //!    ignored, unpunished (its attestation may be on the way; retransmission covers the loss);
 //! 3. the [`Pipeline`] (`super::validation`): envelope checks, the group channel's cheap
-//!    checks, then the envelope signature in a pool of threads ([`platform::Offload`], one
-//!    per core; inline in a tab until its Web Worker pool), so the event loop goes on serving
-//!    while signatures are checked. While the pool is full, messages wait in order, their
-//!    verdicts pending (counted as `held`); beyond [`MAX_WAITING`], `overloaded`.
+//!    checks, the per-author rate limit (relays by default: over it, `sender_rate_limited`,
+//!    ignored, no one punished; a message whose signature then fails is refunded), then the
+//!    envelope signature in a verifier pool ([`platform::Offload`]: a thread per core, in a
+//!    tab the page's Web Workers), so the event loop goes on serving while signatures are
+//!    checked. While the pool is full, messages wait in order, their verdicts pending
+//!    (counted as `held`); beyond [`MAX_WAITING`], `overloaded`.
 //!
 //! Its verdict goes back to gossipsub: Accept (forward), Reject (gossipsub penalises the
 //! forwarder), Ignore, or none yet (held behind a full channel, or waiting for the
@@ -74,6 +76,7 @@ pub const COUNTERS: &[&str] = &[
     "oversize",
     "rate_limited",
     "replay",
+    "sender_rate_limited",
     "undecodable",
     "undecodable_payload",
     "unknown_type",
@@ -110,16 +113,25 @@ pub const MAX_WAITING: usize = 8192;
 /// A relay's default per-peer message limit: (per second, burst).
 pub const RELAY_RATE_LIMIT: (u32, u32) = (2_000, 20_000);
 
-/// A per-peer message rate limit: a token bucket per peer (sustained `per_second`, bursts up
-/// to `burst`). Time is an argument, since any fixed origin.
+/// A relay's default limit per author, whoever forwards its messages: 1,000/s sustained, bursts
+/// of 10,000 (a member's share of a group burst with its retransmissions).
+pub const RELAY_SENDER_RATE_LIMIT: (u32, u32) = (1_000, 10_000);
+
+/// Token buckets by key (a forwarding peer, or an envelope's author): `per_second` sustained,
+/// `burst` at once; time is an argument, from any fixed origin. At most [`RATE_BUCKETS`] keys
+/// are kept; beyond, those with more than half their burst left are forgotten, so made-up keys
+/// cannot grow it without bound.
 #[derive(Debug, Clone)]
-pub struct RateLimit {
+pub struct RateLimit<K = PeerId> {
     per_second: f64,
     burst: f64,
-    buckets: HashMap<PeerId, (f64, f64)>,
+    buckets: HashMap<K, (f64, f64)>,
 }
 
-impl RateLimit {
+/// Most keys a [`RateLimit`] keeps.
+pub const RATE_BUCKETS: usize = 16_384;
+
+impl<K: std::hash::Hash + Eq + Copy> RateLimit<K> {
     pub fn new(per_second: u32, burst: u32) -> Self {
         Self {
             per_second: f64::from(per_second.max(1)),
@@ -128,12 +140,29 @@ impl RateLimit {
         }
     }
 
-    /// One message from `peer` at `now`: whether it is within the limit.
-    pub fn allow(&mut self, peer: PeerId, now: Duration) -> bool {
+    /// `key`'s tokens at `now`, refilled.
+    fn bucket(&mut self, key: K, now: Duration) -> &mut f64 {
+        if self.buckets.len() >= RATE_BUCKETS && !self.buckets.contains_key(&key) {
+            let (per_second, burst) = (self.per_second, self.burst);
+            let now = now.as_secs_f64();
+            // Keep the keys that spent more than half their burst: they are what the limit
+            // is for; the others lose little by starting afresh.
+            self.buckets
+                .retain(|_, (tokens, last)| *tokens + (now - *last) * per_second < burst / 2.0);
+            if self.buckets.len() >= RATE_BUCKETS {
+                self.buckets.clear();
+            }
+        }
         let now = now.as_secs_f64();
-        let (tokens, last) = self.buckets.entry(peer).or_insert((self.burst, now));
+        let (tokens, last) = self.buckets.entry(key).or_insert((self.burst, now));
         *tokens = (*tokens + (now - *last).max(0.0) * self.per_second).min(self.burst);
         *last = now;
+        tokens
+    }
+
+    /// One message from `key` at `now`: whether it is within the limit (then it is counted).
+    pub fn allow(&mut self, key: K, now: Duration) -> bool {
+        let tokens = self.bucket(key, now);
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             true
@@ -142,9 +171,17 @@ impl RateLimit {
         }
     }
 
-    /// Forgets a peer whose last connection closed.
-    pub fn forget(&mut self, peer: &PeerId) {
-        self.buckets.remove(peer);
+    /// Gives back what [`RateLimit::allow`] took for a message that turned out not to be
+    /// `key`'s (its signature did not hold).
+    pub fn refund(&mut self, key: K, now: Duration) {
+        let burst = self.burst;
+        let tokens = self.bucket(key, now);
+        *tokens = (*tokens + 1.0).min(burst);
+    }
+
+    /// Forgets a key (a peer whose last connection closed).
+    pub fn forget(&mut self, key: &K) {
+        self.buckets.remove(key);
     }
 }
 
@@ -168,6 +205,8 @@ pub struct Settings {
     pub max_message_size: usize,
     /// Messages per peer: (per second, burst), when limited.
     pub rate_limit: Option<(u32, u32)>,
+    /// Messages per author (envelope sender), whoever forwards them: (per second, burst).
+    pub sender_rate_limit: Option<(u32, u32)>,
 }
 
 /// Gossipsub's verdict on a message a group refused (non-member, unknown type, bad payload,
@@ -191,6 +230,7 @@ pub struct Pubsub {
     /// The last sequence number we published.
     sequence: u64,
     rate_limit: Option<RateLimit>,
+    sender_limit: Option<RateLimit<Address>>,
     /// Peers whose messages count (the firewall's word).
     admitted: HashSet<PeerId>,
     /// Checks envelope signatures off the event loop (threads natively).
@@ -210,6 +250,9 @@ impl Pubsub {
             pipeline: Pipeline::new(settings.max_message_size),
             rate_limit: settings
                 .rate_limit
+                .map(|(per_second, burst)| RateLimit::new(per_second, burst)),
+            sender_limit: settings
+                .sender_rate_limit
                 .map(|(per_second, burst)| RateLimit::new(per_second, burst)),
             settings,
             // Start from the wall clock (µs), so a restarted node's sequence numbers continue
@@ -459,7 +502,23 @@ impl Pubsub {
     /// What the pipeline made of message `id`, told to gossipsub, counted and reported.
     fn finish(&mut self, topic: &str, id: MessageId, source: PeerId, outcome: Outcome) {
         let acceptance = match outcome {
-            Outcome::Verify(job) => return self.submit(job),
+            Outcome::Verify(job) => {
+                // An author over its rate goes unchecked and unforwarded; the forwarder, likely
+                // a relay, is not to blame. A message whose signature fails is refunded, so
+                // forgeries in an author's name cannot spend its share.
+                let claimed = Address::from_slice(&job.envelope.sender);
+                if let (Some(limit), Some(author)) = (&mut self.sender_limit, claimed) {
+                    if !limit.allow(author, platform::unix_time()) {
+                        for (topic, id, source, outcome) in
+                            self.pipeline.abandon(job, "sender_rate_limited")
+                        {
+                            self.finish(&topic, id, source, outcome);
+                        }
+                        return;
+                    }
+                }
+                return self.submit(job);
+            }
             Outcome::Parked => {
                 self.counts.add("held", 1);
                 return;
@@ -642,6 +701,11 @@ impl NetworkBehaviour for Pubsub {
             }
             // Checked signatures finish their messages; waiting ones take the freed places.
             if let Poll::Ready(done) = self.verifier.poll_done(cx) {
+                if let (Some(limit), Err(_)) = (&mut self.sender_limit, &done.signer) {
+                    if let Some(claimed) = Address::from_slice(&done.envelope.sender) {
+                        limit.refund(claimed, platform::unix_time());
+                    }
+                }
                 for (topic, id, source, outcome) in self.pipeline.verified(done) {
                     self.finish(&topic, id, source, outcome);
                 }
@@ -682,6 +746,30 @@ mod tests {
         assert_eq!((0..50).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
         limit.forget(&peer);
         assert_eq!((0..25).filter(|_| limit.allow(peer, t(60_000))).count(), 20);
+        // A refund gives one back, never beyond the burst.
+        limit.refund(peer, t(60_000));
+        assert!(limit.allow(peer, t(60_000)));
+        assert!(!limit.allow(peer, t(60_000)));
+        (0..5).for_each(|_| limit.refund(other, t(0)));
+        assert_eq!((0..50).filter(|_| limit.allow(other, t(0))).count(), 20);
+    }
+
+    #[test]
+    fn made_up_keys_cannot_grow_a_rate_limit_without_bound() {
+        let mut limit = RateLimit::<u32>::new(10, 20);
+        // An author spending its burst is remembered; a flood of one-message keys is not.
+        assert_eq!(
+            (0..25).filter(|_| limit.allow(0, Duration::ZERO)).count(),
+            20
+        );
+        for key in 1..3 * RATE_BUCKETS as u32 {
+            limit.allow(key, Duration::ZERO);
+            assert!(limit.buckets.len() <= RATE_BUCKETS);
+        }
+        assert!(
+            !limit.allow(0, Duration::ZERO),
+            "the spent author kept its (empty) bucket"
+        );
     }
 }
 
@@ -700,6 +788,10 @@ mod shell_tests {
     const TOPIC: &str = "keep-light/test/1";
 
     fn node(key: &OperatorKey) -> Swarm<Pubsub> {
+        limited_node(key, None)
+    }
+
+    fn limited_node(key: &OperatorKey, sender_rate_limit: Option<(u32, u32)>) -> Swarm<Pubsub> {
         let keypair = key.libp2p_keypair();
         let config = gossipsub::ConfigBuilder::default()
             .validation_mode(gossipsub::ValidationMode::Anonymous)
@@ -717,6 +809,7 @@ mod shell_tests {
             key: key.signing_key(),
             max_message_size: 4096,
             rate_limit: None,
+            sender_rate_limit,
         };
         let mut swarm = memory_swarm(keypair, Pubsub::new(inner, settings));
         swarm.behaviour_mut().join(TOPIC);
@@ -841,6 +934,87 @@ mod shell_tests {
             0,
             "plain messages are not channel deliveries"
         );
+    }
+
+    #[tokio::test]
+    async fn an_author_over_its_rate_is_dropped_unpunished_and_forgeries_in_its_name_cost_it_nothing(
+    ) {
+        let (alice, carol) = (OperatorKey::generate(), OperatorKey::generate());
+        // Bob allows an author 3 messages at once, then one a second.
+        let (mut a, mut b) = (
+            node(&alice),
+            limited_node(&OperatorKey::generate(), Some((1, 3))),
+        );
+        b.behaviour_mut().admit(*a.local_peer_id());
+        let address = memory_address();
+        b.listen_on(address.clone()).unwrap();
+        a.dial(address).unwrap();
+        until(&mut a, &mut b, |e| {
+            matches!(e, Event::Report(NodeEvent::PeerSubscribed { .. })).then_some(())
+        })
+        .await;
+        let settle = tokio::time::sleep(Duration::from_millis(300));
+        tokio::pin!(settle);
+        loop {
+            tokio::select! {
+                _ = a.select_next_some() => {}
+                _ = b.select_next_some() => {}
+                _ = &mut settle => break,
+            }
+        }
+
+        // Three envelopes in Alice's name signed by Carol: refused, and refunded.
+        for n in 0..3u8 {
+            let mut forged = Envelope {
+                r#type: "k".into(),
+                payload: vec![n],
+                sequence: u64::from(n) + 1,
+                ..Default::default()
+            };
+            signature::sign(&carol.signing_key(), TOPIC, &mut forged);
+            forged.sender = alice.address().as_bytes().to_vec();
+            let bytes = wire::encode_envelope(&forged, 4096).unwrap();
+            a.behaviour_mut().publish_bytes(TOPIC, bytes).unwrap();
+        }
+        let mut refused = 0;
+        until(&mut a, &mut b, |e| {
+            if let Event::Report(NodeEvent::Rejected { reason, .. }) = e {
+                assert_eq!(reason, "bad_signature");
+                refused += 1;
+            }
+            (refused == 3).then_some(())
+        })
+        .await;
+
+        // Alice's own six: her burst of three is delivered, the rest dropped, no offence.
+        for n in 0..6u8 {
+            a.behaviour_mut()
+                .publish(TOPIC, "k".into(), vec![n])
+                .unwrap();
+        }
+        let (mut delivered, mut dropped) = (0, 0);
+        until(&mut a, &mut b, |e| {
+            match e {
+                Event::Report(NodeEvent::Message { sender, .. }) => {
+                    assert_eq!(sender, alice.address().to_string());
+                    delivered += 1;
+                }
+                Event::Report(NodeEvent::Dropped { reason, .. }) => {
+                    assert_eq!(reason, "sender_rate_limited");
+                    dropped += 1;
+                }
+                // (The forgeries' offences are reported after their rejections.)
+                Event::Offence { offence, .. } if offence != Offence::BadSignature => {
+                    panic!("a relay-forwarded excess is no {offence:?}")
+                }
+                _ => {}
+            }
+            (delivered + dropped == 6).then_some(())
+        })
+        .await;
+        // (One more may have refilled in the second the test takes.)
+        assert!((3..=4).contains(&delivered), "{delivered} delivered");
+        assert_eq!(b.behaviour().counts().get("sender_rate_limited"), dropped);
     }
 
     /// Drives three swarms for `time`; returns the payloads each one delivered.
