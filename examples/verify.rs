@@ -92,7 +92,7 @@ mod native {
         let inline_s = started.elapsed().as_secs_f64();
         assert_eq!(valid, args.envelopes, "every envelope verifies");
 
-        let mut pool = Offload::<Unverified>::new(threads, 1024, args.batch);
+        let mut pool = Offload::<Unverified>::with_threads(threads, 1024, args.batch);
         let (cpu0, started) = (crate::cpu::cpu_seconds(), Instant::now());
         // (Preparing, the signing hash, is the caller's part, as in the node.)
         let mut pending = envelopes.into_iter().enumerate().map(|(i, e)| job(i, e));

@@ -255,15 +255,16 @@ pub fn serve_batch<T: Task>(requests: &[u8]) -> Vec<u8> {
     replies
 }
 
-/// Work handed off the caller's thread: natively a pool of threads (one per core by default)
-/// fed through a bounded queue; each takes up to `batch` jobs at a time. In a tab the page's
+/// Work handed off the caller's thread, at most `capacity` jobs at a time: natively a pool of
+/// threads (the process's own, one per core, or one of its own); each takes up to `batch` jobs
+/// at a time. In a tab the page's
 /// Web Workers ([`use_workers`]) get batches of up to `batch` requests, posted when a batch is
 /// full or when the caller next polls; without workers (tests), jobs run at once on the
 /// caller's thread. What comes back arrives through [`Offload::poll_done`], which wakes the
 /// caller's task, so an event loop can hand off CPU-heavy checks (signatures) and go on serving.
 pub struct Offload<T: Task> {
     #[cfg(not(target_arch = "wasm32"))]
-    jobs: std::sync::mpsc::SyncSender<T>,
+    pool: std::sync::mpsc::Sender<PoolJob>,
     #[cfg(target_arch = "wasm32")]
     workers: Option<js_sys::Function>,
     /// Jobs for the next batch to the workers.
@@ -271,7 +272,6 @@ pub struct Offload<T: Task> {
     queued: Vec<T>,
     #[cfg(target_arch = "wasm32")]
     batch: usize,
-    #[cfg(target_arch = "wasm32")]
     done_tx: futures::channel::mpsc::UnboundedSender<T::Output>,
     done: futures::channel::mpsc::UnboundedReceiver<T::Output>,
     in_flight: usize,
@@ -306,55 +306,99 @@ pub fn cores() -> usize {
     }
 }
 
+/// A job for a pool's threads: runs one [`Task`] and sends its output to its [`Offload`].
+#[cfg(not(target_arch = "wasm32"))]
+type PoolJob = Box<dyn FnOnce() + Send>;
+
+/// Starts `threads` threads taking jobs from one queue, up to `batch` at a time; they end
+/// when every sender of the queue is gone.
+#[cfg(not(target_arch = "wasm32"))]
+fn start_pool(threads: usize, batch: usize) -> std::sync::mpsc::Sender<PoolJob> {
+    let (jobs, queue) = std::sync::mpsc::channel::<PoolJob>();
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+    for _ in 0..threads.max(1) {
+        let queue = queue.clone();
+        std::thread::spawn(move || loop {
+            // Wait for one job, take what else is queued (up to `batch`), then let go of the
+            // queue so the other threads can take theirs while these run.
+            let taken = {
+                let Ok(queue) = queue.lock() else { return };
+                let Ok(first) = queue.recv() else { return };
+                let mut taken = vec![first];
+                taken.extend(
+                    std::iter::from_fn(|| queue.try_recv().ok()).take(batch.saturating_sub(1)),
+                );
+                taken
+            };
+            taken.into_iter().for_each(|job| job());
+        });
+    }
+    jobs
+}
+
+/// The process's pool, shared by every [`Offload::new`]: one thread per core, however many
+/// nodes the process runs (a test or benchmark runs dozens; a thread pool each would crowd
+/// out the event loops that must answer pings).
+#[cfg(not(target_arch = "wasm32"))]
+fn shared_pool() -> std::sync::mpsc::Sender<PoolJob> {
+    static POOL: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<PoolJob>>> =
+        std::sync::OnceLock::new();
+    POOL.get_or_init(|| std::sync::Mutex::new(start_pool(cores(), SHARED_BATCH)))
+        .lock()
+        .expect("the pool's sender is never poisoned")
+        .clone()
+}
+
+/// Jobs a thread of the shared pool takes at once.
+#[cfg(not(target_arch = "wasm32"))]
+const SHARED_BATCH: usize = 32;
+
 impl<T: Task> Offload<T> {
-    /// `threads` workers, at most `capacity` jobs submitted and not yet returned.
-    pub fn new(threads: usize, capacity: usize, batch: usize) -> Self {
-        let (done_tx, done) = futures::channel::mpsc::unbounded();
-        let capacity = capacity.max(1);
+    /// At most `capacity` jobs submitted and not yet returned, run natively by the process's
+    /// shared pool (one thread per core), in a tab by the page's workers ([`use_workers`],
+    /// `batch` requests per post).
+    pub fn new(capacity: usize, batch: usize) -> Self {
+        // (Natively the shared pool's threads take SHARED_BATCH jobs at a time.)
         #[cfg(not(target_arch = "wasm32"))]
-        let jobs = {
-            let (jobs, queue) = std::sync::mpsc::sync_channel::<T>(capacity);
-            let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
-            for _ in 0..threads.max(1) {
-                let (queue, done) = (queue.clone(), done_tx.clone());
-                std::thread::spawn(move || loop {
-                    // Wait for one job, take what else is queued (up to `batch`), then let go of
-                    // the queue so the other workers can take theirs while these run.
-                    let taken = {
-                        let Ok(queue) = queue.lock() else { return };
-                        let Ok(first) = queue.recv() else { return };
-                        let mut taken = vec![first];
-                        taken.extend(
-                            std::iter::from_fn(|| queue.try_recv().ok())
-                                .take(batch.saturating_sub(1)),
-                        );
-                        taken
-                    };
-                    for job in taken {
-                        if done.unbounded_send(job.run()).is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-            jobs
+        return {
+            let _ = batch;
+            Self::on(shared_pool(), capacity)
         };
         #[cfg(target_arch = "wasm32")]
-        let _ = threads;
+        return Self::with_threads(1, capacity, batch);
+    }
+
+    /// As [`Offload::new`], natively with `threads` threads of its own taking up to `batch`
+    /// jobs at a time (benchmarks compare sizes); they end when it is dropped.
+    pub fn with_threads(threads: usize, capacity: usize, batch: usize) -> Self {
+        #[cfg(not(target_arch = "wasm32"))]
+        return Self::on(start_pool(threads, batch), capacity);
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = threads;
+            let (done_tx, done) = futures::channel::mpsc::unbounded();
+            Self {
+                workers: WORKERS
+                    .with(|workers| workers.borrow().as_ref().map(|(run, _)| run.clone())),
+                queued: Vec::new(),
+                batch: batch.max(1),
+                done_tx,
+                done,
+                in_flight: 0,
+                capacity: capacity.max(1),
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn on(pool: std::sync::mpsc::Sender<PoolJob>, capacity: usize) -> Self {
+        let (done_tx, done) = futures::channel::mpsc::unbounded();
         Self {
-            #[cfg(not(target_arch = "wasm32"))]
-            jobs,
-            #[cfg(target_arch = "wasm32")]
-            workers: WORKERS.with(|workers| workers.borrow().as_ref().map(|(run, _)| run.clone())),
-            #[cfg(target_arch = "wasm32")]
-            queued: Vec::new(),
-            #[cfg(target_arch = "wasm32")]
-            batch: batch.max(1),
-            #[cfg(target_arch = "wasm32")]
+            pool,
             done_tx,
             done,
             in_flight: 0,
-            capacity,
+            capacity: capacity.max(1),
         }
     }
 
@@ -365,10 +409,16 @@ impl<T: Task> Offload<T> {
             return Err(job);
         }
         #[cfg(not(target_arch = "wasm32"))]
-        self.jobs.try_send(job).map_err(|e| match e {
-            std::sync::mpsc::TrySendError::Full(job)
-            | std::sync::mpsc::TrySendError::Disconnected(job) => job,
-        })?;
+        {
+            let done = self.done_tx.clone();
+            let run: PoolJob = Box::new(move || {
+                let _ = done.unbounded_send(job.run());
+            });
+            // Its threads gone (only a panic in a job ends them): run it here, lose nothing.
+            if let Err(std::sync::mpsc::SendError(run)) = self.pool.send(run) {
+                run();
+            }
+        }
         #[cfg(target_arch = "wasm32")]
         if self.workers.is_some() {
             self.queued.push(job);
@@ -534,9 +584,39 @@ mod tests {
     }
 
     #[test]
+    fn every_offload_shares_the_process_pool_and_gets_its_own_results() {
+        let caller = std::thread::current().id();
+        let mut offloads: Vec<_> = (0..20).map(|_| Offload::<Square>::new(16, 4)).collect();
+        for (i, offload) in offloads.iter_mut().enumerate() {
+            for n in 0..16 {
+                assert!(offload.try_submit(Square(i as u64 * 100 + n)).is_ok());
+            }
+            assert!(offload.try_submit(Square(0)).is_err(), "its own bound");
+        }
+        let mut threads = std::collections::HashSet::new();
+        for (i, offload) in offloads.iter_mut().enumerate() {
+            let mut squares = Vec::new();
+            while squares.len() < 16 {
+                let (square, thread) =
+                    futures::executor::block_on(futures::future::poll_fn(|cx| {
+                        offload.poll_done(cx)
+                    }));
+                assert_ne!(thread, caller);
+                threads.insert(thread);
+                squares.push(square);
+            }
+            squares.sort_unstable();
+            let expected: Vec<u64> = (0..16).map(|n| (i as u64 * 100 + n).pow(2)).collect();
+            assert_eq!(squares, expected);
+        }
+        // Twenty offloads, no more threads than the cores.
+        assert!(threads.len() <= cores(), "{} threads", threads.len());
+    }
+
+    #[test]
     fn offloaded_work_runs_on_other_threads_bounded_and_every_result_comes_back() {
         let caller = std::thread::current().id();
-        let mut pool = Offload::<Square>::new(2, 8, 4);
+        let mut pool = Offload::<Square>::with_threads(2, 8, 4);
         // Bounded: the ninth job in flight is handed back.
         for n in 0..8 {
             assert!(pool.try_submit(Square(n)).is_ok());

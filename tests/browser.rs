@@ -330,7 +330,7 @@ async fn offloaded_jobs_go_to_the_workers_in_batches_and_run_here_when_a_batch_f
         3,
     );
     assert_eq!(platform::cores(), 3);
-    let mut pool = Offload::<Square>::new(platform::cores(), 64, 4);
+    let mut pool = Offload::<Square>::new(64, 4);
     let expected = |from_worker| (0..10).map(|n| (n * n, from_worker)).collect::<Vec<_>>();
     assert_eq!(squares_through(&mut pool).await, expected(true));
     // Two full batches while submitting, the rest when the caller polls.
@@ -345,12 +345,12 @@ async fn offloaded_jobs_go_to_the_workers_in_batches_and_run_here_when_a_batch_f
         Some(fail.as_ref().unchecked_ref::<js_sys::Function>().clone()),
         1,
     );
-    let mut failing = Offload::<Square>::new(platform::cores(), 64, 4);
+    let mut failing = Offload::<Square>::new(64, 4);
     assert_eq!(squares_through(&mut failing).await, expected(false));
 
     // Without workers (as before any page set them), jobs run at once, here.
     platform::use_workers(None, 0);
     assert_eq!(platform::cores(), 1);
-    let mut inline = Offload::<Square>::new(platform::cores(), 64, 4);
+    let mut inline = Offload::<Square>::new(64, 4);
     assert_eq!(squares_through(&mut inline).await, expected(false));
 }

@@ -259,7 +259,7 @@ impl Pubsub {
             // above its earlier ones: receivers' de-duplication would drop a restart from 1.
             sequence: platform::unix_time().as_micros() as u64,
             admitted: HashSet::new(),
-            verifier: platform::Offload::new(platform::cores(), VERIFY_IN_FLIGHT, VERIFY_BATCH),
+            verifier: platform::Offload::new(VERIFY_IN_FLIGHT, VERIFY_BATCH),
             waiting: VecDeque::new(),
             counts: Counts::new(COUNTERS),
             out: VecDeque::new(),
