@@ -65,6 +65,9 @@ kl_serve_www 0 "$topic"
 export KEEP_LIGHT_PAGE_URL=$KL_PAGE_URL KEEP_LIGHT_NATIVE_ADDRESS=$KL_NATIVE_ADDRESS
 # The fail-over test starts (and kills) relays of its own with this binary.
 export KEEP_LIGHT_BIN=$PWD/$bin
+# The flood test's junk sender (a bare libp2p peer, examples/flood.rs).
+cargo build --locked --example flood
+export KEEP_LIGHT_FLOOD_BIN=$PWD/target/debug/examples/flood
 (cd www && node --test e2e/) | tee "$KL_WORK/e2e.log"
 
 # The relay's own record must show the tab's session key acting for the viem wallet.

@@ -6,14 +6,15 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 
 /**
- * Starts the binary with `args`.
+ * Starts the binary with `args` (or `program`, e.g. an example's binary); with `stdin` the
+ * child's stdin is a pipe the test writes commands to (`child.stdin`).
  * @returns {{child: import('node:child_process').ChildProcess,
  *            next: (pick: (line: object) => boolean, what: string) => Promise<object>}}
  *   `next` resolves with the first stdout line (seen already or to come) that `pick` accepts,
  *   and rejects after 30 s naming `what`.
  */
-export function startBinary(args) {
-  const child = spawn(process.env.KEEP_LIGHT_BIN, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+export function startBinary(args, { program = process.env.KEEP_LIGHT_BIN, stdin = false } = {}) {
+  const child = spawn(program, args, { stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'ignore'] });
   const lines = [];
   const waiters = [];
   createInterface({ input: child.stdout }).on('line', (line) => {

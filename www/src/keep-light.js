@@ -88,6 +88,15 @@ export class KeepLight extends EventTarget {
   }
 
   /**
+   * The size of the wasm module's memory in bytes (it only grows): what the page's nodes hold
+   * at their peak, for a memory budget.
+   * @returns {Promise<number>}
+   */
+  static async memoryBytes() {
+    return (await loadWasm()).memory.buffer.byteLength;
+  }
+
+  /**
    * The page's session key (hex secret), made and saved in localStorage on first use.
    * @returns {Promise<string>}
    */
