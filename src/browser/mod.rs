@@ -12,7 +12,7 @@
 pub mod verifier;
 pub mod wallet;
 
-use std::{rc::Rc, str::FromStr, sync::Arc, time::Duration};
+use std::{cell::RefCell, rc::Rc, str::FromStr, sync::Arc, time::Duration};
 
 use futures::{channel::mpsc, FutureExt, StreamExt};
 use wasm_bindgen::prelude::*;
@@ -61,7 +61,9 @@ pub fn init() {
 pub struct KeepClient {
     /// Shared weakly with the page's `online` listener, which must not keep the node alive.
     handle: Rc<NodeHandle>,
-    events: Option<EventReceiver>,
+    /// Taken by `onEvent`, which borrows the client shared: a pending `openGroup` holds a
+    /// shared borrow for as long as it runs, and a `&mut self` call meanwhile would fail.
+    events: RefCell<Option<EventReceiver>>,
 }
 
 #[wasm_bindgen]
@@ -144,7 +146,7 @@ impl KeepClient {
         }
         Ok(KeepClient {
             handle,
-            events: Some(events),
+            events: RefCell::new(Some(events)),
         })
     }
 
@@ -162,9 +164,10 @@ impl KeepClient {
 
     /// Delivers every event, as a JSON string, to `callback`. Can be called once.
     #[wasm_bindgen(js_name = onEvent)]
-    pub fn on_event(&mut self, callback: js_sys::Function) -> Result<(), JsError> {
+    pub fn on_event(&self, callback: js_sys::Function) -> Result<(), JsError> {
         let mut events = self
             .events
+            .borrow_mut()
             .take()
             .ok_or_else(|| JsError::new("onEvent was already called"))?;
         platform::spawn(async move {

@@ -23,6 +23,10 @@ test('KeepLight.openGroup: the tab talks with three native group members', async
       const text = `page-group-hello-${Date.now()}`;
       let done;
       const allAnswered = new Promise((resolve) => { done = resolve; });
+      // Listening for events in the same turn as openGroup (which runs on while the node's
+      // event pump starts) must not trip the wasm object's borrow.
+      const events = [];
+      node.addEventListener('event', ({ detail }) => events.push(detail.event));
       const group = await node.openGroup(members, (message) => {
         if (message.text === `echo:${text}`) {
           echoes[message.sender] = (echoes[message.sender] ?? 0) + 1;
@@ -35,7 +39,7 @@ test('KeepLight.openGroup: the tab talks with three native group members', async
       await new Promise((r) => setTimeout(r, 2_000));
       group.close();
       await node.close();
-      return { echoes, self: node.address, verifiers: KeepLight.verifierStats() };
+      return { echoes, self: node.address, verifiers: KeepLight.verifierStats(), events };
     }, { relay, members, key });
     const natives = members.filter((m) => m !== result.self);
     assert.equal(natives.length, 3);
@@ -46,6 +50,7 @@ test('KeepLight.openGroup: the tab talks with three native group members', async
     const { workers, signatures, failures } = result.verifiers;
     assert.ok(workers >= 1 && signatures >= natives.length && failures === 0,
       `verifier workers: ${JSON.stringify(result.verifiers)}`);
+    assert.ok(result.events.includes('subscribed'), `events: ${result.events.join(', ')}`);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

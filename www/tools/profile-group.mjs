@@ -50,7 +50,12 @@ try {
     const { KeepLight } = await import('./src/keep-light.js');
     window.KeepLight = KeepLight;
     const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key, verifiers });
-    window.burst = { received: 0, first: 0, last: 0 };
+    window.burst = { received: 0, first: 0, last: 0, dropped: {}, rejected: {} };
+    // What the tab dropped or refused, by reason (running totals): a burst should lose nothing.
+    node.addEventListener('event', ({ detail }) => {
+      if (detail.event === 'dropped') window.burst.dropped[detail.reason] = detail.total;
+      if (detail.event === 'rejected') window.burst.rejected[detail.reason] = detail.total;
+    });
     window.group = await node.openGroup(members, (message) => {
       if (message.text.startsWith('burst-')) {
         const now = performance.now();
@@ -125,6 +130,8 @@ try {
     verified_in_workers: result.verifiers.signatures,
     worker_busy_ms: Math.round(result.verifiers.busyMs),
     worker_cpu_us_per_msg: Math.round((result.verifiers.busyMs * 1000) / Math.max(result.received, 1)),
+    dropped: result.dropped,
+    rejected: result.rejected,
     ws_frames_per_msg: Number((frames / Math.max(result.received, 1)).toFixed(2)),
     self_time: [...byName.entries()]
       .sort((a, b) => b[1] - a[1])
