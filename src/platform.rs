@@ -262,6 +262,10 @@ pub fn serve_batch<T: Task>(requests: &[u8]) -> Vec<u8> {
 /// full or when the caller next polls; without workers (tests), jobs run at once on the
 /// caller's thread. What comes back arrives through [`Offload::poll_done`], which wakes the
 /// caller's task, so an event loop can hand off CPU-heavy checks (signatures) and go on serving.
+/// Results come back in the order their jobs were submitted, whichever thread or worker
+/// finished first: a node that forwards messages as their signatures are checked keeps each
+/// author's order (a receiver's sequence window would take a message overtaken by more than
+/// its width for a replay).
 pub struct Offload<T: Task> {
     #[cfg(not(target_arch = "wasm32"))]
     pool: std::sync::mpsc::Sender<PoolJob>,
@@ -269,11 +273,17 @@ pub struct Offload<T: Task> {
     workers: Option<js_sys::Function>,
     /// Jobs for the next batch to the workers.
     #[cfg(target_arch = "wasm32")]
-    queued: Vec<T>,
+    queued: Vec<(u64, T)>,
     #[cfg(target_arch = "wasm32")]
     batch: usize,
-    done_tx: futures::channel::mpsc::UnboundedSender<T::Output>,
-    done: futures::channel::mpsc::UnboundedReceiver<T::Output>,
+    /// Finished jobs, each with its submission number.
+    done_tx: futures::channel::mpsc::UnboundedSender<(u64, T::Output)>,
+    done: futures::channel::mpsc::UnboundedReceiver<(u64, T::Output)>,
+    /// Finished ahead of an earlier job, waiting for it (at most `capacity`).
+    early: std::collections::BTreeMap<u64, T::Output>,
+    /// The number the next submitted job gets, and the next one to hand back.
+    submitted: u64,
+    returned: u64,
     in_flight: usize,
     capacity: usize,
 }
@@ -384,6 +394,9 @@ impl<T: Task> Offload<T> {
                 batch: batch.max(1),
                 done_tx,
                 done,
+                early: Default::default(),
+                submitted: 0,
+                returned: 0,
                 in_flight: 0,
                 capacity: capacity.max(1),
             }
@@ -397,6 +410,9 @@ impl<T: Task> Offload<T> {
             pool,
             done_tx,
             done,
+            early: Default::default(),
+            submitted: 0,
+            returned: 0,
             in_flight: 0,
             capacity: capacity.max(1),
         }
@@ -408,11 +424,13 @@ impl<T: Task> Offload<T> {
         if self.in_flight >= self.capacity {
             return Err(job);
         }
+        let number = self.submitted;
+        self.submitted += 1;
         #[cfg(not(target_arch = "wasm32"))]
         {
             let done = self.done_tx.clone();
             let run: PoolJob = Box::new(move || {
-                let _ = done.unbounded_send(job.run());
+                let _ = done.unbounded_send((number, job.run()));
             });
             // Its threads gone (only a panic in a job ends them): run it here, lose nothing.
             if let Err(std::sync::mpsc::SendError(run)) = self.pool.send(run) {
@@ -421,12 +439,12 @@ impl<T: Task> Offload<T> {
         }
         #[cfg(target_arch = "wasm32")]
         if self.workers.is_some() {
-            self.queued.push(job);
+            self.queued.push((number, job));
             if self.queued.len() >= self.batch {
                 self.post();
             }
         } else {
-            let _ = self.done_tx.unbounded_send(job.run());
+            let _ = self.done_tx.unbounded_send((number, job.run()));
         }
         self.in_flight += 1;
         Ok(())
@@ -442,7 +460,7 @@ impl<T: Task> Offload<T> {
             return;
         }
         let mut requests = Vec::with_capacity(jobs.len() * T::REQUEST_LEN);
-        for job in &jobs {
+        for (_, job) in &jobs {
             job.write_request(&mut requests);
         }
         let reply = run.call1(
@@ -461,14 +479,15 @@ impl<T: Task> Offload<T> {
             };
             match replies {
                 Some(replies) => {
-                    for (job, reply) in jobs.into_iter().zip(replies.chunks_exact(T::REPLY_LEN)) {
-                        let _ = done.unbounded_send(job.finish(reply));
+                    let replies = replies.chunks_exact(T::REPLY_LEN);
+                    for ((number, job), reply) in jobs.into_iter().zip(replies) {
+                        let _ = done.unbounded_send((number, job.finish(reply)));
                     }
                 }
                 None => {
                     tracing::warn!(jobs = jobs.len(), "a worker batch failed: run here");
-                    for job in jobs {
-                        let _ = done.unbounded_send(job.run());
+                    for (number, job) in jobs {
+                        let _ = done.unbounded_send((number, job.run()));
                     }
                 }
             }
@@ -480,19 +499,25 @@ impl<T: Task> Offload<T> {
         self.in_flight
     }
 
-    /// The next finished job's result; pending (woken then) while none is. In a tab, first
-    /// posts what is queued for the workers.
+    /// The result of the earliest submitted job not yet handed back, once it is finished;
+    /// pending (woken then) until it is. In a tab, first posts what is queued for the workers.
     pub fn poll_done(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<T::Output> {
         use futures::StreamExt as _;
         #[cfg(target_arch = "wasm32")]
         self.post();
-        match self.done.poll_next_unpin(cx) {
-            std::task::Poll::Ready(Some(result)) => {
+        loop {
+            if let Some(result) = self.early.remove(&self.returned) {
+                self.returned += 1;
                 self.in_flight -= 1;
-                std::task::Poll::Ready(result)
+                return std::task::Poll::Ready(result);
             }
-            // It ends only when the workers are gone, which they are not while we exist.
-            _ => std::task::Poll::Pending,
+            match self.done.poll_next_unpin(cx) {
+                std::task::Poll::Ready(Some((number, result))) => {
+                    self.early.insert(number, result);
+                }
+                // It ends only when the workers are gone, which they are not while we exist.
+                _ => return std::task::Poll::Pending,
+            }
         }
     }
 }
@@ -605,12 +630,48 @@ mod tests {
                 threads.insert(thread);
                 squares.push(square);
             }
-            squares.sort_unstable();
             let expected: Vec<u64> = (0..16).map(|n| (i as u64 * 100 + n).pow(2)).collect();
             assert_eq!(squares, expected);
         }
         // Twenty offloads, no more threads than the cores.
         assert!(threads.len() <= cores(), "{} threads", threads.len());
+    }
+
+    /// A job that takes `.1` ms and answers its number `.0`.
+    struct Nap(u64, u64);
+
+    impl Task for Nap {
+        type Output = u64;
+        const REQUEST_LEN: usize = 8;
+        const REPLY_LEN: usize = 8;
+        fn run(self) -> u64 {
+            std::thread::sleep(Duration::from_millis(self.1));
+            self.0
+        }
+        fn write_request(&self, out: &mut Vec<u8>) {
+            out.extend(self.0.to_be_bytes());
+        }
+        fn serve(request: &[u8], reply: &mut Vec<u8>) {
+            reply.extend_from_slice(request);
+        }
+        fn finish(self, reply: &[u8]) -> u64 {
+            u64::from_be_bytes(reply.try_into().unwrap())
+        }
+    }
+
+    #[test]
+    fn results_come_back_in_submission_order_whichever_thread_finishes_first() {
+        // One job at a time per thread: the first naps while the other thread finishes the rest.
+        let mut pool = Offload::<Nap>::with_threads(2, 16, 1);
+        assert!(pool.try_submit(Nap(0, 100)).is_ok());
+        for n in 1..8 {
+            assert!(pool.try_submit(Nap(n, 0)).is_ok());
+        }
+        let order: Vec<u64> = (0..8)
+            .map(|_| futures::executor::block_on(futures::future::poll_fn(|cx| pool.poll_done(cx))))
+            .collect();
+        assert_eq!(order, (0..8).collect::<Vec<_>>());
+        assert_eq!(pool.in_flight(), 0);
     }
 
     #[test]
@@ -629,7 +690,6 @@ mod tests {
             assert_ne!(thread, caller, "the work ran on the caller's thread");
             results.push(square);
         }
-        results.sort_unstable();
         assert_eq!(results, (0..8).map(|n| n * n).collect::<Vec<_>>());
         assert_eq!(pool.in_flight(), 0);
         assert!(
