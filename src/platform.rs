@@ -258,8 +258,11 @@ pub fn serve_batch<T: Task>(requests: &[u8]) -> Vec<u8> {
 /// Work handed off the caller's thread, at most `capacity` jobs at a time: natively a pool of
 /// threads (the process's own, one per core, or one of its own); each takes up to `batch` jobs
 /// at a time. In a tab the page's
-/// Web Workers ([`use_workers`]) get batches of up to `batch` requests, posted when a batch is
-/// full or when the caller next polls; without workers (tests), jobs run at once on the
+/// Web Workers ([`use_workers`]) get batches of up to `batch` requests: a full batch is posted
+/// at once, a partial one when the caller next polls and a worker has no batch of this
+/// Offload's (so a lone message waits for nothing, and under a burst jobs gather into full
+/// batches while the workers are busy: a post costs the main thread about as much as a
+/// message's own work); without workers (tests), jobs run at once on the
 /// caller's thread. What comes back arrives through [`Offload::poll_done`], which wakes the
 /// caller's task, so an event loop can hand off CPU-heavy checks (signatures) and go on serving.
 /// Results come back in the order their jobs were submitted, whichever thread or worker
@@ -270,7 +273,10 @@ pub struct Offload<T: Task> {
     #[cfg(not(target_arch = "wasm32"))]
     pool: std::sync::mpsc::Sender<PoolJob>,
     #[cfg(target_arch = "wasm32")]
-    workers: Option<js_sys::Function>,
+    workers: Option<(js_sys::Function, usize)>,
+    /// Batches posted and not yet answered.
+    #[cfg(target_arch = "wasm32")]
+    posted: std::rc::Rc<std::cell::Cell<usize>>,
     /// Jobs for the next batch to the workers.
     #[cfg(target_arch = "wasm32")]
     queued: Vec<(u64, T)>,
@@ -388,8 +394,8 @@ impl<T: Task> Offload<T> {
             let _ = threads;
             let (done_tx, done) = futures::channel::mpsc::unbounded();
             Self {
-                workers: WORKERS
-                    .with(|workers| workers.borrow().as_ref().map(|(run, _)| run.clone())),
+                workers: WORKERS.with(|workers| workers.borrow().clone()),
+                posted: Default::default(),
                 queued: Vec::new(),
                 batch: batch.max(1),
                 done_tx,
@@ -454,11 +460,13 @@ impl<T: Task> Offload<T> {
     /// through `done` (run here instead if the batch fails: a worker crashed or never loaded).
     #[cfg(target_arch = "wasm32")]
     fn post(&mut self) {
-        let Some(run) = &self.workers else { return };
+        let Some((run, _)) = &self.workers else { return };
         let jobs = std::mem::take(&mut self.queued);
         if jobs.is_empty() {
             return;
         }
+        let posted = self.posted.clone();
+        posted.set(posted.get() + 1);
         let mut requests = Vec::with_capacity(jobs.len() * T::REQUEST_LEN);
         for (_, job) in &jobs {
             job.write_request(&mut requests);
@@ -477,6 +485,8 @@ impl<T: Task> Offload<T> {
                     .filter(|bytes| bytes.len() == jobs.len() * T::REPLY_LEN),
                 Err(_) => None,
             };
+            // Before the results wake the caller: its next poll may post the next batch.
+            posted.set(posted.get() - 1);
             match replies {
                 Some(replies) => {
                     let replies = replies.chunks_exact(T::REPLY_LEN);
@@ -500,11 +510,14 @@ impl<T: Task> Offload<T> {
     }
 
     /// The result of the earliest submitted job not yet handed back, once it is finished;
-    /// pending (woken then) until it is. In a tab, first posts what is queued for the workers.
+    /// pending (woken then) until it is. In a tab, first posts what is queued for the workers
+    /// if one of them has no batch of ours.
     pub fn poll_done(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<T::Output> {
         use futures::StreamExt as _;
         #[cfg(target_arch = "wasm32")]
-        self.post();
+        if matches!(&self.workers, Some((_, size)) if self.posted.get() < *size) {
+            self.post();
+        }
         loop {
             if let Some(result) = self.early.remove(&self.returned) {
                 self.returned += 1;

@@ -302,7 +302,6 @@ async fn squares_through(pool: &mut keep_light::platform::Offload<Square>) -> Ve
     while outputs.len() < 10 {
         outputs.push(futures::future::poll_fn(|cx| pool.poll_done(cx)).await);
     }
-    outputs.sort_unstable();
     outputs
 }
 
@@ -336,6 +335,35 @@ async fn offloaded_jobs_go_to_the_workers_in_batches_and_run_here_when_a_batch_f
     // Two full batches while submitting, the rest when the caller polls.
     assert_eq!(*batches.borrow(), [4, 4, 2]);
     assert_eq!(pool.in_flight(), 0);
+
+    // One worker: a lone job goes at once; what comes while its batch is out waits to go
+    // together once it is answered.
+    platform::use_workers(
+        Some(serve.as_ref().unchecked_ref::<js_sys::Function>().clone()),
+        1,
+    );
+    batches.borrow_mut().clear();
+    let mut gathering = Offload::<Square>::new(64, 4);
+    async fn poll_once(pool: &mut Offload<Square>) {
+        futures::future::poll_fn(|cx| {
+            assert!(pool.poll_done(cx).is_pending(), "nothing can be back yet");
+            std::task::Poll::Ready(())
+        })
+        .await
+    }
+    assert!(gathering.try_submit(Square(2)).is_ok());
+    poll_once(&mut gathering).await;
+    for n in 3..6 {
+        assert!(gathering.try_submit(Square(n)).is_ok());
+    }
+    poll_once(&mut gathering).await;
+    assert_eq!(*batches.borrow(), [1], "posted while the worker had a batch");
+    let mut outputs = Vec::new();
+    while outputs.len() < 4 {
+        outputs.push(futures::future::poll_fn(|cx| gathering.poll_done(cx)).await);
+    }
+    assert_eq!(outputs, (2..6).map(|n| (n * n, true)).collect::<Vec<_>>());
+    assert_eq!(*batches.borrow(), [1, 3]);
 
     // A pool that fails every batch (a worker that never loaded): each job runs here.
     let fail = Closure::<dyn Fn(js_sys::Uint8Array) -> js_sys::Promise>::new(|_| {

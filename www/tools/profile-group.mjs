@@ -128,6 +128,7 @@ try {
     tab_capacity_msgs_per_s: Math.round(1e6 / cpuPerMessageUs),
     verifier_workers: result.verifiers.workers,
     verified_in_workers: result.verifiers.signatures,
+    worker_batches: result.verifiers.batches,
     worker_busy_ms: Math.round(result.verifiers.busyMs),
     worker_cpu_us_per_msg: Math.round((result.verifiers.busyMs * 1000) / Math.max(result.received, 1)),
     dropped: result.dropped,
