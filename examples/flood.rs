@@ -196,7 +196,10 @@ mod native {
             match event {
                 SwarmEvent::ConnectionEstablished { peer_id, .. } if peer_id == target => {
                     println!("{}", json!({ "connected": peer_id.to_string() }));
-                    swarm.behaviour_mut().raw.send_request(&target, frames.clone());
+                    swarm
+                        .behaviour_mut()
+                        .raw
+                        .send_request(&target, frames.clone());
                     println!(
                         "{}",
                         json!({ "sent": args.messages, "bytes": frames.len() })
@@ -208,7 +211,10 @@ mod native {
                 }
                 SwarmEvent::ConnectionClosed { peer_id, cause, .. } if peer_id == target => {
                     let cause = cause.map(|c| c.to_string());
-                    println!("{}", json!({ "closed": peer_id.to_string(), "cause": cause }));
+                    println!(
+                        "{}",
+                        json!({ "closed": peer_id.to_string(), "cause": cause })
+                    );
                     return;
                 }
                 SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {

@@ -460,7 +460,9 @@ impl<T: Task> Offload<T> {
     /// through `done` (run here instead if the batch fails: a worker crashed or never loaded).
     #[cfg(target_arch = "wasm32")]
     fn post(&mut self) {
-        let Some((run, _)) = &self.workers else { return };
+        let Some((run, _)) = &self.workers else {
+            return;
+        };
         let jobs = std::mem::take(&mut self.queued);
         if jobs.is_empty() {
             return;

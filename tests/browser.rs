@@ -357,7 +357,11 @@ async fn offloaded_jobs_go_to_the_workers_in_batches_and_run_here_when_a_batch_f
         assert!(gathering.try_submit(Square(n)).is_ok());
     }
     poll_once(&mut gathering).await;
-    assert_eq!(*batches.borrow(), [1], "posted while the worker had a batch");
+    assert_eq!(
+        *batches.borrow(),
+        [1],
+        "posted while the worker had a batch"
+    );
     let mut outputs = Vec::new();
     while outputs.len() < 4 {
         outputs.push(futures::future::poll_fn(|cx| gathering.poll_done(cx)).await);

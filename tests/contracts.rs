@@ -284,6 +284,7 @@ fn the_counter_names_are_the_documented_ones() {
         "channel_closed",
         "delivered",
         "duplicate",
+        "forward_expired",
         "held",
         "no_channel",
         "overloaded",

@@ -223,6 +223,7 @@ pub const COUNTER_NAMES: &[&str] = &[
     "channel_closed",
     "delivered",
     "duplicate",
+    "forward_expired",
     "held",
     "no_channel",
     "overloaded",

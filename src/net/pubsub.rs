@@ -83,6 +83,7 @@ pub const COUNTERS: &[&str] = &[
     "channel_closed",
     "delivered",
     "duplicate",
+    "forward_expired",
     "held",
     "no_channel",
     "overloaded",
@@ -403,8 +404,7 @@ impl Pubsub {
                 acceptance
             }
         };
-        self.inner
-            .report_message_validation_result(&awaiting.id, &awaiting.source, acceptance);
+        self.tell(&awaiting.id, &awaiting.source, acceptance);
     }
 
     /// Verdicts for messages that were held behind a full channel.
@@ -422,8 +422,20 @@ impl Pubsub {
                 // Late verdicts are only Accept or Ignore.
                 Verdict::Reject(..) | Verdict::Hold => continue,
             };
-            self.inner
-                .report_message_validation_result(&id, &source, acceptance);
+            self.tell(&id, &source, acceptance);
+        }
+    }
+
+    /// Tells gossipsub the verdict on `id`. An accepted message it no longer holds (the verdict
+    /// came after its message cache let go of it, under a backlog longer than the cache) is
+    /// delivered here but forwarded to nobody: counted as `forward_expired`.
+    fn tell(&mut self, id: &MessageId, source: &PeerId, acceptance: MessageAcceptance) {
+        let accepted = acceptance == MessageAcceptance::Accept;
+        let known = self
+            .inner
+            .report_message_validation_result(id, source, acceptance);
+        if accepted && !known {
+            self.counts.add("forward_expired", 1);
         }
     }
 
@@ -604,8 +616,7 @@ impl Pubsub {
                 return;
             }
         };
-        self.inner
-            .report_message_validation_result(&id, &source, acceptance);
+        self.tell(&id, &source, acceptance);
     }
 
     fn on_inner(&mut self, event: gossipsub::Event) {

@@ -33,7 +33,8 @@
 //! Every outcome is a [`Verdict`] that pubsub (`super::pubsub`) turns into gossipsub's
 //! `report_message_validation_result` (Accept / Reject / Ignore) and counters. A message held
 //! longer than gossipsub's message cache (history_length heartbeats, 3.5 s here) is still
-//! delivered; only its forwarding is lost, which retransmission covers.
+//! delivered; only its forwarding is lost (counted as `forward_expired`), which retransmission
+//! covers.
 //!
 //! # Usage
 //! ```
