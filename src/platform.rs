@@ -346,7 +346,10 @@ fn start_pool(threads: usize, batch: usize) -> std::sync::mpsc::Sender<PoolJob> 
                 );
                 taken
             };
-            taken.into_iter().for_each(|job| job());
+            for job in taken {
+                // A job that panics loses its own result, not the thread the others need.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+            }
         });
     }
     jobs
@@ -438,7 +441,8 @@ impl<T: Task> Offload<T> {
             let run: PoolJob = Box::new(move || {
                 let _ = done.unbounded_send((number, job.run()));
             });
-            // Its threads gone (only a panic in a job ends them): run it here, lose nothing.
+            // Its threads gone (a private pool's are never while we hold its sender): run it
+            // here, lose nothing.
             if let Err(std::sync::mpsc::SendError(run)) = self.pool.send(run) {
                 run();
             }
