@@ -53,7 +53,7 @@ use super::{
 pub use super::{
     bans::{Ban, BanList, BanPolicy, BanRecord},
     ip_limits::{IpLimitExceeded, IpLimits},
-    pubsub::RateLimit,
+    rate_limit::RateLimit,
 };
 use crate::{
     chain::{Chain, ChainError, OperatorStake},

@@ -26,6 +26,7 @@ pub mod ip_limits;
 pub mod liveness;
 pub mod node;
 pub mod pubsub;
+pub mod rate_limit;
 pub mod relay;
 pub mod retransmit;
 pub mod transport;
