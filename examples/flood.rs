@@ -20,23 +20,26 @@ fn main() {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "../tests/support/meshsub.rs"]
+mod meshsub;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod native {
-    use std::{io, time::Duration};
+    use std::time::Duration;
 
     use clap::Parser;
-    use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, StreamExt as _};
+    use futures::StreamExt as _;
     use keep_light::{identity::OperatorKey, wire::Envelope};
     use libp2p::{
-        relay,
-        request_response::{self, ProtocolSupport},
+        relay, request_response,
         swarm::{NetworkBehaviour, SwarmEvent},
-        Multiaddr, PeerId, StreamProtocol,
+        Multiaddr, PeerId,
     };
     use prost::Message as _;
     use serde_json::json;
 
-    /// The gossipsub protocol the target listens on.
-    const MESHSUB: StreamProtocol = StreamProtocol::new("/meshsub/1.1.0");
+    use super::meshsub::{anonymous, raw_behaviour, PubsubMessage, RawCodec, Rpc};
+
     /// Messages per gossipsub frame.
     const PER_FRAME: usize = 100;
 
@@ -54,70 +57,6 @@ mod native {
         /// How many junk messages to send.
         #[arg(long, default_value_t = 20_000)]
         messages: usize,
-    }
-
-    /// gossipsub's RPC (rpc.proto), only what a publisher sends.
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct Rpc {
-        #[prost(message, repeated, tag = "2")]
-        publish: Vec<PubsubMessage>,
-    }
-
-    /// An anonymous pubsub message (wire v1: no libp2p author, sequence or signature).
-    #[derive(Clone, PartialEq, prost::Message)]
-    struct PubsubMessage {
-        #[prost(bytes = "vec", optional, tag = "2")]
-        data: Option<Vec<u8>>,
-        #[prost(string, required, tag = "4")]
-        topic: String,
-    }
-
-    /// Writes a request's bytes as they are onto a stream and reads nothing back; inbound
-    /// streams (the target's own gossip) are read to their end and dropped.
-    #[derive(Clone, Default)]
-    struct RawCodec;
-
-    impl request_response::Codec for RawCodec {
-        type Protocol = StreamProtocol;
-        type Request = Vec<u8>;
-        type Response = ();
-
-        async fn read_request<T: AsyncRead + Unpin + Send>(
-            &mut self,
-            _: &StreamProtocol,
-            io: &mut T,
-        ) -> io::Result<Vec<u8>> {
-            let mut sink = Vec::new();
-            io.read_to_end(&mut sink).await?;
-            Ok(sink)
-        }
-
-        async fn read_response<T: AsyncRead + Unpin + Send>(
-            &mut self,
-            _: &StreamProtocol,
-            _: &mut T,
-        ) -> io::Result<()> {
-            futures::future::pending().await
-        }
-
-        async fn write_request<T: AsyncWrite + Unpin + Send>(
-            &mut self,
-            _: &StreamProtocol,
-            io: &mut T,
-            bytes: Vec<u8>,
-        ) -> io::Result<()> {
-            io.write_all(&bytes).await?;
-            io.flush().await
-        }
-
-        async fn write_response<T: AsyncWrite + Unpin + Send>(
-            &mut self,
-            _: &StreamProtocol,
-            _: &mut T,
-            _: (),
-        ) -> io::Result<()> {
-            Ok(())
-        }
     }
 
     #[derive(NetworkBehaviour)]
@@ -141,10 +80,7 @@ mod native {
             ..Default::default()
         });
         let messages: Vec<PubsubMessage> = envelopes
-            .map(|envelope| PubsubMessage {
-                data: Some(envelope.encode_to_vec()),
-                topic: topic.to_owned(),
-            })
+            .map(|envelope| anonymous(topic, envelope.encode_to_vec()))
             .collect();
         messages
             .chunks(PER_FRAME)
@@ -165,11 +101,7 @@ mod native {
             Some(libp2p::multiaddr::Protocol::P2p(peer)) => peer,
             _ => panic!("--target must end in /p2p/<peer>"),
         };
-        let raw = request_response::Behaviour::with_codec(
-            RawCodec,
-            [(MESHSUB, ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(Duration::from_secs(3600)),
-        );
+        let raw = raw_behaviour();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.libp2p_keypair())
             .with_tokio()
             .with_tcp(

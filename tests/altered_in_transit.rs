@@ -9,47 +9,22 @@
 //! the altered copy does not shadow the original.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::{io, time::Duration};
+use std::time::Duration;
 
-use futures::{
-    channel::mpsc, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, StreamExt,
-};
+use futures::{channel::mpsc, StreamExt};
 use keep_light::{
     identity::OperatorKey,
     net::{EventReceiver, Node, NodeConfig, NodeEvent, Role},
     wire::{signature, Envelope},
 };
-use libp2p::{
-    request_response::{self, ProtocolSupport},
-    swarm::SwarmEvent,
-    Multiaddr, StreamProtocol,
-};
+use libp2p::{swarm::SwarmEvent, Multiaddr};
 use prost::Message as _;
 
+#[path = "support/meshsub.rs"]
+mod meshsub;
+use meshsub::{anonymous, raw_behaviour, Rpc};
+
 const TOPIC: &str = "keep-light/test/altered/1";
-/// The gossipsub protocol the relay listens on.
-const MESHSUB: StreamProtocol = StreamProtocol::new("/meshsub/1.1.0");
-/// gossipsub's RPC (rpc.proto), only what a publisher sends.
-#[derive(Clone, PartialEq, prost::Message)]
-struct Rpc {
-    #[prost(message, repeated, tag = "2")]
-    publish: Vec<PubsubMessage>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-struct PubsubMessage {
-    #[prost(bytes = "vec", optional, tag = "1")]
-    from: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "2")]
-    data: Option<Vec<u8>>,
-    #[prost(bytes = "vec", optional, tag = "3")]
-    seqno: Option<Vec<u8>>,
-    #[prost(string, required, tag = "4")]
-    topic: String,
-    #[prost(bytes = "vec", optional, tag = "5")]
-    signature: Option<Vec<u8>>,
-}
-
 /// The envelope of a text from `key`, signed for [`TOPIC`].
 fn signed_text(key: &OperatorKey, sequence: u64, text: &str) -> Envelope {
     let mut envelope = Envelope {
@@ -65,73 +40,15 @@ fn signed_text(key: &OperatorKey, sequence: u64, text: &str) -> Envelope {
 /// An anonymous pubsub message (the wire-v1 form) carrying `envelope`.
 fn frame(envelope: &Envelope) -> Vec<u8> {
     Rpc {
-        publish: vec![PubsubMessage {
-            from: None,
-            data: Some(envelope.encode_to_vec()),
-            seqno: None,
-            topic: TOPIC.into(),
-            signature: None,
-        }],
+        publish: vec![anonymous(TOPIC, envelope.encode_to_vec())],
     }
     .encode_length_delimited_to_vec()
-}
-
-/// Writes a request's bytes as they are onto a `/meshsub/1.1.0` stream; reads nothing back
-/// (gossipsub answers on streams of its own), so each exchange just waits out its timeout.
-#[derive(Clone, Default)]
-struct RawCodec;
-
-impl request_response::Codec for RawCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = ();
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<Vec<u8>> {
-        // The relay's own gossip to us: read until it closes, then drop it.
-        let mut sink = Vec::new();
-        io.read_to_end(&mut sink).await?;
-        Ok(sink)
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-    ) -> io::Result<()> {
-        futures::future::pending().await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        bytes: Vec<u8>,
-    ) -> io::Result<()> {
-        io.write_all(&bytes).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        _: &mut T,
-        (): (),
-    ) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// The interceptor: a bare libp2p peer (`key`) connected to `relay` that sends each frame it
 /// is given on a stream of its own.
 async fn start_interceptor(key: &OperatorKey, relay: Multiaddr) -> mpsc::UnboundedSender<Vec<u8>> {
-    let behaviour = request_response::Behaviour::with_codec(
-        RawCodec,
-        [(MESHSUB, ProtocolSupport::Full)],
-        request_response::Config::default().with_request_timeout(Duration::from_secs(3600)),
-    );
+    let behaviour = raw_behaviour();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key.libp2p_keypair())
         .with_tokio()
         .with_tcp(
@@ -359,13 +276,7 @@ async fn a_junk_signature_flood_gets_its_sender_banned_while_every_honest_text_a
                 .map(|i| {
                     let mut envelope = signed_text(&flooder, 1 + frame * 100 + i, "junk");
                     envelope.signature[..64].copy_from_slice(&[0x5a; 64]);
-                    PubsubMessage {
-                        from: None,
-                        data: Some(envelope.encode_to_vec()),
-                        seqno: None,
-                        topic: TOPIC.into(),
-                        signature: None,
-                    }
+                    anonymous(TOPIC, envelope.encode_to_vec())
                 })
                 .collect();
             Rpc { publish }.encode_length_delimited_to_vec()
