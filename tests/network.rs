@@ -569,9 +569,9 @@ async fn under_the_staked_policy_the_chain_decides_and_is_asked_again() {
         OperatorKey::generate(),
         OperatorKey::generate(),
     );
-    chain.set_stake(staked.address(), 150);
-    chain.set_stake(wallet.address(), 100);
-    chain.set_stake(poor_wallet.address(), 99);
+    chain.set_stake(staked.address(), 150).unwrap();
+    chain.set_stake(wallet.address(), 100).unwrap();
+    chain.set_stake(poor_wallet.address(), 99).unwrap();
     let join = |key: &OperatorKey| {
         Node::start(NodeConfig::new(key.clone()).with_bootstrap(vec![tcp.clone()]))
     };
@@ -604,7 +604,7 @@ async fn under_the_staked_policy_the_chain_decides_and_is_asked_again() {
 
     // The stake is withdrawn: when the 3 s trust ends the chain is asked again, and only
     // that operator goes.
-    chain.set_stake(staked.address(), 0);
+    chain.set_stake(staked.address(), 0).unwrap();
     let left = leavers(&mut events, 1, Duration::from_secs(2)).await;
     let expected: HashMap<String, String> = [(
         staked_node.peer_id().to_string(),
@@ -705,7 +705,7 @@ async fn under_the_staked_policy_messages_sent_before_admission_are_dropped_then
     }));
     let (relay, mut relay_events, tcp) = start_relay_from(config).await;
     let talker_key = OperatorKey::generate();
-    chain.set_stake(talker_key.address(), 100);
+    chain.set_stake(talker_key.address(), 100).unwrap();
     let (_listener, mut listener_events) = start_member_as(listener_key, vec![tcp.clone()]).await;
     let (talker, _talker_events) = start_member_as(talker_key.clone(), vec![tcp]).await;
 
@@ -816,8 +816,8 @@ async fn a_chain_that_accepts_and_never_answers_costs_staked_peers_a_disconnecti
         .with_attestation_grace(Duration::from_secs(2));
     let (relay, mut events, tcp) = start_relay_from(config).await;
     let (staked, listener_key) = (OperatorKey::generate(), OperatorKey::generate());
-    chain.set_stake(staked.address(), 100);
-    chain.set_stake(listener_key.address(), 100);
+    chain.set_stake(staked.address(), 100).unwrap();
+    chain.set_stake(listener_key.address(), 100).unwrap();
     let quick = Backoff::default()
         .with_base(Duration::from_millis(200))
         .with_cap(Duration::from_secs(1));

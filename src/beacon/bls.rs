@@ -242,6 +242,29 @@ impl Signature {
     }
 }
 
+/// As JSON: `0x` + hex of the uncompressed EIP-197 encoding; read back with full checks.
+macro_rules! hex_serde {
+    ($type:ty) => {
+        impl serde::Serialize for $type {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(&format_args!("0x{}", hex::encode(self.to_bytes())))
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                use serde::de::Error;
+                let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                let digits = text.strip_prefix("0x").unwrap_or(&text);
+                let bytes = hex::decode(digits).map_err(D::Error::custom)?;
+                Self::from_bytes(&bytes).map_err(D::Error::custom)
+            }
+        }
+    };
+}
+hex_serde!(PublicKey);
+hex_serde!(Signature);
+
 /// keep-core's `G1HashToPoint`: x = sha256(m) mod p; while x³+3 is not a square, x += 1;
 /// y = (x³+3)^((p+1)/4). Never the identity.
 pub fn hash_to_g1(message: &[u8]) -> G1Affine {

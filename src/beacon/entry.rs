@@ -37,6 +37,17 @@ pub fn random_number(entry: &Signature) -> [u8; 32] {
     Keccak256::digest(entry.to_bytes()).into()
 }
 
+/// [`random_number`]`(entry)` as a uint256, modulo `n`: which active group serves the request
+/// after `entry`, and which seat submits `entry` first. Panics if `n` is 0.
+pub fn random_mod(entry: &Signature, n: u64) -> u64 {
+    assert!(n > 0, "modulo zero");
+    let n = u128::from(n);
+    let remainder = random_number(entry)
+        .iter()
+        .fold(0u128, |acc, byte| (acc * 256 + u128::from(*byte)) % n);
+    remainder as u64
+}
+
 /// Whether `entry` is the group's signature over `previous`.
 pub fn verify_entry(group_key: &PublicKey, previous: &Signature, entry: &Signature) -> bool {
     group_key.verify(&entry_message(previous), entry)

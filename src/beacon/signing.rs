@@ -25,7 +25,7 @@ use rand::SeedableRng;
 use super::{
     bls::{PublicKey, SecretKey, Signature},
     dkg::{Index, Outcome},
-    entry::{entry_message, random_number},
+    entry::{entry_message, random_mod},
     threshold::{combine_verified, CandidateShare, CombineError},
 };
 
@@ -243,12 +243,7 @@ impl EntrySigning {
 
     /// The seat that submits first for `entry`: (random(entry) mod N) + 1.
     pub fn first_submitter(&self, entry: &Signature) -> Index {
-        let random = random_number(entry);
-        let n = u64::from(self.keys.size);
-        let remainder = random
-            .iter()
-            .fold(0u64, |acc, byte| (acc * 256 + u64::from(*byte)) % n);
-        remainder as Index + 1
+        random_mod(entry, u64::from(self.keys.size)) as Index + 1
     }
 
     /// When this member submits `entry`: its place in seat order from the first submitter.

@@ -1,25 +1,75 @@
-//! `keep-light chain`: the embedded dev chain on its own, served over JSON-RPC so relays in
-//! other processes can ask it (`relay --firewall staked --chain URL`). Stakes are set with
-//! `--stake ADDRESS=AMOUNT` and changed at run time by stdin lines `stake ADDRESS AMOUNT`.
+//! `keep-light chain`: the dev chain on its own (the beacon contract's rules, mining a block
+//! every `--block-time`), served over JSON-RPC so relays, members and pages in other processes
+//! can use it. Stakes are set with `--stake ADDRESS=AMOUNT` and changed at run time by stdin
+//! lines `stake ADDRESS AMOUNT`; with `--block-time 0` blocks are mined by stdin lines `mine`.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use clap::Args;
 use keep_light::{
-    chain::{local::LocalChain, rpc},
+    beacon::group::Lifetime,
+    chain::{local::LocalChain, rpc, rules::Config},
     identity::Address,
 };
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
+
+/// The contract's parameters, shared by `chain` and `dev`.
+#[derive(Args, Clone)]
+pub struct RulesArgs {
+    /// The least stake the chain recognises (smallest unit); a seat per minimum staked.
+    #[arg(long, default_value_t = 1)]
+    pub minimum_stake: u128,
+    /// Seats per group (N).
+    #[arg(long, default_value_t = 5)]
+    pub group_size: u32,
+    /// Shares needed to sign (T).
+    #[arg(long, default_value_t = 3)]
+    pub threshold: u32,
+    /// Blocks each DKG phase may last when a member is silent.
+    #[arg(long, default_value_t = 4)]
+    pub phase_blocks: u64,
+    /// Blocks between successive submitters of a result or an entry.
+    #[arg(long, default_value_t = 2)]
+    pub submission_step: u64,
+    /// Entries a group serves before it expires.
+    #[arg(long, default_value_t = 8)]
+    pub group_lifetime: u64,
+    /// Chain id attestations must name (31337, as anvil and hardhat).
+    #[arg(long, default_value_t = 31337)]
+    pub chain_id: u64,
+    /// Refuse `keep_faucet` and do not stake registering operators (as a real chain).
+    #[arg(long)]
+    pub no_faucet: bool,
+}
+
+impl RulesArgs {
+    pub fn config(&self) -> Config {
+        Config::dev()
+            .with_chain_id(self.chain_id)
+            .with_minimum_stake(self.minimum_stake)
+            .with_group(self.group_size, self.threshold)
+            .with_phase_blocks(self.phase_blocks)
+            .with_result_step(self.submission_step)
+            .with_relay_step(self.submission_step)
+            .with_lifetime(Lifetime {
+                entries: self.group_lifetime,
+                blocks: Config::dev().lifetime().blocks,
+            })
+            .with_faucet(!self.no_faucet)
+    }
+}
 
 #[derive(Args)]
 pub struct ChainArgs {
     /// Where the JSON-RPC endpoint listens.
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: SocketAddr,
-    /// The least stake the chain recognises (smallest unit).
-    #[arg(long, default_value_t = 1)]
-    minimum_stake: u128,
+    /// Milliseconds between blocks (0: mine on stdin `mine` lines only).
+    #[arg(long, default_value_t = 1000)]
+    block_time: u64,
+    #[command(flatten)]
+    rules: RulesArgs,
     /// An operator's stake, `ADDRESS=AMOUNT` (repeatable).
     #[arg(long = "stake", value_parser = parse_stake)]
     stakes: Vec<(Address, u128)>,
@@ -42,9 +92,14 @@ fn parse_stake(text: &str) -> Result<(Address, u128), String> {
 
 /// Serves until stdin closes (or the process is stopped).
 pub async fn run(args: ChainArgs) -> Result<(), String> {
-    let chain = LocalChain::new(args.minimum_stake);
+    let chain = LocalChain::from_config(args.rules.config())?;
     for (operator, stake) in args.stakes {
-        chain.set_stake(operator, stake);
+        chain
+            .set_stake(operator, stake)
+            .map_err(|e| e.to_string())?;
+    }
+    if args.block_time > 0 {
+        chain.spawn_miner(Duration::from_millis(args.block_time));
     }
     let url = rpc::spawn_server(args.listen, Arc::new(chain.clone()))
         .await
@@ -57,15 +112,22 @@ pub async fn run(args: ChainArgs) -> Result<(), String> {
             // Stdin closed (e.g. started in the background): keep serving.
             Ok(None) | Err(_) => return std::future::pending().await,
         };
-        let reply = match line.trim().strip_prefix("stake ").map(parse_stake) {
-            Some(Ok((operator, stake))) => {
-                chain.set_stake(operator, stake);
-                json!({"event": "stake", "operator": operator.to_string(), "stake": stake.to_string()})
-            }
-            Some(Err(error)) => json!({"error": error}),
-            None if line.trim().is_empty() => continue,
-            None => {
-                json!({"error": format!("unknown command {:?}: stake ADDRESS AMOUNT", line.trim())})
+        let line = line.trim();
+        let reply = if line == "mine" {
+            json!({"event": "mined", "block": chain.mine()})
+        } else {
+            match line.strip_prefix("stake ").map(parse_stake) {
+                Some(Ok((operator, stake))) => match chain.set_stake(operator, stake) {
+                    Ok(()) => {
+                        json!({"event": "stake", "operator": operator.to_string(), "stake": stake.to_string()})
+                    }
+                    Err(error) => json!({"error": error.to_string()}),
+                },
+                Some(Err(error)) => json!({"error": error}),
+                None if line.is_empty() => continue,
+                None => {
+                    json!({"error": format!("unknown command {line:?}: stake ADDRESS AMOUNT, or mine")})
+                }
             }
         };
         println!("{reply}");
