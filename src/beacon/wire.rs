@@ -20,11 +20,11 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/keeplight.beacon.rs"));
 }
 
-pub use generated::EntryShare;
 use generated::{
-    dkg_message, Commitments, DkgMessage, EncryptedShares, EphemeralKeys, PeerKey, PeerKeys,
-    Points, ResultSignature,
+    dkg_message, Commitments, EncryptedShares, EphemeralKeys, PeerKey, PeerKeys, Points,
+    ResultSignature,
 };
+pub use generated::{DkgMessage, EntryShare};
 
 /// Envelope type of a DKG message.
 pub const DKG_TYPE: &str = "beacon.dkg.Message";
@@ -104,6 +104,11 @@ fn to_peer_keys<const N: usize>(keys: &[(Index, [u8; N])]) -> Vec<PeerKey> {
 
 /// A DKG message as its envelope payload.
 pub fn encode_dkg(message: &dkg::Message) -> Vec<u8> {
+    dkg_to_proto(message).encode_to_vec()
+}
+
+/// A DKG message as its protobuf (what a channel sends).
+pub fn dkg_to_proto(message: &dkg::Message) -> DkgMessage {
     let body = match &message.body {
         Body::EphemeralKeys { keys } => dkg_message::Body::EphemeralKeys(EphemeralKeys {
             keys: to_peer_keys(keys),
@@ -151,13 +156,17 @@ pub fn encode_dkg(message: &dkg::Message) -> Vec<u8> {
         sender: message.sender,
         body: Some(body),
     }
-    .encode_to_vec()
 }
 
 /// An envelope payload as a DKG message, every field checked.
 pub fn decode_dkg(payload: &[u8]) -> Result<dkg::Message, BeaconWireError> {
     let message =
         DkgMessage::decode(payload).map_err(|e| BeaconWireError::Undecodable(e.to_string()))?;
+    dkg_from_proto(message)
+}
+
+/// A DKG message as the channel decoded it (protobuf only), every field checked.
+pub fn dkg_from_proto(message: DkgMessage) -> Result<dkg::Message, BeaconWireError> {
     let session = fixed::<32>(&message.session, "session")?;
     let sender = seat(message.sender, "sender")?;
     let body = match message.body.ok_or_else(|| malformed("no body"))? {

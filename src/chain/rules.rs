@@ -1194,7 +1194,7 @@ mod hex_bytes {
 macro_rules! hex_array {
     ($name:ident, $len:literal) => {
         /// A fixed-length byte array as `0x` hex.
-        mod $name {
+        pub(crate) mod $name {
             use serde::{de::Error, Deserializer, Serializer};
 
             pub fn serialize<S: Serializer>(

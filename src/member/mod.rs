@@ -1,0 +1,15 @@
+//! The beacon member service (DESIGN.md sections 1 and 5): what makes a node a member of the
+//! random beacon's groups.
+//!
+//! - [`service`]: one network key's membership as a sans-IO state machine — chain events and
+//!   channel messages in, channel and chain actions out;
+//! - [`sim`]: the chain's rules and many members on one virtual block clock over an in-memory
+//!   bus, with an interceptor (tests, benches).
+//!
+//! The service uses only the chain's events and calls and the group channels, never the
+//! swarm, so the same code serves natively and in a tab.
+
+pub mod service;
+pub mod sim;
+
+pub use service::{Member, MemberAction, MemberEvent, Outgoing, Refusal, SavedGroup, Submission};

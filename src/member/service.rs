@@ -1,0 +1,1100 @@
+//! One operator's beacon membership as a sans-IO state machine: what the chain's events and
+//! the group channels' messages mean for this member, and what it must do about them.
+//!
+//! # Overview
+//! [`Member`] holds one network key. Fed the chain's events ([`Member::handle_events`], a page
+//! at a time, in block order) and the messages its channels deliver
+//! ([`Member::handle_dkg_message`], [`Member::handle_entry_share`]), it runs one DKG machine per
+//! seat it holds in a selection, and one signing machine per seat for each request its groups
+//! are asked, and asks its driver for I/O through [`MemberAction`]s: join or leave a channel,
+//! send a message (republished until its context ends), submit a result or an entry, keep or
+//! forget a group's key shares, report an event. Nothing here touches a socket, a clock or
+//! storage: the block number is the only time, and randomness comes from the seed.
+//!
+//! - A member holding several seats runs a machine per seat and hands each seat's broadcasts
+//!   to its other seats itself (pubsub does not deliver a node its own messages).
+//! - A page of events is read whole before acting: a DKG or a request that the same page
+//!   shows finished is not started, so a member replaying the chain after a restart does not
+//!   speak in DKGs long over.
+//! - Shares that arrive before this member has seen the request's assignment (its chain
+//!   follower lags another member's) are kept, a bounded number, until it has.
+//! - Refusals ([`Refusal`]) name the author; the driver counts them. The DKG machines report
+//!   misbehaviour as data ([`MemberEvent::Misbehaved`]), and the result lists it on chain.
+//!
+//! # Usage
+//! ```text
+//! let mut member = Member::new(network_key, seed);
+//! member.restore(saved_group);                        // key shares kept from an earlier run
+//! loop {
+//!     let page = chain.events(from, wait).await?;     // whole blocks
+//!     member.handle_events(page.through, &page.events);
+//!     // … channel deliveries: member.handle_dkg_message(sender, message) / handle_entry_share
+//!     while let Some(action) = member.poll_action() { … }
+//! }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use rand::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    beacon::{
+        bls::{PublicKey, SecretKey, Signature},
+        dkg::{self, Dkg, DkgError, Index, Offence, Outcome, Phase},
+        entry,
+        group::Delivery,
+        signing::{EntrySigning, GroupKeys, SigningAction},
+        wire::{dkg_from_proto, dkg_to_proto, DkgMessage, EntryShare},
+    },
+    chain::{DkgResult, Event, GroupId, Logged, RequestId},
+    identity::{Address, OperatorKey},
+    net::channel::{dkg_topic, group_topic},
+};
+
+/// Early shares kept per member before their request's assignment is seen.
+pub const MAX_EARLY_SHARES: usize = 1024;
+
+/// A message this member sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Dkg(DkgMessage),
+    Share(EntryShare),
+}
+
+/// What the member asks of its driver, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberAction {
+    /// Open the channel `topic`, admitting these network keys.
+    Join {
+        topic: String,
+        members: Vec<Address>,
+    },
+    /// Close the channel (no DKG or group of this member uses it any more).
+    Leave { topic: String },
+    /// Publish `message` on `topic`, and republish it (with backoff) until `context` ends.
+    Send {
+        topic: String,
+        context: String,
+        message: Outgoing,
+    },
+    /// Stop republishing what was sent in `context` on `topic`.
+    EndContext { topic: String, context: String },
+    /// Submit a DKG result; answer with [`Member::handle_submission`].
+    SubmitDkgResult(DkgResult),
+    /// Submit an entry; answer with [`Member::handle_submission`].
+    SubmitEntry {
+        request: RequestId,
+        entry: Signature,
+        submitter: Index,
+    },
+    /// Keep this group's key shares (storage), replacing an earlier copy.
+    Persist(Box<SavedGroup>),
+    /// The group no longer serves: its key shares may go.
+    Forget(GroupId),
+    /// Tell the user.
+    Report(MemberEvent),
+}
+
+/// What happened, for the shell, the CLI and health metrics. JSON: `"event"` names the
+/// variant in camelCase, fields in camelCase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(
+    tag = "event",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum MemberEvent {
+    /// Selected: this member's seats start a DKG.
+    DkgJoined {
+        #[serde(with = "crate::chain::rules::hex32")]
+        session: [u8; 32],
+        seats: Vec<Index>,
+        size: u32,
+        start_block: u64,
+    },
+    /// Every seat of this member is now in `phase`.
+    DkgPhase {
+        #[serde(with = "crate::chain::rules::hex32")]
+        session: [u8; 32],
+        phase: Phase,
+        block: u64,
+    },
+    /// The DKG ended for this member: with a result to submit, or an error.
+    DkgFinished {
+        #[serde(with = "crate::chain::rules::hex32")]
+        session: [u8; 32],
+        ok: bool,
+        error: Option<String>,
+        misbehaved: Vec<Index>,
+        block: u64,
+    },
+    /// The chain took no result in time.
+    DkgTimedOut {
+        #[serde(with = "crate::chain::rules::hex32")]
+        session: [u8; 32],
+    },
+    /// A group this member holds seats in is active.
+    Group {
+        group: GroupId,
+        group_key: PublicKey,
+        seats: Vec<Index>,
+        operators: Vec<Address>,
+    },
+    /// The member's DKG made another key than the chain took (it cannot sign for the group).
+    GroupMismatch { group: GroupId },
+    /// A seat misbehaved in a DKG (reported by this member's machines).
+    Misbehaved {
+        #[serde(with = "crate::chain::rules::hex32")]
+        session: [u8; 32],
+        seat: Index,
+        phase: Phase,
+        offence: Offence,
+    },
+    /// This member's group answered a request: the entry is on chain. `signers` are the
+    /// seats whose shares this member combined (empty if it had not combined yet).
+    Entry {
+        request: RequestId,
+        group: GroupId,
+        entry: Signature,
+        previous: Signature,
+        #[serde(with = "crate::chain::rules::hex32")]
+        random: [u8; 32],
+        signers: Vec<Index>,
+        operators: Vec<Address>,
+        block: u64,
+    },
+    /// Delivery of the group's shares so far: the group's rate and members below half.
+    Health {
+        group: GroupId,
+        rate: f64,
+        below_half: Vec<Index>,
+    },
+    /// A message was refused (counted by reason).
+    Refused { sender: Address, reason: String },
+    /// The chain refused this member's submission.
+    SubmissionRefused { what: &'static str, reason: String },
+    /// The group stopped serving (expired or terminated).
+    GroupEnded { group: GroupId },
+}
+
+/// Why a message was refused. `sender` is its author as the envelope proved it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("message from {sender} refused: {reason}")]
+pub struct Refusal {
+    pub sender: Address,
+    pub reason: &'static str,
+}
+
+/// What a driver's submission came to: `Err(reason)` as the chain refused it.
+pub type SubmissionResult = Result<(), String>;
+
+/// Which submission [`Member::handle_submission`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission {
+    DkgResult { session: [u8; 32] },
+    Entry { request: RequestId },
+}
+
+/// A group's key shares as kept in storage (JSON; the shares are secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedGroup {
+    pub group: GroupId,
+    pub group_key: PublicKey,
+    pub threshold: u32,
+    /// Network keys in seat order.
+    pub members: Vec<Address>,
+    pub operators: Vec<Address>,
+    pub public_key_shares: BTreeMap<Index, PublicKey>,
+    /// This member's seats and their secret shares (hex scalars).
+    pub shares: BTreeMap<Index, String>,
+}
+
+struct DkgRun {
+    topic: String,
+    members: Vec<Address>,
+    start_block: u64,
+    result_step: u64,
+    seats: BTreeMap<Index, Dkg>,
+    outcomes: BTreeMap<Index, Result<Box<Outcome>, DkgError>>,
+    threshold: u32,
+    /// The phase last reported (the slowest of this member's seats).
+    phase: Option<Phase>,
+    /// Every seat's machine has finished.
+    finished: bool,
+    /// When and what this member submits.
+    submission: Option<(u64, DkgResult)>,
+    submitted: bool,
+}
+
+struct MyGroup {
+    saved: SavedGroup,
+    topic: String,
+    keys: BTreeMap<Index, GroupKeys>,
+    delivery: Delivery,
+    ended: bool,
+}
+
+struct SigningRun {
+    group: GroupId,
+    previous: Signature,
+    seats: BTreeMap<Index, EntrySigning>,
+    arrived: BTreeSet<Index>,
+    signers: Vec<Index>,
+    submitted: bool,
+}
+
+/// One network key's membership; see the module docs.
+pub struct Member {
+    key: OperatorKey,
+    me: Address,
+    rng: rand::rngs::StdRng,
+    head: u64,
+    dkgs: BTreeMap<[u8; 32], DkgRun>,
+    groups: BTreeMap<GroupId, MyGroup>,
+    signings: BTreeMap<RequestId, SigningRun>,
+    /// Shares whose request this member has not seen assigned yet, by the entry they extend.
+    early: VecDeque<(Address, EntryShare)>,
+    /// Channels open, with how many of this member's DKGs and groups use each.
+    topics: BTreeMap<String, usize>,
+    actions: VecDeque<MemberAction>,
+}
+
+impl Member {
+    /// A member with `key` as its network key; `seed` (32 bytes from a CSPRNG) drives every
+    /// DKG's secrets and the batch checks' weights.
+    pub fn new(key: OperatorKey, seed: [u8; 32]) -> Self {
+        Self {
+            me: key.address(),
+            key,
+            rng: rand::rngs::StdRng::from_seed(seed),
+            head: 0,
+            dkgs: BTreeMap::new(),
+            groups: BTreeMap::new(),
+            signings: BTreeMap::new(),
+            early: VecDeque::new(),
+            topics: BTreeMap::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The network key's address.
+    pub fn address(&self) -> Address {
+        self.me
+    }
+
+    /// The next thing to do.
+    pub fn poll_action(&mut self) -> Option<MemberAction> {
+        self.actions.pop_front()
+    }
+
+    /// The groups this member serves.
+    pub fn groups(&self) -> impl Iterator<Item = &SavedGroup> {
+        self.groups.values().filter(|g| !g.ended).map(|g| &g.saved)
+    }
+
+    /// Whether a DKG of this member runs.
+    pub fn in_dkg(&self) -> bool {
+        !self.dkgs.is_empty()
+    }
+
+    /// Serves a group from kept key shares (a restarted node, a reloaded tab). Refuses shares
+    /// that do not match the group's public key shares.
+    pub fn restore(&mut self, saved: SavedGroup) -> Result<(), String> {
+        let size = saved.members.len() as u32;
+        let mut keys = BTreeMap::new();
+        for (index, share) in &saved.shares {
+            let bytes = hex::decode(share).map_err(|e| format!("share {index}: {e}"))?;
+            let share = SecretKey::from_bytes(&bytes).map_err(|e| format!("share {index}: {e}"))?;
+            if saved.public_key_shares.get(index) != Some(&share.public_key()) {
+                return Err(format!("share {index} does not match its public key share"));
+            }
+            keys.insert(
+                *index,
+                GroupKeys {
+                    threshold: saved.threshold as usize,
+                    size,
+                    group_public_key: saved.group_key,
+                    public_key_shares: saved.public_key_shares.clone(),
+                    index: *index,
+                    share,
+                },
+            );
+        }
+        let topic = group_topic(&saved.members);
+        self.join(&topic, &saved.members);
+        self.groups.insert(
+            saved.group,
+            MyGroup {
+                topic,
+                keys,
+                saved,
+                delivery: Delivery::default(),
+                ended: false,
+            },
+        );
+        Ok(())
+    }
+
+    fn seed(&mut self) -> [u8; 32] {
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        seed
+    }
+
+    fn report(&mut self, event: MemberEvent) {
+        self.actions.push_back(MemberAction::Report(event));
+    }
+
+    fn join(&mut self, topic: &str, members: &[Address]) {
+        let users = self.topics.entry(topic.to_owned()).or_insert(0);
+        *users += 1;
+        if *users == 1 {
+            let mut members = members.to_vec();
+            members.sort();
+            members.dedup();
+            self.actions.push_back(MemberAction::Join {
+                topic: topic.to_owned(),
+                members,
+            });
+        }
+    }
+
+    fn leave(&mut self, topic: &str) {
+        if let Some(users) = self.topics.get_mut(topic) {
+            *users -= 1;
+            if *users == 0 {
+                self.topics.remove(topic);
+                self.actions.push_back(MemberAction::Leave {
+                    topic: topic.to_owned(),
+                });
+            }
+        }
+    }
+
+    // ---- chain ----
+
+    /// The chain's events of whole blocks through `through` (one [`EventPage`]), in order.
+    ///
+    /// [`EventPage`]: crate::chain::EventPage
+    pub fn handle_events(&mut self, through: u64, events: &[Logged]) {
+        // What this page shows already finished is not started.
+        let mut finished_dkgs = BTreeSet::new();
+        let mut finished_requests = BTreeSet::new();
+        for logged in events {
+            match &logged.event {
+                Event::GroupCreated { session, .. } | Event::DkgTimedOut { session } => {
+                    finished_dkgs.insert(*session);
+                }
+                Event::EntrySubmitted { request, .. } | Event::EntryTimedOut { request, .. } => {
+                    finished_requests.insert(*request);
+                }
+                _ => {}
+            }
+        }
+        for logged in events {
+            self.head = self.head.max(logged.block);
+            match &logged.event {
+                Event::DkgStarted { session, .. } if finished_dkgs.contains(session) => {}
+                Event::EntryAssigned { request, .. } if finished_requests.contains(request) => {}
+                event => self.handle_event(logged.block, event),
+            }
+        }
+        self.handle_block(through);
+    }
+
+    fn handle_event(&mut self, block: u64, event: &Event) {
+        match event {
+            Event::DkgStarted {
+                session,
+                members,
+                threshold,
+                phase_blocks,
+                result_step,
+                timeout_block,
+                ..
+            } => {
+                if block < *timeout_block {
+                    let parameters = dkg::Parameters {
+                        members: members.clone(),
+                        threshold: *threshold,
+                        phase_blocks: *phase_blocks,
+                    };
+                    self.start_dkg(*session, parameters, block, *result_step);
+                }
+            }
+            Event::GroupCreated {
+                group,
+                session,
+                group_key,
+                operators,
+                members,
+                misbehaved,
+                ..
+            } => self.group_created(*group, *session, *group_key, operators, members, misbehaved),
+            Event::DkgTimedOut { session } => {
+                if let Some(run) = self.dkgs.remove(session) {
+                    self.leave(&run.topic);
+                    self.report(MemberEvent::DkgTimedOut { session: *session });
+                }
+            }
+            Event::EntryAssigned {
+                request,
+                group,
+                previous,
+                relay_step,
+                ..
+            } => self.start_signing(*request, *group, *previous, block, *relay_step),
+            Event::EntrySubmitted {
+                request,
+                group,
+                entry,
+                previous,
+                random,
+                ..
+            } => self.entry_on_chain(*request, *group, *entry, *previous, *random, block),
+            Event::EntryTimedOut { request, group } => {
+                self.end_signing(*request);
+                // The group failed to answer: the chain terminated it.
+                self.end_group(*group);
+            }
+            Event::GroupExpired { group } => {
+                // A request it is still answering keeps it until the entry is on chain.
+                if self.signings.values().any(|s| s.group == *group) {
+                    if let Some(g) = self.groups.get_mut(group) {
+                        g.ended = true;
+                    }
+                } else {
+                    self.end_group(*group);
+                }
+            }
+            Event::OperatorStaked { .. }
+            | Event::NetworkKeyRegistered { .. }
+            | Event::EntryRequested { .. } => {}
+        }
+    }
+
+    /// The chain's head reached `head`: phase deadlines and submission turns.
+    pub fn handle_block(&mut self, head: u64) {
+        self.head = self.head.max(head);
+        let sessions: Vec<[u8; 32]> = self.dkgs.keys().copied().collect();
+        for session in sessions {
+            if let Some(run) = self.dkgs.get_mut(&session) {
+                for dkg in run.seats.values_mut() {
+                    dkg.handle_block(head);
+                }
+            }
+            self.drain_dkg(session);
+            let Some(run) = self.dkgs.get_mut(&session) else {
+                continue;
+            };
+            if let Some((at, result)) = &run.submission {
+                if !run.submitted && head >= *at {
+                    run.submitted = true;
+                    let result = result.clone();
+                    self.actions
+                        .push_back(MemberAction::SubmitDkgResult(result));
+                }
+            }
+        }
+        let requests: Vec<RequestId> = self.signings.keys().copied().collect();
+        for request in requests {
+            if let Some(run) = self.signings.get_mut(&request) {
+                for signing in run.seats.values_mut() {
+                    signing.handle_block(head);
+                }
+            }
+            self.drain_signing(request);
+        }
+    }
+
+    /// The chain's answer to a submission this member made.
+    pub fn handle_submission(&mut self, submission: Submission, result: SubmissionResult) {
+        let Err(reason) = result else { return };
+        let what = match submission {
+            Submission::DkgResult { session } => {
+                // Not yet its turn by the chain's count: try again at the next block.
+                if reason == "not_your_turn" {
+                    if let Some(run) = self.dkgs.get_mut(&session) {
+                        run.submitted = false;
+                    }
+                }
+                "dkg_result"
+            }
+            Submission::Entry { request } => {
+                if reason == "not_your_turn" {
+                    if let Some(run) = self.signings.get_mut(&request) {
+                        run.submitted = false;
+                    }
+                }
+                "entry"
+            }
+        };
+        // Someone else was first: the normal end of a race, not worth a report.
+        if reason != "already_submitted" && reason != "already_served" {
+            self.report(MemberEvent::SubmissionRefused { what, reason });
+        }
+    }
+
+    // ---- DKG ----
+
+    fn start_dkg(
+        &mut self,
+        session: [u8; 32],
+        parameters: dkg::Parameters,
+        start_block: u64,
+        result_step: u64,
+    ) {
+        if self.dkgs.contains_key(&session) {
+            return;
+        }
+        let seats: Vec<Index> = parameters
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| **m == self.me)
+            .map(|(i, _)| i as Index + 1)
+            .collect();
+        if seats.is_empty() {
+            return;
+        }
+        let mut machines = BTreeMap::new();
+        for seat in &seats {
+            let seed = self.seed();
+            match Dkg::new(
+                parameters.clone(),
+                *seat,
+                self.key.clone(),
+                session,
+                start_block,
+                seed,
+            ) {
+                Ok(dkg) => {
+                    machines.insert(*seat, dkg);
+                }
+                Err(error) => {
+                    // The chain's own parameters: nothing this member can do but say so.
+                    self.report(MemberEvent::DkgFinished {
+                        session,
+                        ok: false,
+                        error: Some(error.to_string()),
+                        misbehaved: Vec::new(),
+                        block: start_block,
+                    });
+                    return;
+                }
+            }
+        }
+        let topic = dkg_topic(&session);
+        self.join(&topic, &parameters.members);
+        self.report(MemberEvent::DkgJoined {
+            session,
+            seats,
+            size: parameters.size(),
+            start_block,
+        });
+        self.dkgs.insert(
+            session,
+            DkgRun {
+                topic,
+                members: parameters.members,
+                start_block,
+                result_step,
+                threshold: parameters.threshold,
+                seats: machines,
+                outcomes: BTreeMap::new(),
+                phase: None,
+                finished: false,
+                submission: None,
+                submitted: false,
+            },
+        );
+        self.drain_dkg(session);
+    }
+
+    /// A DKG message from `sender` (the envelope's proven author) on a DKG channel.
+    pub fn handle_dkg_message(
+        &mut self,
+        sender: Address,
+        message: DkgMessage,
+    ) -> Result<(), Refusal> {
+        let refuse = |reason| Refusal { sender, reason };
+        let message = dkg_from_proto(message).map_err(|e| refuse(e.reason()))?;
+        let head = self.head;
+        let run = self
+            .dkgs
+            .get_mut(&message.session)
+            .ok_or_else(|| refuse("unknown_session"))?;
+        if run.members.get(message.sender as usize - 1) != Some(&sender) {
+            return Err(refuse("forged_seat"));
+        }
+        for dkg in run.seats.values_mut() {
+            dkg.handle_message(head, message.sender, message.clone());
+        }
+        self.drain_dkg(message.session);
+        Ok(())
+    }
+
+    /// Takes every machine's actions of DKG `session`, handing each seat's broadcasts to this
+    /// member's other seats, until none has anything left.
+    fn drain_dkg(&mut self, session: [u8; 32]) {
+        let head = self.head;
+        let Some(run) = self.dkgs.get_mut(&session) else {
+            return;
+        };
+        let mut reports = Vec::new();
+        let mut sends = Vec::new();
+        loop {
+            let mut any = false;
+            let seats: Vec<Index> = run.seats.keys().copied().collect();
+            for seat in seats {
+                while let Some(action) = run.seats.get_mut(&seat).and_then(Dkg::poll_action) {
+                    any = true;
+                    match action {
+                        dkg::Action::Broadcast(message) => {
+                            let context = format!("dkg/{:?}", message.body.phase());
+                            sends.push((context, dkg_to_proto(&message)));
+                            for (other, dkg) in run.seats.iter_mut() {
+                                if *other != seat {
+                                    dkg.handle_message(head, seat, message.clone());
+                                }
+                            }
+                        }
+                        dkg::Action::Misbehaved(m) => {
+                            // Every seat of this member sees the same; the first one reports.
+                            if run.seats.keys().next() == Some(&seat) {
+                                reports.push(MemberEvent::Misbehaved {
+                                    session,
+                                    seat: m.member,
+                                    phase: m.phase,
+                                    offence: m.offence,
+                                });
+                            }
+                        }
+                        dkg::Action::Finished(result) => {
+                            run.outcomes.insert(seat, result);
+                        }
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        let topic = run.topic.clone();
+        // Progress: the slowest seat's phase.
+        let phase = run
+            .seats
+            .iter()
+            .filter(|(seat, _)| !run.outcomes.contains_key(seat))
+            .filter_map(|(_, dkg)| dkg.phase())
+            .min();
+        let mut ended = Vec::new();
+        if phase != run.phase {
+            if let Some(old) = run.phase {
+                ended.push(format!("dkg/{old:?}"));
+            }
+            if let Some(phase) = phase {
+                reports.push(MemberEvent::DkgPhase {
+                    session,
+                    phase,
+                    block: head,
+                });
+            }
+            run.phase = phase;
+        }
+        let mut outcome_report = None;
+        if !run.finished && run.outcomes.len() == run.seats.len() {
+            run.finished = true;
+            let best = run
+                .outcomes
+                .values()
+                .filter_map(|o| o.as_ref().ok())
+                .min_by_key(|o| o.submission_block(head.max(run.start_block), run.result_step));
+            match best {
+                Some(outcome) => {
+                    let at = outcome.submission_block(head.max(run.start_block), run.result_step);
+                    let result = DkgResult {
+                        session,
+                        group_key: outcome.group_public_key.to_bytes().to_vec(),
+                        misbehaved: outcome.misbehaved.iter().copied().collect(),
+                        signatures: outcome
+                            .signatures
+                            .iter()
+                            .map(|(i, s)| (*i, crate::chain::rules::SignatureBytes(*s)))
+                            .collect(),
+                        submitter: outcome.index,
+                    };
+                    outcome_report = Some(MemberEvent::DkgFinished {
+                        session,
+                        ok: true,
+                        error: None,
+                        misbehaved: result.misbehaved.clone(),
+                        block: head,
+                    });
+                    run.submission = Some((at, result));
+                }
+                None => {
+                    let error = run
+                        .outcomes
+                        .values()
+                        .find_map(|o| o.as_ref().err())
+                        .map(ToString::to_string);
+                    outcome_report = Some(MemberEvent::DkgFinished {
+                        session,
+                        ok: false,
+                        error,
+                        misbehaved: Vec::new(),
+                        block: head,
+                    });
+                    // Nothing to submit; the chain says how the DKG ended.
+                }
+            }
+            for phase in Phase::ALL {
+                ended.push(format!("dkg/{phase:?}"));
+            }
+            ended.sort();
+            ended.dedup();
+        }
+        for (context, message) in sends {
+            self.actions.push_back(MemberAction::Send {
+                topic: topic.clone(),
+                context,
+                message: Outgoing::Dkg(message),
+            });
+        }
+        for context in ended {
+            self.actions.push_back(MemberAction::EndContext {
+                topic: topic.clone(),
+                context,
+            });
+        }
+        for report in reports.into_iter().chain(outcome_report) {
+            self.report(report);
+        }
+    }
+
+    fn group_created(
+        &mut self,
+        group: GroupId,
+        session: [u8; 32],
+        group_key: PublicKey,
+        operators: &[Address],
+        members: &[Address],
+        misbehaved: &[Index],
+    ) {
+        let Some(run) = self.dkgs.remove(&session) else {
+            return;
+        };
+        self.leave(&run.topic);
+        let threshold = run.threshold;
+        let size = members.len() as u32;
+        let mut keys = BTreeMap::new();
+        let mut public_key_shares = BTreeMap::new();
+        let mut mismatch = false;
+        for (seat, outcome) in &run.outcomes {
+            let Ok(outcome) = outcome else { continue };
+            if misbehaved.contains(seat) {
+                continue;
+            }
+            if outcome.group_public_key != group_key {
+                mismatch = true;
+                continue;
+            }
+            public_key_shares = outcome.public_key_shares.clone();
+            keys.insert(
+                *seat,
+                GroupKeys::from_outcome(outcome, size, threshold as usize),
+            );
+        }
+        if keys.is_empty() {
+            if mismatch {
+                self.report(MemberEvent::GroupMismatch { group });
+            }
+            return;
+        }
+        let saved = SavedGroup {
+            group,
+            group_key,
+            threshold,
+            members: members.to_vec(),
+            operators: operators.to_vec(),
+            public_key_shares,
+            shares: keys
+                .iter()
+                .map(|(seat, k)| (*seat, hex::encode(k.share.to_bytes())))
+                .collect(),
+        };
+        let topic = group_topic(members);
+        self.join(&topic, members);
+        self.report(MemberEvent::Group {
+            group,
+            group_key,
+            seats: keys.keys().copied().collect(),
+            operators: operators.to_vec(),
+        });
+        self.actions
+            .push_back(MemberAction::Persist(Box::new(saved.clone())));
+        self.groups.insert(
+            group,
+            MyGroup {
+                saved,
+                topic,
+                keys,
+                delivery: Delivery::default(),
+                ended: false,
+            },
+        );
+    }
+
+    fn end_group(&mut self, group: GroupId) {
+        if let Some(g) = self.groups.remove(&group) {
+            self.leave(&g.topic);
+            self.actions.push_back(MemberAction::Forget(group));
+            self.report(MemberEvent::GroupEnded { group });
+        }
+    }
+
+    // ---- signing ----
+
+    fn start_signing(
+        &mut self,
+        request: RequestId,
+        group: GroupId,
+        previous: Signature,
+        block: u64,
+        relay_step: u64,
+    ) {
+        if self.signings.contains_key(&request) {
+            return;
+        }
+        let Some(keys) = self.groups.get(&group).map(|g| g.keys.clone()) else {
+            return;
+        };
+        let mut seats = BTreeMap::new();
+        for (seat, keys) in keys {
+            let seed = self.seed();
+            seats.insert(
+                seat,
+                EntrySigning::new(keys, &previous, block, relay_step, seed),
+            );
+        }
+        self.signings.insert(
+            request,
+            SigningRun {
+                group,
+                previous,
+                seats,
+                arrived: BTreeSet::new(),
+                signers: Vec::new(),
+                submitted: false,
+            },
+        );
+        self.drain_signing(request);
+        // Shares that came before this member saw the assignment.
+        let previous_bytes = previous.to_bytes();
+        let (mine, rest): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.early)
+            .into_iter()
+            .partition(|(_, share)| share.previous == previous_bytes);
+        self.early = rest;
+        for (sender, share) in mine {
+            let _ = self.take_share(request, sender, share);
+        }
+    }
+
+    /// A signature share from `sender` (the envelope's proven author) on a group channel.
+    pub fn handle_entry_share(
+        &mut self,
+        sender: Address,
+        share: EntryShare,
+    ) -> Result<(), Refusal> {
+        let request = self
+            .signings
+            .iter()
+            .find(|(_, run)| run.previous.to_bytes()[..] == share.previous[..])
+            .map(|(request, _)| *request);
+        match request {
+            Some(request) => self.take_share(request, sender, share),
+            None => {
+                if share.previous.len() != 64 || share.share.len() != 64 {
+                    return Err(Refusal {
+                        sender,
+                        reason: "malformed",
+                    });
+                }
+                // Early (or late, after the entry: then it is never claimed and ages out).
+                if self.early.len() == MAX_EARLY_SHARES {
+                    self.early.pop_front();
+                }
+                self.early.push_back((sender, share));
+                Ok(())
+            }
+        }
+    }
+
+    fn take_share(
+        &mut self,
+        request: RequestId,
+        sender: Address,
+        share: EntryShare,
+    ) -> Result<(), Refusal> {
+        let run = self.signings.get_mut(&request).expect("caller found it");
+        let group = self
+            .groups
+            .get(&run.group)
+            .expect("signing groups are kept");
+        if group
+            .saved
+            .members
+            .get(share.index as usize - 1)
+            .filter(|_| share.index > 0)
+            != Some(&sender)
+        {
+            return Err(Refusal {
+                sender,
+                reason: "forged_seat",
+            });
+        }
+        run.arrived.insert(share.index);
+        for signing in run.seats.values_mut() {
+            signing.handle_share(share.index, &share.share);
+        }
+        self.drain_signing(request);
+        Ok(())
+    }
+
+    fn drain_signing(&mut self, request: RequestId) {
+        let Some(run) = self.signings.get_mut(&request) else {
+            return;
+        };
+        let Some(group) = self.groups.get(&run.group) else {
+            return;
+        };
+        let topic = group.topic.clone();
+        let mut actions = Vec::new();
+        loop {
+            let mut any = false;
+            let seats: Vec<Index> = run.seats.keys().copied().collect();
+            for seat in seats {
+                while let Some(action) =
+                    run.seats.get_mut(&seat).and_then(EntrySigning::poll_action)
+                {
+                    any = true;
+                    match action {
+                        SigningAction::Broadcast { index, share } => {
+                            run.arrived.insert(index);
+                            let bytes = share.to_bytes();
+                            for (other, signing) in run.seats.iter_mut() {
+                                if *other != seat {
+                                    signing.handle_share(index, &bytes);
+                                }
+                            }
+                            actions.push(MemberAction::Send {
+                                topic: topic.clone(),
+                                context: format!("entry/{request}"),
+                                message: Outgoing::Share(EntryShare {
+                                    previous: run.previous.to_bytes().to_vec(),
+                                    index,
+                                    share: bytes.to_vec(),
+                                }),
+                            });
+                        }
+                        SigningAction::Refused { member, reason } => {
+                            let sender = group.saved.members[member as usize - 1];
+                            actions.push(MemberAction::Report(MemberEvent::Refused {
+                                sender,
+                                reason: reason.reason().to_owned(),
+                            }));
+                        }
+                        SigningAction::Entry { signers, .. } => {
+                            if run.signers.is_empty() {
+                                run.signers = signers;
+                            }
+                        }
+                        SigningAction::Submit { entry } => {
+                            // One submission per member; the next seat's turn retries.
+                            if !run.submitted {
+                                run.submitted = true;
+                                actions.push(MemberAction::SubmitEntry {
+                                    request,
+                                    entry,
+                                    submitter: seat,
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        self.actions.extend(actions);
+    }
+
+    fn end_signing(&mut self, request: RequestId) -> Option<SigningRun> {
+        let run = self.signings.remove(&request)?;
+        if let Some(group) = self.groups.get(&run.group) {
+            self.actions.push_back(MemberAction::EndContext {
+                topic: group.topic.clone(),
+                context: format!("entry/{request}"),
+            });
+        }
+        Some(run)
+    }
+
+    fn entry_on_chain(
+        &mut self,
+        request: RequestId,
+        group: GroupId,
+        entry: Signature,
+        previous: Signature,
+        random: [u8; 32],
+        block: u64,
+    ) {
+        let Some(mut run) = self.end_signing(request) else {
+            return;
+        };
+        for signing in run.seats.values_mut() {
+            signing.entry_on_chain();
+        }
+        let Some(my_group) = self.groups.get_mut(&group) else {
+            return;
+        };
+        // Health: every seat whose share counts owed one before the entry was made.
+        for seat in my_group.saved.public_key_shares.keys() {
+            my_group.delivery.expected(*seat);
+            if run.arrived.contains(seat) {
+                my_group.delivery.on_time(*seat);
+            }
+        }
+        let health = MemberEvent::Health {
+            group,
+            rate: my_group.delivery.group_rate().unwrap_or(1.0),
+            below_half: my_group
+                .delivery
+                .below(0.5)
+                .into_iter()
+                .map(|(seat, _)| seat)
+                .collect(),
+        };
+        let operators = my_group.saved.operators.clone();
+        let ended = my_group.ended;
+        debug_assert_eq!(entry::random_number(&entry), random);
+        self.report(MemberEvent::Entry {
+            request,
+            group,
+            entry,
+            previous,
+            random,
+            signers: run.signers,
+            operators,
+            block,
+        });
+        self.report(health);
+        if ended {
+            self.end_group(group);
+        }
+    }
+}
