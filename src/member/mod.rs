@@ -9,6 +9,7 @@
 //! The service uses only the chain's events and calls and the group channels, never the
 //! swarm, so the same code serves natively and in a tab.
 
+pub mod driver;
 pub mod service;
 pub mod sim;
 

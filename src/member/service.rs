@@ -44,7 +44,7 @@ use crate::{
         dkg::{self, Dkg, DkgError, Index, Offence, Outcome, Phase},
         entry,
         group::Delivery,
-        signing::{EntrySigning, GroupKeys, SigningAction},
+        signing::{EntrySigning, GroupKeys, ShareRefusal, SigningAction},
         wire::{dkg_from_proto, dkg_to_proto, DkgMessage, EntryShare},
     },
     chain::{DkgResult, Event, GroupId, Logged, RequestId},
@@ -1000,6 +1000,11 @@ impl Member {
                                 }),
                             });
                         }
+                        // A share after the entry was made is normal (T of N suffice).
+                        SigningAction::Refused {
+                            reason: ShareRefusal::Late,
+                            ..
+                        } => {}
                         SigningAction::Refused { member, reason } => {
                             let sender = group.saved.members[member as usize - 1];
                             actions.push(MemberAction::Report(MemberEvent::Refused {
