@@ -26,9 +26,10 @@ pub struct RulesArgs {
     /// Shares needed to sign (T).
     #[arg(long, default_value_t = 3)]
     pub threshold: u32,
-    /// Blocks each DKG phase may last when a member is silent.
-    #[arg(long, default_value_t = 4)]
-    pub phase_blocks: u64,
+    /// Blocks each DKG phase may last when a member is silent (default: 5 s of blocks, at
+    /// least 4).
+    #[arg(long)]
+    pub phase_blocks: Option<u64>,
     /// Blocks between successive submitters of a result or an entry.
     #[arg(long, default_value_t = 2)]
     pub submission_step: u64,
@@ -44,12 +45,16 @@ pub struct RulesArgs {
 }
 
 impl RulesArgs {
-    pub fn config(&self) -> Config {
+    /// The rules for a chain mining a block every `block_time_ms`.
+    pub fn config(&self, block_time_ms: u64) -> Config {
+        let phase_blocks = self
+            .phase_blocks
+            .unwrap_or_else(|| 5_000u64.div_ceil(block_time_ms.max(1)).max(4));
         Config::dev()
             .with_chain_id(self.chain_id)
             .with_minimum_stake(self.minimum_stake)
             .with_group(self.group_size, self.threshold)
-            .with_phase_blocks(self.phase_blocks)
+            .with_phase_blocks(phase_blocks)
             .with_result_step(self.submission_step)
             .with_relay_step(self.submission_step)
             .with_lifetime(Lifetime {
@@ -92,7 +97,7 @@ fn parse_stake(text: &str) -> Result<(Address, u128), String> {
 
 /// Serves until stdin closes (or the process is stopped).
 pub async fn run(args: ChainArgs) -> Result<(), String> {
-    let chain = LocalChain::from_config(args.rules.config())?;
+    let chain = LocalChain::from_config(args.rules.config(args.block_time))?;
     for (operator, stake) in args.stakes {
         chain
             .set_stake(operator, stake)

@@ -14,6 +14,10 @@ mod attest;
 mod bls;
 #[cfg(not(target_arch = "wasm32"))]
 mod chain;
+#[cfg(not(target_arch = "wasm32"))]
+mod dev;
+#[cfg(not(target_arch = "wasm32"))]
+mod member;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod cli {
@@ -128,8 +132,23 @@ mod cli {
             #[arg(long = "member")]
             members: Vec<Address>,
         },
-        /// The dev chain alone, served over JSON-RPC (operator stakes).
+        /// The dev chain alone (the beacon contract's rules, mining blocks), over JSON-RPC.
         Chain(crate::chain::ChainArgs),
+        /// The main job: dev chain, two relays, native members, entries; the page (not
+        /// --headless).
+        Dev(crate::dev::DevArgs),
+        /// A native beacon member: staked on a dev chain, selected, runs DKG and signing.
+        Member {
+            #[command(flatten)]
+            key: KeyArgs,
+            #[command(flatten)]
+            args: crate::member::MemberArgs,
+        },
+        /// Ask the beacon for a random number.
+        Beacon {
+            #[command(subcommand)]
+            command: crate::member::BeaconCommand,
+        },
         /// Wallet delegations (SIWE attestations): create, verify.
         Attest {
             #[command(subcommand)]
@@ -217,6 +236,9 @@ mod cli {
             match cli.command {
                 Command::Id { key } => id(&key),
                 Command::Chain(args) => crate::chain::run(args).await,
+                Command::Dev(args) => crate::dev::run(args).await,
+                Command::Member { key, args } => crate::member::run_member(key.load()?, args).await,
+                Command::Beacon { command } => crate::member::run_beacon(command).await,
                 Command::Relay {
                     listen,
                     data_dir,
@@ -737,7 +759,7 @@ mod cli {
 
     /// Installs the SIGINT/SIGTERM handlers now (so a signal arriving right after start is not
     /// fatal) and returns a future that completes on the first of them.
-    fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    pub(crate) fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
