@@ -92,7 +92,7 @@ pub struct DkgSimulation {
 }
 
 /// sha256(label ‖ seed ‖ i).
-fn derive(label: &[u8], seed: u64, i: u32) -> [u8; 32] {
+pub(crate) fn derive(label: &[u8], seed: u64, i: u32) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(label);
     hasher.update(seed.to_be_bytes());

@@ -23,11 +23,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use sha3::{Digest, Keccak256};
-
 use super::service::{Member, MemberAction, MemberEvent, Outgoing, SavedGroup, Submission};
 use crate::{
-    beacon::dkg::Index,
+    beacon::{dkg::Index, sim::derive},
     chain::{
         rules::{Config, Rules},
         Event, GroupId, Served,
@@ -62,7 +60,7 @@ struct SimMember {
     cursor: u64,
     silent: bool,
     store: BTreeMap<GroupId, SavedGroup>,
-    restarts: u64,
+    restarts: u32,
 }
 
 /// Why the simulation stopped short.
@@ -86,20 +84,12 @@ pub struct BeaconSimulation {
     refusals: BTreeMap<String, u64>,
 }
 
-fn derive(label: &[u8], seed: u64, i: u64) -> [u8; 32] {
-    let mut hasher = Keccak256::new();
-    hasher.update(label);
-    hasher.update(seed.to_be_bytes());
-    hasher.update(i.to_be_bytes());
-    hasher.finalize().into()
-}
-
 impl BeaconSimulation {
     /// `members` native operators, each staked the minimum (one seat), on a chain with
     /// `config`; a request every 10 blocks.
     pub fn new(config: Config, members: u32, seed: u64) -> Self {
         let mut rules = Rules::new(config).expect("a valid config");
-        let members = (0..u64::from(members))
+        let members = (0..members)
             .map(|i| {
                 let key = OperatorKey::from_bytes(&derive(b"operator", seed, i))
                     .expect("a hash is a valid key");

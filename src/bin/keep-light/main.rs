@@ -453,7 +453,8 @@ mod cli {
         }
     }
 
-    fn write_secret(path: &std::path::Path, text: &str) -> Result<(), String> {
+    /// Writes a new file (refusing an existing one) readable by its owner only, flushed to disk.
+    pub(crate) fn write_secret(path: &std::path::Path, text: &str) -> Result<(), String> {
         use std::io::Write;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
@@ -463,6 +464,7 @@ mod cli {
             .open(path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
         file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
             .map_err(|e| format!("{}: {e}", path.display()))
     }
 

@@ -67,7 +67,9 @@ impl GroupStore for DirStore {
         let path = self.path(group.group);
         let temporary = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(group).map_err(|e| e.to_string())?;
-        write_secret(&temporary, &text)?;
+        // A leftover from a crash mid-write is stale: start it again.
+        let _ = std::fs::remove_file(&temporary);
+        crate::cli::write_secret(&temporary, &text)?;
         std::fs::rename(&temporary, &path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -77,20 +79,6 @@ impl GroupStore for DirStore {
             _ => Ok(()),
         }
     }
-}
-
-fn write_secret(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.write_all(text.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Starts `key`'s member service on `node` against `chain`, on the current `LocalSet`;
