@@ -944,13 +944,8 @@ impl Member {
             .groups
             .get(&run.group)
             .expect("signing groups are kept");
-        if group
-            .saved
-            .members
-            .get(share.index as usize - 1)
-            .filter(|_| share.index > 0)
-            != Some(&sender)
-        {
+        let seat = (share.index as usize).checked_sub(1);
+        if seat.and_then(|seat| group.saved.members.get(seat)) != Some(&sender) {
             return Err(Refusal {
                 sender,
                 reason: "forged_seat",

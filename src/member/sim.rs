@@ -471,7 +471,7 @@ mod tests {
 
     #[test]
     fn forged_and_altered_shares_are_refused_and_the_honest_entry_lands() {
-        let mut sim = BeaconSimulation::new(config(), 5, 5).with_interceptor(|m, _| {
+        let mut sim = BeaconSimulation::new(config(), 5, 5).with_interceptor(|m, to| {
             match &m.message {
                 // Every share also arrives altered: a flipped bit in the point.
                 Outgoing::Share(share) if share.index == 1 => {
@@ -479,10 +479,10 @@ mod tests {
                     bad.share[10] ^= 1;
                     Fate::Replace(Outgoing::Share(bad))
                 }
-                // Seat 2's shares claim seat 3.
+                // Seat 2's shares claim seat 3 (seat 0 for some receivers).
                 Outgoing::Share(share) if share.index == 2 => {
                     Fate::Replace(Outgoing::Share(EntryShare {
-                        index: 3,
+                        index: if to < m.from { 0 } else { 3 },
                         ..share.clone()
                     }))
                 }
