@@ -149,9 +149,9 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let result = local
         .run_until(async {
             let mut nodes = Vec::new();
+            // Nodes first, stakes after: the genesis DKG starts once every member can hear it.
             for i in 0..args.members {
                 let key = member_key(i);
-                beacon.faucet(key.address()).await.map_err(|e| e.to_string())?;
                 if i >= args.members.saturating_sub(args.silent_members) {
                     continue;
                 }
@@ -164,6 +164,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
                     track(&mut tracker.borrow_mut(), &event)
                 });
                 nodes.push(node);
+            }
+            for i in 0..args.members {
+                let operator = member_key(i).address();
+                beacon.faucet(operator).await.map_err(|e| e.to_string())?;
             }
             eprintln!(
                 "keep-light dev: {} members ({} silent), groups of {} (threshold {}), a block every {} ms; \
