@@ -20,8 +20,9 @@ use wasm_bindgen::prelude::*;
 use libp2p::{multiaddr::Protocol, Multiaddr};
 
 use crate::{
-    chain::rpc::RpcChain,
+    chain::{rpc::RpcChain, BeaconChain},
     identity::{attestation::Attestation, Address, OperatorKey},
+    member::driver::{self as member_driver, KeyValueStore},
     net::{
         channel::{group_topic, Channel, ChannelConfig, Received, Registry},
         firewall::Policy,
@@ -64,6 +65,9 @@ pub struct KeepClient {
     /// Taken by `onEvent`, which borrows the client shared: a pending `openGroup` holds a
     /// shared borrow for as long as it runs, and a `&mut self` call meanwhile would fail.
     events: RefCell<Option<EventReceiver>>,
+    /// The member service's events as JSON (none unless started as a member), taken with
+    /// `events`.
+    member_events: RefCell<Option<mpsc::UnboundedReceiver<String>>>,
 }
 
 #[wasm_bindgen]
@@ -77,6 +81,14 @@ impl KeepClient {
     /// events), so other tabs can dial it. `firewall` is who may connect to the tab: `open`
     /// (the default), `attested` or `staked`; under `staked`, `chain` is the chain's JSON-RPC
     /// URL, asked with `fetch`. The bootstrap relays are always admitted.
+    ///
+    /// With `member`, the tab also serves as a beacon member on the chain at `chain`: it
+    /// enrols first (registers the attested session key as the wallet operator's network key,
+    /// or, without an attestation, asks a dev chain's faucet to stake the key itself; `start`
+    /// rejects when the chain refuses), then runs DKGs and signs in the page, keeping its key
+    /// shares in `localStorage` so a reloaded tab with the same session key still serves its
+    /// groups. Member events (`dkgJoined`, `dkgPhase`, `dkgFinished`, `group`, `entry`,
+    /// `groupHealth`, …) reach `onEvent` with the node's.
     #[allow(clippy::too_many_arguments)] // JS callers pass them by position (keep-light.js)
     pub async fn start(
         bootstrap: Vec<String>,
@@ -87,6 +99,7 @@ impl KeepClient {
         reachable: Option<bool>,
         firewall: Option<String>,
         chain: Option<String>,
+        member: Option<bool>,
     ) -> Result<KeepClient, JsError> {
         let key = match key_hex {
             Some(hex) => OperatorKey::from_hex(&hex)?,
@@ -109,7 +122,7 @@ impl KeepClient {
                 _ => None,
             })
             .collect();
-        let mut config = NodeConfig::new(key)
+        let mut config = NodeConfig::new(key.clone())
             .with_router(router)
             .with_bootstrap(bootstrap)
             .with_bootstrap_target(BOOTSTRAP_TARGET)
@@ -117,16 +130,62 @@ impl KeepClient {
             .with_circuit_listen(reachable.unwrap_or(false))
             .with_firewall(policy, relays)
             .with_topics(topics);
-        if let Some(url) = chain {
-            let chain = RpcChain::new(&url).map_err(|e| JsError::new(&e))?;
-            config = config.with_chain(Arc::new(chain));
+        let chain = match chain {
+            Some(url) => Some(Arc::new(RpcChain::new(&url).map_err(|e| JsError::new(&e))?)),
+            None => None,
+        };
+        if let Some(chain) = &chain {
+            config = config.with_chain(chain.clone());
         }
-        if let Some(json) = attestation_json {
-            let attestation: Attestation = serde_json::from_str(&json)
-                .map_err(|e| JsError::new(&format!("attestation: {e}")))?;
-            config = config.with_attestation(attestation);
+        let attestation = match attestation_json {
+            Some(json) => Some(
+                serde_json::from_str::<Attestation>(&json)
+                    .map_err(|e| JsError::new(&format!("attestation: {e}")))?,
+            ),
+            None => None,
+        };
+        if let Some(attestation) = &attestation {
+            config = config.with_attestation(attestation.clone());
         }
+        let member = match (member.unwrap_or(false), chain) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(JsError::new(
+                    "member: true needs chain (the chain's JSON-RPC URL)",
+                ))
+            }
+            (true, Some(chain)) => {
+                // Enrolled before the node starts: a refusal leaves nothing running.
+                let chain: Arc<dyn BeaconChain> = chain;
+                let info = chain
+                    .info()
+                    .await
+                    .map_err(|e| JsError::new(&format!("chain: {e}")))?;
+                member_driver::enrol(&*chain, &key, attestation.as_ref())
+                    .await
+                    .map_err(|e| JsError::new(&format!("chain refused the member: {e}")))?;
+                Some((chain, info.chain_id))
+            }
+        };
         let (handle, events) = Node::start(config).await?;
+        let (member_reports, member_events) = mpsc::unbounded();
+        if let Some((chain, chain_id)) = member {
+            // One identity's shares per chain: two session keys in one page keep apart.
+            let store = KeyValueStore::new(format!(
+                "keep-light/member/{chain_id}/{}",
+                handle.address()
+            ));
+            platform::spawn(member_driver::serve(
+                handle.clone(),
+                key,
+                chain,
+                Rc::new(store),
+                move |event| {
+                    let json = serde_json::to_string(&event).unwrap_or_default();
+                    let _ = member_reports.unbounded_send(json);
+                },
+            ));
+        }
         let handle = Rc::new(handle);
         // Offline: dial nothing (every dial would fail and grow its backoff). Back online:
         // redial at once.
@@ -147,6 +206,7 @@ impl KeepClient {
         Ok(KeepClient {
             handle,
             events: RefCell::new(Some(events)),
+            member_events: RefCell::new(Some(member_events)),
         })
     }
 
@@ -165,15 +225,19 @@ impl KeepClient {
     /// Delivers every event, as a JSON string, to `callback`. Can be called once.
     #[wasm_bindgen(js_name = onEvent)]
     pub fn on_event(&self, callback: js_sys::Function) -> Result<(), JsError> {
-        let mut events = self
+        let events = self
             .events
             .borrow_mut()
             .take()
             .ok_or_else(|| JsError::new("onEvent was already called"))?;
+        let member_events = self.member_events.borrow_mut().take();
+        let mut all = futures::stream::select(
+            events.map(|event| event.to_json()),
+            futures::stream::iter(member_events).flatten(),
+        );
         platform::spawn(async move {
-            while let Some(event) = events.next().await {
-                if let Err(e) = callback.call1(&JsValue::NULL, &JsValue::from_str(&event.to_json()))
-                {
+            while let Some(json) = all.next().await {
+                if let Err(e) = callback.call1(&JsValue::NULL, &JsValue::from_str(&json)) {
                     web_sys::console::error_2(&"keep-light event callback threw".into(), &e);
                 }
             }

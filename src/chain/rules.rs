@@ -88,6 +88,7 @@ pub const MAX_SERVED: usize = 10_000;
 /// The contract's parameters.
 ///
 /// Defaults ([`Config::dev`]): chain id 31337; minimum stake 1; groups of 5 with threshold 3;
+/// the DKG starting 1 block after its event (time for the members to join its channel);
 /// DKG phases of 4 blocks; result submitters 2 blocks apart; entry submitters 2 blocks apart;
 /// relay timeout N·relay_step + 4 blocks; DKG timeout 7 phases + N·result_step + 4 blocks;
 /// groups live 8 entries or 10,000 blocks; the faucet on; 32 queued requests; 4,096 operators.
@@ -97,6 +98,7 @@ pub struct Config {
     minimum_stake: u128,
     group_size: u32,
     threshold: u32,
+    join_blocks: u64,
     phase_blocks: u64,
     result_step: u64,
     relay_step: u64,
@@ -116,6 +118,7 @@ impl Config {
             minimum_stake: 1,
             group_size: 5,
             threshold: 3,
+            join_blocks: 1,
             phase_blocks: 4,
             result_step: 2,
             relay_step: 2,
@@ -143,6 +146,14 @@ impl Config {
     pub fn with_group(mut self, size: u32, threshold: u32) -> Self {
         self.group_size = size;
         self.threshold = threshold;
+        self
+    }
+    /// Blocks between a DKG's start event and its first phase. Members subscribe to the DKG's
+    /// channel when they see the event; a member that published at once would lose its first
+    /// message to every member that had not joined yet (pubsub does not deliver a message
+    /// twice, so republishing it does not reach them either).
+    pub fn with_join_blocks(mut self, blocks: u64) -> Self {
+        self.join_blocks = blocks;
         self
     }
     pub fn with_phase_blocks(mut self, blocks: u64) -> Self {
@@ -194,6 +205,9 @@ impl Config {
     }
     pub fn threshold(&self) -> u32 {
         self.threshold
+    }
+    pub fn join_blocks(&self) -> u64 {
+        self.join_blocks
     }
     pub fn phase_blocks(&self) -> u64 {
         self.phase_blocks
@@ -373,7 +387,8 @@ pub enum Event {
         network_key: Address,
         expires_at: u64,
     },
-    /// A selection's members start their DKG at this event's block.
+    /// A selection's members join the DKG's channel now and run its first phase from
+    /// `start_block`.
     DkgStarted {
         #[serde(with = "hex32")]
         session: [u8; 32],
@@ -384,6 +399,8 @@ pub enum Event {
         /// Each seat's network key, in seat order (the DKG's members).
         members: Vec<Address>,
         threshold: u32,
+        /// The first phase's first block; phase deadlines and result turns count from it.
+        start_block: u64,
         phase_blocks: u64,
         result_step: u64,
         /// The block from which the chain refuses results and gives up.
@@ -829,7 +846,7 @@ impl Rules {
                     .expect("eligible operators have keys")
             })
             .collect();
-        let start_block = self.pending();
+        let start_block = self.pending() + self.config.join_blocks;
         let mut hasher = Keccak256::new();
         hasher.update(b"keep-light/dkg/1");
         hasher.update(self.entry.to_bytes());
@@ -856,6 +873,7 @@ impl Rules {
             operators,
             members,
             threshold: self.config.threshold,
+            start_block,
             phase_blocks: self.config.phase_blocks,
             result_step: self.config.result_step,
             timeout_block,
@@ -1307,8 +1325,17 @@ mod tests {
             (result, dealing)
         }
 
+        /// Mines until the running DKG's first phase is the pending block (its join delay).
+        fn mine_to_start(&mut self) {
+            let start = self.last_dkg().start_block;
+            while self.rules.pending() < start {
+                self.mine(1);
+            }
+        }
+
         /// Runs the DKG to a group with every seat signing, submitted by seat 1.
         fn make_group(&mut self) -> (GroupId, Dealing) {
+            self.mine_to_start();
             let (result, dealing) = self.result(&[1, 2, 3, 4, 5], 1);
             let id = self.rules.submit_dkg_result(&result).unwrap();
             (id, dealing)
@@ -1361,7 +1388,12 @@ mod tests {
             .iter()
             .find(|l| matches!(l.event, Event::DkgStarted { .. }))
             .unwrap();
-        assert_eq!(started.block, selection.start_block);
+        // The first phase runs a join delay after the event.
+        let Event::DkgStarted { start_block, .. } = started.event else {
+            unreachable!()
+        };
+        assert_eq!(start_block, selection.start_block);
+        assert_eq!(started.block + chain.rules.config().join_blocks(), start_block);
         // Later blocks start no second DKG.
         chain.mine(3);
         assert_eq!(chain.last_dkg().session, selection.session);
@@ -1372,6 +1404,13 @@ mod tests {
         let mut chain = Fixture::new(6);
         chain.mine(1);
         let (result, dealing) = chain.result(&[1, 2, 3, 4], 2);
+        // Nobody's turn comes during the join delay.
+        let (first, _) = chain.result(&[1, 2, 3, 4], 1);
+        assert!(matches!(
+            chain.rules.submit_dkg_result(&first),
+            Err(CallError::NotYourTurn { .. })
+        ));
+        chain.mine_to_start();
         // Seat 2 is second among the signers: one result step after the start.
         assert!(matches!(
             chain.rules.submit_dkg_result(&result),
@@ -1398,6 +1437,7 @@ mod tests {
     fn results_are_refused_with_their_reason_and_change_nothing() {
         let mut chain = Fixture::new(5);
         chain.mine(1);
+        chain.mine_to_start();
         let (good, _) = chain.result(&[1, 2, 3, 4], 1);
         let selection = chain.last_dkg();
         let refused = |chain: &mut Fixture, result: &DkgResult| {
@@ -1478,6 +1518,7 @@ mod tests {
         chain.mine(1);
         let first = chain.last_dkg();
         let timeout = chain.rules.config().dkg_timeout();
+        chain.mine_to_start();
         chain.mine(timeout);
         let second = chain.last_dkg();
         assert_ne!(first.session, second.session);

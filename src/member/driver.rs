@@ -13,10 +13,14 @@
 //! `tokio::task::LocalSet`, in a tab the page's event loop). It ends when the node stops or
 //! the future is dropped.
 //!
+//! [`enrol`] makes a key a member the chain can select first: it registers a wallet's session
+//! key (from its attestation) or asks a dev chain's faucet to stake a native operator.
+//!
 //! # Usage
 //! ```text
+//! let view = member::driver::enrol(&*chain, &key, attestation.as_ref()).await?;
 //! let store = KeyValueStore::new("keep-light/groups");
-//! tokio::task::spawn_local(member::driver::run(node, chain, member, Rc::new(store), |event| …));
+//! tokio::task::spawn_local(member::driver::serve(node, key, chain, Rc::new(store), |event| …));
 //! ```
 
 use std::{cell::RefCell, collections::BTreeMap, rc::Rc, sync::Arc, time::Duration};
@@ -27,11 +31,13 @@ use futures::{
     FutureExt, StreamExt,
 };
 
+use rand::RngCore;
+
 use super::service::{Member, MemberAction, MemberEvent, Outgoing, SavedGroup, Submission};
 use crate::{
     beacon::wire::{DkgMessage, EntryShare, DKG_TYPE, ENTRY_SHARE_TYPE},
-    chain::{BeaconChain, ChainError, EventPage, GroupId},
-    identity::Address,
+    chain::{BeaconChain, ChainError, EventPage, GroupId, OperatorView},
+    identity::{attestation::Attestation, Address, OperatorKey},
     net::{
         channel::{Channel, ChannelConfig, Received, Registry},
         retransmit::Strategy,
@@ -147,6 +153,40 @@ enum Woken {
     Submitted(Submission, Result<(), String>),
     Message,
     Closed,
+}
+
+/// Makes `key` selectable: with a wallet's `attestation` (delegating to `key`), registers
+/// `key` as the wallet operator's network key; without, `key` is its own operator and a dev
+/// chain's faucet stakes it the minimum (a real chain refuses with `no_faucet`, and the stake
+/// must come from elsewhere). Returns the operator's standing.
+pub async fn enrol(
+    chain: &dyn BeaconChain,
+    key: &OperatorKey,
+    attestation: Option<&Attestation>,
+) -> Result<OperatorView, ChainError> {
+    match attestation {
+        Some(attestation) => chain.register_network_key(attestation.clone()).await,
+        None => match chain.faucet(key.address()).await {
+            Err(error) if error.refusal() == Some("no_faucet") => {
+                chain.operator(key.address()).await
+            }
+            other => other,
+        },
+    }
+}
+
+/// Serves as the member whose network key is `key` (its DKG randomness fresh from the
+/// platform's CSPRNG) until the node stops: [`run`] with a new [`Member`].
+pub async fn serve(
+    node: NodeHandle,
+    key: OperatorKey,
+    chain: Arc<dyn BeaconChain>,
+    store: Rc<dyn GroupStore>,
+    report: impl FnMut(MemberEvent),
+) {
+    let mut seed = [0u8; 32];
+    platform::rng().fill_bytes(&mut seed);
+    run(node, chain, Member::new(key, seed), store, report).await
 }
 
 /// Serves `member` until the node stops; see the module docs. Groups kept in `store` are

@@ -165,7 +165,8 @@ pub enum MemberEvent {
         block: u64,
     },
     /// Delivery of the group's shares so far: the group's rate and members below half.
-    Health {
+    /// (Not `health`: that name is the node's, for its relays.)
+    GroupHealth {
         group: GroupId,
         rate: f64,
         below_half: Vec<Index>,
@@ -410,6 +411,7 @@ impl Member {
                 session,
                 members,
                 threshold,
+                start_block,
                 phase_blocks,
                 result_step,
                 timeout_block,
@@ -421,7 +423,7 @@ impl Member {
                         threshold: *threshold,
                         phase_blocks: *phase_blocks,
                     };
-                    self.start_dkg(*session, parameters, block, *result_step);
+                    self.start_dkg(*session, parameters, *start_block, *result_step);
                 }
             }
             Event::GroupCreated {
@@ -643,6 +645,11 @@ impl Member {
         let Some(run) = self.dkgs.get_mut(&session) else {
             return;
         };
+        // Until the first phase's block, the other members may still be joining the channel:
+        // the machines take what arrives, and what they would send waits.
+        if head < run.start_block {
+            return;
+        }
         let mut reports = Vec::new();
         let mut sends = Vec::new();
         loop {
@@ -1069,7 +1076,7 @@ impl Member {
                 my_group.delivery.on_time(*seat);
             }
         }
-        let health = MemberEvent::Health {
+        let health = MemberEvent::GroupHealth {
             group,
             rate: my_group.delivery.group_rate().unwrap_or(1.0),
             below_half: my_group

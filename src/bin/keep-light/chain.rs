@@ -30,6 +30,10 @@ pub struct RulesArgs {
     /// least 4).
     #[arg(long)]
     pub phase_blocks: Option<u64>,
+    /// Blocks between a DKG's start event and its first phase, for the members to join its
+    /// channel (default: 1 s of blocks, at least 1).
+    #[arg(long)]
+    pub join_blocks: Option<u64>,
     /// Blocks between successive submitters of a result or an entry.
     #[arg(long, default_value_t = 2)]
     pub submission_step: u64,
@@ -50,10 +54,16 @@ impl RulesArgs {
         let phase_blocks = self
             .phase_blocks
             .unwrap_or_else(|| 5_000u64.div_ceil(block_time_ms.max(1)).max(4));
+        // Mined by hand (block time 0), one block is as long as the miner waits.
+        let join_blocks = self.join_blocks.unwrap_or_else(|| match block_time_ms {
+            0 => 1,
+            ms => 1_000u64.div_ceil(ms).max(1),
+        });
         Config::dev()
             .with_chain_id(self.chain_id)
             .with_minimum_stake(self.minimum_stake)
             .with_group(self.group_size, self.threshold)
+            .with_join_blocks(join_blocks)
             .with_phase_blocks(phase_blocks)
             .with_result_step(self.submission_step)
             .with_relay_step(self.submission_step)

@@ -17,12 +17,11 @@ use keep_light::{
     identity::{Address, OperatorKey},
     member::{
         driver::{self, GroupStore},
-        Member, MemberEvent, SavedGroup,
+        MemberEvent, SavedGroup,
     },
     net::{Node, NodeConfig, NodeHandle},
     platform,
 };
-use rand::RngCore;
 use serde_json::{json, Value};
 
 /// Key shares as files: `DIR/groups/<id>.json` (0600), written whole then renamed into place.
@@ -90,10 +89,7 @@ pub fn spawn_member(
     store: Rc<dyn GroupStore>,
     report: impl FnMut(MemberEvent) + 'static,
 ) {
-    let mut seed = [0u8; 32];
-    platform::rng().fill_bytes(&mut seed);
-    let member = Member::new(key, seed);
-    tokio::task::spawn_local(driver::run(node, chain, member, store, report));
+    tokio::task::spawn_local(driver::serve(node, key, chain, store, report));
 }
 
 /// The entry line (DESIGN.md section 6) for an entry on chain: `signers` are operators, and
@@ -137,14 +133,13 @@ pub async fn run_member(key: OperatorKey, args: MemberArgs) -> Result<(), String
     let chain: Arc<dyn BeaconChain> = Arc::new(RpcChain::new(&args.chain)?);
     let info = chain.info().await.map_err(|e| e.to_string())?;
     // A dev chain stakes whoever asks; a real one refuses, and stake comes from elsewhere.
-    match chain.faucet(key.address()).await {
-        Ok(view) => println!(
-            "{}",
-            json!({"event": "staked", "operator": key.address(), "stake": view.stake.to_string()})
-        ),
-        Err(error) if error.refusal() == Some("no_faucet") => {}
-        Err(error) => return Err(format!("chain: {error}")),
-    }
+    let view = driver::enrol(&*chain, &key, None)
+        .await
+        .map_err(|error| format!("chain: {error}"))?;
+    println!(
+        "{}",
+        json!({"event": "staked", "operator": key.address(), "stake": view.stake.to_string()})
+    );
     let store: Rc<dyn GroupStore> = match &args.data_dir {
         Some(dir) => Rc::new(DirStore::new(dir)?),
         None => Rc::new(driver::KeyValueStore::new("member")),
