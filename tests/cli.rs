@@ -1043,11 +1043,8 @@ fn separate_processes_serve_requests_and_a_restarted_member_signs_from_its_data_
         spawn(&args)
     };
     let mut members: Vec<(Proc, Lines)> = (0..5).map(member).collect();
-    // A DKG in which every member must take part: a member that subscribes to the DKG topic
-    // after the others' first messages passed the relays misses them (the relays hold them
-    // as seen, so republished copies are not forwarded again), the DKG fails and starts again
-    // after its timeout (37 s here), hence the long wait. The fix, a join delay before
-    // phase 1, is the next step of the beacon-network issue.
+    // A DKG in which every member must take part. The chain's join delay lets every member
+    // subscribe to the DKG's topic before anyone speaks; the long wait is for a loaded machine.
     for (_, lines) in &members {
         lines.next_within("the group", Duration::from_secs(120), |v| {
             v["event"] == "group"

@@ -171,10 +171,8 @@ impl KeepClient {
         let (member_reports, member_events) = mpsc::unbounded();
         if let Some((chain, chain_id)) = member {
             // One identity's shares per chain: two session keys in one page keep apart.
-            let store = KeyValueStore::new(format!(
-                "keep-light/member/{chain_id}/{}",
-                handle.address()
-            ));
+            let store =
+                KeyValueStore::new(format!("keep-light/member/{chain_id}/{}", handle.address()));
             platform::spawn(member_driver::serve(
                 handle.clone(),
                 key,

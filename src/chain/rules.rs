@@ -1393,7 +1393,10 @@ mod tests {
             unreachable!()
         };
         assert_eq!(start_block, selection.start_block);
-        assert_eq!(started.block + chain.rules.config().join_blocks(), start_block);
+        assert_eq!(
+            started.block + chain.rules.config().join_blocks(),
+            start_block
+        );
         // Later blocks start no second DKG.
         chain.mine(3);
         assert_eq!(chain.last_dkg().session, selection.session);

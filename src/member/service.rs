@@ -134,12 +134,14 @@ pub enum MemberEvent {
         #[serde(with = "crate::chain::rules::hex32")]
         session: [u8; 32],
     },
-    /// A group this member holds seats in is active.
+    /// A group this member holds seats in is active: made by its DKG, or `restored` from
+    /// kept key shares.
     Group {
         group: GroupId,
         group_key: PublicKey,
         seats: Vec<Index>,
         operators: Vec<Address>,
+        restored: bool,
     },
     /// The member's DKG made another key than the chain took (it cannot sign for the group).
     GroupMismatch { group: GroupId },
@@ -325,6 +327,13 @@ impl Member {
         }
         let topic = group_topic(&saved.members);
         self.join(&topic, &saved.members);
+        self.report(MemberEvent::Group {
+            group: saved.group,
+            group_key: saved.group_key,
+            seats: keys.keys().copied().collect(),
+            operators: saved.operators.clone(),
+            restored: true,
+        });
         self.groups.insert(
             saved.group,
             MyGroup {
@@ -840,6 +849,7 @@ impl Member {
             group_key,
             seats: keys.keys().copied().collect(),
             operators: operators.to_vec(),
+            restored: false,
         });
         self.actions
             .push_back(MemberAction::Persist(Box::new(saved.clone())));

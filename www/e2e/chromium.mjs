@@ -1,4 +1,5 @@
 // Launches Debian's headless Chromium for the page tests (flags: DESIGN.md section 7).
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 export function launchChromium() {
@@ -32,8 +33,8 @@ export function waitConnected(page) {
  * is kept in `window.tab.events`.
  * @returns {Promise<{page: import('playwright-core').Page, errors: string[],
  *                    until: (pick: (event: object, arg: unknown) => boolean, arg?: unknown) => Promise<object>}>}
- *   `until` waits (30 s at most) for the first event `pick(event, arg)` accepts; `pick` runs
- *   in the page, so it may use nothing but its arguments.
+ *   `until` waits (30 s, or `timeout` ms, at most) for the first event `pick(event, arg)`
+ *   accepts; `pick` runs in the page, so it may use nothing but its arguments.
  */
 export async function startTab(browser, url, options) {
   const { page, errors } = await openPage(browser, url);
@@ -53,13 +54,42 @@ export async function startNode(page, options) {
     window.tab = { node, events: [] };
     node.addEventListener('event', (e) => window.tab.events.push({ ...e.detail, at: performance.now() }));
   }, options);
-  return (pick, arg) => page.waitForFunction(({ source, arg }) => {
+  return (pick, arg, timeout = 30_000) => page.waitForFunction(({ source, arg }) => {
     const accept = new Function(`return ${source}`)();
     return window.tab.events.find((e) => accept(e, arg));
-  }, { source: pick.toString(), arg }, { timeout: 30_000 }).then((handle) => handle.jsonValue());
+  }, { source: pick.toString(), arg }, { timeout }).then((handle) => handle.jsonValue());
 }
 
 /** The demo page without `?relay=`: it starts no node of its own. */
 export function pageWithoutNode(url) {
   return new URL('/', url).href;
+}
+
+/**
+ * Gives `page` (before its next navigation) a `window.ethereum` EIP-1193 provider backed by
+ * the viem `account`: `request` runs here, in Node, through an exposed function, and signs
+ * with the account's key. It survives reloads.
+ * @param {import('playwright-core').Page} page
+ * @param {import('viem/accounts').PrivateKeyAccount} account
+ */
+export async function installViemWallet(page, account, chainId = 31337) {
+  await page.exposeFunction('__viemRequest', async (method, params) => {
+    switch (method) {
+      case 'eth_requestAccounts':
+      case 'eth_accounts':
+        return [account.address];
+      case 'eth_chainId':
+        return `0x${chainId.toString(16)}`;
+      case 'personal_sign':
+        assert.equal(params[1].toLowerCase(), account.address.toLowerCase());
+        return account.signMessage({ message: { raw: params[0] } });
+      default:
+        throw new Error(`unsupported method ${method}`);
+    }
+  });
+  await page.addInitScript(() => {
+    window.ethereum = {
+      request: ({ method, params = [] }) => window.__viemRequest(method, params),
+    };
+  });
 }

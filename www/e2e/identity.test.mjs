@@ -9,36 +9,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { privateKeyToAccount } from 'viem/accounts';
-import { launchChromium, openPage, waitConnected } from './chromium.mjs';
+import { installViemWallet, launchChromium, openPage, waitConnected } from './chromium.mjs';
 
 const url = process.env.KEEP_LIGHT_PAGE_URL;
 // Anvil/Hardhat account 0: a well-known test key, never a real wallet.
-export const WALLET_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
+const WALLET_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80';
 const wallet = privateKeyToAccount(WALLET_KEY);
 const keystores = new URL('../../tests/vectors/keystores/', import.meta.url);
-
-/** A viem-backed EIP-1193 provider: `request` runs here, in Node, through an exposed function. */
-async function installViemWallet(page, chainId = 31337) {
-  await page.exposeFunction('__viemRequest', async (method, params) => {
-    switch (method) {
-      case 'eth_requestAccounts':
-      case 'eth_accounts':
-        return [wallet.address];
-      case 'eth_chainId':
-        return `0x${chainId.toString(16)}`;
-      case 'personal_sign':
-        assert.equal(params[1].toLowerCase(), wallet.address.toLowerCase());
-        return wallet.signMessage({ message: { raw: params[0] } });
-      default:
-        throw new Error(`unsupported method ${method}`);
-    }
-  });
-  await page.addInitScript(() => {
-    window.ethereum = {
-      request: ({ method, params = [] }) => window.__viemRequest(method, params),
-    };
-  });
-}
 
 test('a viem-backed wallet delegates to the session key and the relay accepts it', async () => {
   assert.ok(url, 'KEEP_LIGHT_PAGE_URL must be set (run scripts/test.sh)');
@@ -47,7 +24,7 @@ test('a viem-backed wallet delegates to the session key and the relay accepts it
     const page = await browser.newPage();
     const errors = [];
     page.on('pageerror', (err) => errors.push(err.message));
-    await installViemWallet(page);
+    await installViemWallet(page, wallet);
     await page.goto(url);
     await waitConnected(page);
     const sessionPeer = await page.textContent('#peer');

@@ -14,9 +14,18 @@
 //   // or an operator key from a keystore file, decrypted in a Web Worker:
 //   const { secret } = await KeepLight.decryptKeystore(jsonText, password);
 //
+// A beacon member (DESIGN.md sections 3 and 5): with `member: true` and the chain's JSON-RPC URL
+// the tab enrols (registers its attested session key, or is staked by a dev chain's faucet),
+// then is selected into groups, runs their DKGs and signs entries in the page:
+//   const node = await KeepLight.connect({ bootstrap, chain: rpcUrl, member: true,
+//                                          keyHex: key, attestation });
+//   node.addEventListener('dkg', (e) => console.log(e.detail.event, e.detail.phase));
+//   node.addEventListener('entry', (e) => console.log(e.detail.random));
+//
 // Contract:
 // - Events are the objects the CLI prints (`{event: 'connected', peer}` …). Each is dispatched
-//   twice: as its own type ('connected', 'message', …) and as 'event'. None is lost before the
+//   twice: as its own type ('connected', 'message', …) and as 'event'; the member's DKG events
+//   ('dkgJoined', 'dkgPhase', 'dkgFinished', 'dkgTimedOut') also as 'dkg'. None is lost before the
 //   first listener: the node buffers them, and delivery starts in the microtask after the first
 //   addEventListener call, so listeners added in the same turn see every event.
 // - Listeners must not block; the node's event loop shares the page's thread.
@@ -52,7 +61,7 @@ export class KeepLight extends EventTarget {
    *          attestation?: {message: string, signature: string},
    *          router?: 'gossipsub' | 'floodsub', reachable?: boolean,
    *          firewall?: 'open' | 'attested' | 'staked', chain?: string,
-   *          verifiers?: number}} options
+   *          member?: boolean, verifiers?: number}} options
    *   `attestation` (from requestAttestation) is sent to every peer right after connecting;
    *   `router` must be the network's pubsub routing (default gossipsub); with `reachable` the
    *   tab listens through its relays (circuit relay v2) and announces each
@@ -60,12 +69,15 @@ export class KeepLight extends EventTarget {
    *   `firewall` decides who may stay connected to the tab (default open; the bootstrap relays
    *   always may): `attested` peers, or `staked` ones whose operator the chain at the JSON-RPC
    *   URL `chain` recognises ('operator_checked' events; the others are 'banned').
+   *   With `member`, the tab serves as a beacon member of that chain (connect rejects when the
+   *   chain refuses to enrol it); its key shares stay in localStorage under the session key,
+   *   so a reload with the same `keyHex` still serves its groups.
    *   Received envelopes' signatures are checked in `verifiers` Web Workers (default: one per
    *   core but one, 1 to 4, shared by the page's nodes; 0: on the main thread).
    * @returns {Promise<KeepLight>}
    */
   static async connect({ bootstrap, topics = [], keyHex, attestation, router, reachable,
-    firewall, chain, verifiers = defaultVerifiers() } = {}) {
+    firewall, chain, member = false, verifiers = defaultVerifiers() } = {}) {
     await loadWasm();
     if (verifiers > 0) {
       verifierPool ??= new VerifierPool(verifiers);
@@ -74,7 +86,8 @@ export class KeepLight extends EventTarget {
       useVerifierWorkers(null, 0);
     }
     const client = await KeepClient.start(bootstrap ?? [], topics, keyHex,
-      attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain);
+      attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain,
+      member);
     return new KeepLight(client);
   }
 
@@ -157,6 +170,7 @@ export class KeepLight extends EventTarget {
         this.#client.onEvent((json) => {
           const detail = JSON.parse(json);
           this.dispatchEvent(new CustomEvent(detail.event, { detail }));
+          if (detail.event.startsWith('dkg')) this.dispatchEvent(new CustomEvent('dkg', { detail }));
           this.dispatchEvent(new CustomEvent('event', { detail }));
         }),
       );
