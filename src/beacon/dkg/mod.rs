@@ -504,21 +504,45 @@ pub fn sign_result(key: &OperatorKey, hash: &[u8; 32]) -> [u8; 65] {
 }
 
 /// The address whose key made `signature` over `hash` (EIP-191), if it recovers; low s only.
+/// The envelopes' recovery (natively libsecp256k1's, several times k256's speed): every
+/// member checks every other member's result signature.
 pub fn result_signer(hash: &[u8; 32], signature: &[u8; 65]) -> Option<Address> {
-    use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
-    let parsed = Signature::from_slice(&signature[..64]).ok()?;
-    if parsed.normalize_s().is_some() {
-        return None;
-    }
-    let recovery = RecoveryId::from_byte(signature[64].checked_sub(27)?)?;
-    let prehash = crate::identity::attestation::eip191_hash(hash);
-    let key = VerifyingKey::recover_from_prehash(&prehash, &parsed, recovery).ok()?;
-    let point = key.to_encoded_point(false);
-    use sha3::{Digest, Keccak256};
-    let digest = Keccak256::digest(&point.as_bytes()[1..]);
-    Address::from_slice(&digest[12..])
+    use crate::wire::signature::{recover, Prepared, PREPARED_LEN};
+    let mut prepared = [0u8; PREPARED_LEN];
+    prepared[..32].copy_from_slice(&crate::identity::attestation::eip191_hash(hash));
+    prepared[32..96].copy_from_slice(&signature[..64]);
+    prepared[96] = signature[64].checked_sub(27)?;
+    recover(&Prepared::from_bytes(&prepared)?).ok()
 }
 
 pub(crate) fn fr_of(key: &SecretKey) -> Fr {
     key.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_signature_recovers_its_signer_and_malformed_ones_do_not() {
+        let key = OperatorKey::generate();
+        let hash = [7u8; 32];
+        let signature = sign_result(&key, &hash);
+        assert!(signature[64] == 27 || signature[64] == 28);
+        assert_eq!(result_signer(&hash, &signature), Some(key.address()));
+        assert_ne!(result_signer(&[8u8; 32], &signature), Some(key.address()));
+        // An envelope-style recovery byte (0/1) is not EIP-191's.
+        let mut raw = signature;
+        raw[64] -= 27;
+        assert_eq!(result_signer(&hash, &raw), None);
+        // The high-s twin of a valid signature is refused, as Ethereum refuses it.
+        use k256::elliptic_curve::ops::Neg;
+        let parsed = k256::ecdsa::Signature::from_slice(&signature[..64]).unwrap();
+        let (r, s) = parsed.split_scalars();
+        let high = k256::ecdsa::Signature::from_scalars(r, s.neg()).unwrap();
+        let mut twin = signature;
+        twin[..64].copy_from_slice(&high.to_bytes());
+        twin[64] ^= 1;
+        assert_eq!(result_signer(&hash, &twin), None);
+    }
 }

@@ -7,6 +7,7 @@
 use std::{
     cell::RefCell,
     collections::BTreeMap,
+    io::Write,
     net::SocketAddr,
     path::{Path, PathBuf},
     rc::Rc,
@@ -63,6 +64,10 @@ pub struct DevArgs {
     /// The directory served as the page (the built wasm in `www/pkg`).
     #[arg(long, default_value = "www")]
     www: PathBuf,
+    /// Writes every member event to FILE as a JSON line with the member's index and the
+    /// milliseconds since start (`"member"`, `"ms"`): for profiling a DKG phase by phase.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
     #[command(flatten)]
     rules: RulesArgs,
 }
@@ -145,6 +150,15 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     tokio::spawn(serve(listener, www, beacon.clone()));
 
     let tracker: Rc<RefCell<Tracker>> = Rc::default();
+    let trace = match &args.trace {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .map_err(|e| format!("--trace {}: {e}", path.display()))?;
+            Some(Rc::new(RefCell::new(std::io::BufWriter::new(file))))
+        }
+        None => None,
+    };
+    let started = platform::now();
     let local = tokio::task::LocalSet::new();
     let result = local
         .run_until(async {
@@ -160,8 +174,15 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
                 tokio::spawn(async move { while events.next().await.is_some() {} });
                 let store = Rc::new(KeyValueStore::new(format!("dev/{}", key.address())));
                 let tracker = tracker.clone();
+                let trace = trace.clone();
                 spawn_member(node.clone(), key, beacon.clone(), store, move |event| {
-                    track(&mut tracker.borrow_mut(), &event)
+                    track(&mut tracker.borrow_mut(), &event);
+                    if let Some(trace) = &trace {
+                        let mut line = serde_json::to_value(&event).unwrap_or_default();
+                        line["member"] = i.into();
+                        line["ms"] = (started.elapsed().as_millis() as u64).into();
+                        let _ = writeln!(trace.borrow_mut(), "{line}");
+                    }
                 });
                 nodes.push(node);
             }
@@ -195,6 +216,12 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
             let outcome = follow(&chain, &args, page, &tracker).await;
             for node in nodes {
                 node.shutdown().await;
+            }
+            if let Some(trace) = &trace {
+                trace
+                    .borrow_mut()
+                    .flush()
+                    .map_err(|e| format!("--trace: {e}"))?;
             }
             outcome
         })
