@@ -38,11 +38,28 @@ pub fn random_number(entry: &Signature) -> [u8; 32] {
 }
 
 /// [`random_number`]`(entry)` as a uint256, modulo `n`: which active group serves the request
-/// after `entry`, and which seat submits `entry` first. Panics if `n` is 0.
+/// after `entry`. Panics if `n` is 0.
 pub fn random_mod(entry: &Signature, n: u64) -> u64 {
     assert!(n > 0, "modulo zero");
+    uint256_mod(&random_number(entry), n)
+}
+
+/// The seat (1-based, of `n`) that submits the entry after `previous` first:
+/// keccak256("keep-light/submitter/1" ‖ serialize_G1(previous)) mod n, plus 1. Known as soon
+/// as the request is assigned, so only the members whose turn is near combine the shares;
+/// the others stand by. Panics if `n` is 0.
+pub fn first_submitter(previous: &Signature, n: u32) -> u32 {
+    assert!(n > 0, "modulo zero");
+    let mut hasher = Keccak256::new();
+    hasher.update(b"keep-light/submitter/1");
+    hasher.update(previous.to_bytes());
+    uint256_mod(&hasher.finalize().into(), u64::from(n)) as u32 + 1
+}
+
+/// A big-endian uint256 modulo `n` (non-zero).
+fn uint256_mod(value: &[u8; 32], n: u64) -> u64 {
     let n = u128::from(n);
-    let remainder = random_number(entry)
+    let remainder = value
         .iter()
         .fold(0u128, |acc, byte| (acc * 256 + u128::from(*byte)) % n);
     remainder as u64

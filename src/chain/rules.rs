@@ -29,8 +29,9 @@
 //! 4. A relay request ([`Rules::request_entry`]) is queued; the one at the front is assigned to
 //!    the active group at index `random(previous entry) mod active groups`
 //!    ([`Event::EntryAssigned`]). The group's members sign the previous entry; a member submits
-//!    the entry in its turn (seat (random(entry) mod N) + 1 first, from the assignment's block,
-//!    then one `relay_step` later per seat after it). The chain checks it against the group key
+//!    the entry in its turn (seat [`entry::first_submitter`]`(previous)` first, from the
+//!    assignment's block, then one `relay_step` later per seat after it: known before the
+//!    entry, so only the members whose turn is near combine shares). The chain checks it against the group key
 //!    ([`Event::EntrySubmitted`]; the random number is keccak256 of the entry).
 //! 5. Every accepted entry starts the next selection (unless a DKG is running). A selection
 //!    also starts whenever no group is active and none runs (genesis, or after every group
@@ -1130,7 +1131,7 @@ impl Rules {
         if submitter == 0 || submitter > n || group.misbehaved.contains(&submitter) {
             return Err(CallError::NotAMember(submitter));
         }
-        let first = entry::random_mod(&entry, u64::from(n)) as Index + 1;
+        let first = entry::first_submitter(&assignment.previous, n);
         let place = u64::from((submitter + n - first) % n);
         let from_block = assignment.block + place * self.config.relay_step;
         if self.pending() < from_block {
@@ -1355,8 +1356,8 @@ mod tests {
         combine(threshold, &shares).unwrap()
     }
 
-    fn first_submitter(entry: &Signature, n: u32) -> Index {
-        entry::random_mod(entry, u64::from(n)) as Index + 1
+    fn first_submitter(previous: &Signature, n: u32) -> Index {
+        entry::first_submitter(previous, n)
     }
 
     #[test]
@@ -1553,7 +1554,7 @@ mod tests {
             let request = chain.rules.request_entry().unwrap();
             assert_eq!(request, round);
             let entry = sign_entry(&dealing, 3, &previous);
-            let first = first_submitter(&entry, 5);
+            let first = first_submitter(&previous, 5);
             let served = chain
                 .rules
                 .submit_entry(request, &entry.to_bytes(), first)
@@ -1598,7 +1599,7 @@ mod tests {
         let (_, dealing) = chain.make_group();
         let previous = entry::genesis();
         let entry = sign_entry(&dealing, 3, &previous);
-        let first = first_submitter(&entry, 5);
+        let first = first_submitter(&previous, 5);
         let bytes = entry.to_bytes();
         let reason = |result: Result<Served, CallError>| result.unwrap_err().reason();
         assert_eq!(
@@ -1618,13 +1619,8 @@ mod tests {
         // A valid point that is not the group's signature (another group's, a replayed one).
         let other = deal(5, 3, &mut chain.rng).unwrap();
         let forged = sign_entry(&other, 3, &previous);
-        let forged_first = first_submitter(&forged, 5);
         assert_eq!(
-            reason(
-                chain
-                    .rules
-                    .submit_entry(request, &forged.to_bytes(), forged_first)
-            ),
+            reason(chain.rules.submit_entry(request, &forged.to_bytes(), first)),
             "invalid_entry"
         );
         // The right entry from a seat whose turn has not come.
@@ -1679,7 +1675,11 @@ mod tests {
         let entry = sign_entry(&dealing, 3, &entry::genesis());
         chain
             .rules
-            .submit_entry(request, &entry.to_bytes(), first_submitter(&entry, 5))
+            .submit_entry(
+                request,
+                &entry.to_bytes(),
+                first_submitter(&entry::genesis(), 5),
+            )
             .unwrap();
     }
 
@@ -1698,7 +1698,7 @@ mod tests {
             let entry = sign_entry(&dealing, 3, &previous);
             chain
                 .rules
-                .submit_entry(request, &entry.to_bytes(), first_submitter(&entry, 5))
+                .submit_entry(request, &entry.to_bytes(), first_submitter(&previous, 5))
                 .unwrap();
             previous = entry;
         }
@@ -1718,7 +1718,7 @@ mod tests {
         let entry = sign_entry(&dealing, 3, &previous);
         let served = chain
             .rules
-            .submit_entry(request, &entry.to_bytes(), first_submitter(&entry, 5))
+            .submit_entry(request, &entry.to_bytes(), first_submitter(&previous, 5))
             .unwrap();
         assert_eq!(served.group, next);
         // Expiry by blocks.

@@ -408,19 +408,30 @@ mod tests {
             assert_eq!(entry.previous, previous);
             previous = entry.entry;
         }
-        // Members reported each entry with the signers they combined (they read the last
-        // entry's event in the next block).
+        // Members reported each entry (they read the last entry's event in the next block);
+        // the ones whose turn came combined T shares, the others stood by.
         sim.step();
         let reported: Vec<_> = sim
             .reports()
             .iter()
             .filter_map(|(_, e)| match e {
-                MemberEvent::Entry { signers, .. } => Some(signers.len()),
+                MemberEvent::Entry {
+                    request, signers, ..
+                } => Some((*request, signers.len())),
                 _ => None,
             })
             .collect();
         assert!(reported.len() >= 3 * 5, "{reported:?}");
-        assert!(reported.iter().all(|n| *n == 3), "{reported:?}");
+        assert!(
+            reported.iter().all(|(_, n)| *n == 3 || *n == 0),
+            "{reported:?}"
+        );
+        for request in 0..3 {
+            assert!(
+                reported.iter().any(|(r, n)| *r == request && *n == 3),
+                "someone combined entry {request}: {reported:?}"
+            );
+        }
         assert!(sim.refusals().is_empty(), "{:?}", sim.refusals());
     }
 
