@@ -10,7 +10,7 @@ use serde_json::Value;
 #[path = "support/processes.rs"]
 mod processes;
 
-use processes::{relay, spawn, start, terminate, Lines, Proc};
+use processes::{free_port, relay, spawn, start, terminate, Lines, Proc};
 
 /// Checks entry lines (DESIGN.md section 6): each verifies under its group key, its random
 /// number is keccak256 of it, signers are T of the group's operators, and each line extends
@@ -284,4 +284,73 @@ fn a_dkg_finishes_when_a_member_and_a_relay_are_killed_midway() {
     let (ok, line) = run_json_timeout(&["beacon", "request", "--chain", &rpc]);
     assert!(ok, "{line}");
     check_entry_lines(&[line], 0, Some(genesis_hex()));
+}
+
+/// `keep-light chain --data-dir`: stopped and started again on the same port, the chain
+/// replays its journal (same head, groups and entries); the members go on, and the next entry
+/// extends the one made before the restart.
+#[test]
+fn a_chain_restarted_from_its_data_dir_goes_on_where_it_stopped() {
+    let data = std::env::temp_dir().join(format!("keep-light-chain-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let dir = data.to_str().unwrap().to_owned();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "chain",
+        "--block-time",
+        "200",
+        "--group-size",
+        "3",
+        "--threshold",
+        "2",
+        "--phase-blocks",
+        "10",
+        "--listen",
+        &listen,
+        "--data-dir",
+        &dir,
+    ];
+    let (mut chain, lines) = spawn(&args);
+    let replayed = lines.next("the replay line", |v| v["event"] == "replayed");
+    assert_eq!(replayed["calls"], 0, "{replayed}");
+    let rpc = lines.next("the rpc line", |v| v["rpc"].is_string())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_relay, _, ws) = relay(&[]);
+    let members: Vec<(Proc, Lines)> = (0..3u64)
+        .map(|n| {
+            let key = format!("0x{:064x}", 300 + n);
+            spawn(&[
+                "member",
+                "--key-hex",
+                &key,
+                "--chain",
+                &rpc,
+                "--bootstrap",
+                &ws,
+            ])
+        })
+        .collect();
+    for (_, lines) in &members {
+        lines.next_within("the group", Duration::from_secs(60), |v| {
+            v["event"] == "group"
+        });
+    }
+    let (ok, first) = run_json_timeout(&["beacon", "request", "--chain", &rpc]);
+    assert!(ok, "{first}");
+
+    terminate(&mut chain);
+    let (_chain, lines) = spawn(&args);
+    let replayed = lines.next("the replay line", |v| v["event"] == "replayed");
+    assert!(replayed["calls"].as_u64().unwrap() > 0, "{replayed}");
+    assert!(
+        replayed["head"].as_u64() >= first["entry_block"].as_u64(),
+        "{replayed} after {first}"
+    );
+    lines.next("the rpc line", |v| v["rpc"] == rpc.as_str());
+    let (ok, second) = run_json_timeout(&["beacon", "request", "--chain", &rpc]);
+    assert!(ok, "{second}");
+    check_entry_lines(&[second], 0, first["entry"].as_str().map(str::to_owned));
+    let _ = std::fs::remove_dir_all(&data);
 }

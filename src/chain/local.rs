@@ -1,7 +1,8 @@
 //! The embedded dev chain: the beacon contract's [`Rules`] in memory, shared by everything in
 //! one process, with blocks mined on a timer ([`LocalChain::spawn_miner`]) or by hand
 //! ([`LocalChain::mine`], for tests). `keep-light chain` and `keep-light dev` serve it to
-//! other processes and pages over JSON-RPC (`rpc.rs`).
+//! other processes and pages over JSON-RPC (`rpc.rs`). [`LocalChain::open`] keeps it in a
+//! directory: every change is journaled ([`super::journal`]) and replayed on the next start.
 //!
 //! # Usage
 //! ```text
@@ -18,12 +19,13 @@ use std::{
 use futures::{channel::oneshot, future};
 
 use super::{
-    rules::{Config, Rules},
+    journal::{Call, Journal},
+    rules::{CallError, Config, Rules},
     BeaconChain, Chain, ChainError, ChainInfo, DkgResult, EventPage, GroupId, GroupRecord,
     OperatorStake, OperatorView, RequestId, Served,
 };
 use crate::{
-    beacon::dkg::Index,
+    beacon::{bls::Signature, dkg::Index},
     identity::{attestation::Attestation, Address},
     platform,
 };
@@ -38,7 +40,10 @@ pub struct LocalChain {
 }
 
 struct Shared {
+    /// The rules and, for a chain kept on disk, its journal: one lock, so the journal's order
+    /// is the order calls took effect.
     rules: Mutex<Rules>,
+    journal: Mutex<Option<Journal>>,
     /// Readers waiting for the next block.
     waiting: Mutex<Vec<oneshot::Sender<()>>>,
     block_time: Mutex<Option<Duration>>,
@@ -65,10 +70,49 @@ impl LocalChain {
         Ok(Self {
             shared: Arc::new(Shared {
                 rules: Mutex::new(Rules::new(config)?),
+                journal: Mutex::new(None),
                 waiting: Mutex::new(Vec::new()),
                 block_time: Mutex::new(None),
             }),
         })
+    }
+
+    /// A chain with these rules kept in `dir`: what an earlier run journaled there is replayed
+    /// first (refused if it was kept under other parameters). Returns the chain and how many
+    /// calls were replayed.
+    pub fn open(config: Config, dir: &std::path::Path) -> Result<(Self, usize), String> {
+        let chain = Self::from_config(config)?;
+        let parameters = chain.info_now();
+        let (journal, replayed) = Journal::open(dir, &parameters, &mut chain.rules())?;
+        *chain.journal() = Some(journal);
+        Ok((chain, replayed))
+    }
+
+    fn journal(&self) -> MutexGuard<'_, Option<Journal>> {
+        self.shared
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `call` on the rules and, when it succeeds, journals it (under the rules' lock).
+    /// A journal that cannot be written stops nothing: it is logged, and the chain runs on in
+    /// memory.
+    fn call<R>(
+        &self,
+        call: impl FnOnce() -> Call,
+        make: impl FnOnce(&mut Rules) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        let mut rules = self.rules();
+        let result = make(&mut rules)?;
+        let mut journal = self.journal();
+        if let Some(kept) = journal.as_mut() {
+            if let Err(error) = kept.append(&call()) {
+                tracing::error!(%error, "the chain journal failed; no longer kept on disk");
+                *journal = None;
+            }
+        }
+        Ok(result)
     }
 
     fn rules(&self) -> MutexGuard<'_, Rules> {
@@ -84,7 +128,10 @@ impl LocalChain {
 
     /// Sets `operator`'s stake as an administrator (0 withdraws it).
     pub fn set_stake(&self, operator: Address, stake: u128) -> Result<(), ChainError> {
-        Ok(self.rules().set_stake(operator, stake)?)
+        Ok(self.call(
+            || Call::SetStake { operator, stake },
+            |rules| rules.set_stake(operator, stake),
+        )?)
     }
 
     /// The stake and minimum as the chain holds them now.
@@ -98,7 +145,13 @@ impl LocalChain {
 
     /// Mines one block at the wall clock's time and wakes the readers waiting for it.
     pub fn mine(&self) -> u64 {
-        let head = self.rules().mine(platform::unix_time().as_secs());
+        let timestamp = platform::unix_time().as_secs();
+        let head = self
+            .call(
+                || Call::Mine { timestamp },
+                |rules| Ok(rules.mine(timestamp)),
+            )
+            .expect("mining does not fail");
         let waiting = std::mem::take(
             &mut *self
                 .shared
@@ -213,37 +266,48 @@ impl BeaconChain for LocalChain {
     }
 
     fn faucet(&self, operator: Address) -> Reply<OperatorView> {
-        let mut rules = self.rules();
-        let result = rules.faucet(operator).map(|()| rules.operator(&operator));
+        let result = self.call(
+            || Call::Faucet { operator },
+            |rules| rules.faucet(operator).map(|()| rules.operator(&operator)),
+        );
         ready(result.map_err(ChainError::from))
     }
 
     fn register_network_key(&self, attestation: Attestation) -> Reply<OperatorView> {
-        ready(
-            self.rules()
-                .register_network_key(&attestation)
-                .map_err(ChainError::from),
-        )
+        let result = self.call(
+            || Call::RegisterNetworkKey {
+                attestation: attestation.clone(),
+            },
+            |rules| rules.register_network_key(&attestation),
+        );
+        ready(result.map_err(ChainError::from))
     }
 
     fn submit_dkg_result(&self, result: DkgResult) -> Reply<GroupId> {
-        ready(
-            self.rules()
-                .submit_dkg_result(&result)
-                .map_err(ChainError::from),
-        )
+        let outcome = self.call(
+            || Call::SubmitDkgResult {
+                result: result.clone(),
+            },
+            |rules| rules.submit_dkg_result(&result),
+        );
+        ready(outcome.map_err(ChainError::from))
     }
 
     fn request_entry(&self) -> Reply<RequestId> {
-        ready(self.rules().request_entry().map_err(ChainError::from))
+        let result = self.call(|| Call::RequestEntry, Rules::request_entry);
+        ready(result.map_err(ChainError::from))
     }
 
     fn submit_entry(&self, request: RequestId, entry: Vec<u8>, submitter: Index) -> Reply<Served> {
-        ready(
-            self.rules()
-                .submit_entry(request, &entry, submitter)
-                .map_err(ChainError::from),
-        )
+        let result = self.call(
+            || Call::SubmitEntry {
+                request,
+                entry: Signature::from_bytes(&entry).expect("the chain accepted it as a point"),
+                submitter,
+            },
+            |rules| rules.submit_entry(request, &entry, submitter),
+        );
+        ready(result.map_err(ChainError::from))
     }
 
     fn groups(&self) -> Reply<Vec<GroupRecord>> {

@@ -2,11 +2,13 @@
 //! the beacon contract ([`BeaconChain`]: network keys, DKG results, requests and entries).
 //!
 //! [`rules`] is the contract itself, pure and block-driven; [`local::LocalChain`] is the
-//! embedded dev chain that executes it and mines blocks; [`rpc`] serves any `BeaconChain` over
+//! embedded dev chain that executes it and mines blocks (kept on disk, if asked, by
+//! [`journal`]); [`rpc`] serves any `BeaconChain` over
 //! HTTP JSON-RPC 2.0 (natively) and reads one back ([`rpc::RpcChain`], natively and in a tab),
 //! so a member in its own process and a page ask the dev chain, later an EVM node, the same
 //! way. Users: the firewall's `staked` policy (`net/firewall.rs`) and the member service.
 
+pub mod journal;
 pub mod local;
 pub mod rpc;
 pub mod rules;

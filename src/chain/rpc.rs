@@ -836,7 +836,7 @@ mod tests {
             })
             .collect();
         let made = threshold::combine(3, &shares).unwrap();
-        let first = entry::random_mod(&made, 5) as u32 + 1;
+        let first = entry::first_submitter(&entry::genesis(), 5);
         let short = client
             .submit_entry(request, made.to_bytes()[..32].to_vec(), first)
             .await

@@ -88,6 +88,10 @@ pub struct ChainArgs {
     /// An operator's stake, `ADDRESS=AMOUNT` (repeatable).
     #[arg(long = "stake", value_parser = parse_stake)]
     stakes: Vec<(Address, u128)>,
+    /// Keep the chain in DIR (`chain.jsonl`: every change, replayed on the next start with
+    /// the same parameters), so a restarted chain goes on where it stopped.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_stake(text: &str) -> Result<(Address, u128), String> {
@@ -107,7 +111,19 @@ fn parse_stake(text: &str) -> Result<(Address, u128), String> {
 
 /// Serves until stdin closes (or the process is stopped).
 pub async fn run(args: ChainArgs) -> Result<(), String> {
-    let chain = LocalChain::from_config(args.rules.config(args.block_time))?;
+    let config = args.rules.config(args.block_time);
+    let chain = match &args.data_dir {
+        Some(dir) => {
+            let (chain, replayed) = LocalChain::open(config, dir)?;
+            let head = chain.with_rules(|rules| rules.head());
+            println!(
+                "{}",
+                json!({"event": "replayed", "calls": replayed, "head": head})
+            );
+            chain
+        }
+        None => LocalChain::from_config(config)?,
+    };
     for (operator, stake) in args.stakes {
         chain
             .set_stake(operator, stake)
