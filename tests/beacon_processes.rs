@@ -3,7 +3,7 @@
 //! with members and relays failing on the way.
 #![cfg(not(target_arch = "wasm32"))]
 
-use std::time::Duration;
+use std::{path::Path, time::Duration};
 
 use serde_json::Value;
 
@@ -56,11 +56,56 @@ fn genesis_hex() -> String {
     )
 }
 
+/// `keep-light dev --headless --port 0` with `args` (which name `--entries K`): the process,
+/// still exiting, and its K entry lines.
+fn dev(args: &[&str]) -> (Proc, Vec<Value>) {
+    let entries: usize = args
+        .iter()
+        .position(|a| *a == "--entries")
+        .and_then(|i| args[i + 1].parse().ok())
+        .expect("--entries K");
+    let mut all = vec!["dev", "--headless", "--port", "0"];
+    all.extend_from_slice(args);
+    let mut child = start(&all);
+    let lines = Lines::new(child.stdout.take().unwrap());
+    let proc = Proc(child);
+    let entries = (0..entries)
+        .map(|_| lines.next("an entry line", |v| v["entry"].is_string()))
+        .collect();
+    (proc, entries)
+}
+
+/// `keep-light chain` with `args`: the process, its lines after the URL line, and its
+/// JSON-RPC URL.
+fn chain(args: &[&str]) -> (Proc, Lines, String) {
+    let mut all = vec!["chain"];
+    all.extend_from_slice(args);
+    let (proc, lines) = spawn(&all);
+    let rpc = lines.next("the rpc line", |v| v["rpc"].is_string())["rpc"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (proc, lines, rpc)
+}
+
+/// `keep-light member` with the key `0x…key` (as 32 bytes), on `rpc`'s chain through the
+/// `bootstrap` relays, keeping its shares in `data_dir` if given.
+fn member(key: u64, rpc: &str, bootstrap: &[&str], data_dir: Option<&Path>) -> (Proc, Lines) {
+    let key = format!("0x{key:064x}");
+    let mut args = vec!["member", "--key-hex", &key, "--chain", rpc];
+    for relay in bootstrap {
+        args.extend(["--bootstrap", relay]);
+    }
+    let dir = data_dir.map(|d| d.to_str().unwrap().to_owned());
+    if let Some(dir) = &dir {
+        args.extend(["--data-dir", dir]);
+    }
+    spawn(&args)
+}
+
 #[test]
 fn dev_headless_prints_three_chained_entries_from_genesis_and_exits() {
-    let mut child = start(&[
-        "dev",
-        "--headless",
+    let (mut proc, entries) = dev(&[
         "--members",
         "7",
         "--group-size",
@@ -71,14 +116,7 @@ fn dev_headless_prints_three_chained_entries_from_genesis_and_exits() {
         "3",
         "--block-time",
         "200",
-        "--port",
-        "0",
     ]);
-    let lines = Lines::new(child.stdout.take().unwrap());
-    let mut proc = Proc(child);
-    let entries: Vec<Value> = (0..3)
-        .map(|_| lines.next("an entry line", |v| v["entry"].is_string()))
-        .collect();
     check_entry_lines(&entries, 3, Some(genesis_hex()));
     for line in &entries {
         assert!(
@@ -93,9 +131,7 @@ fn dev_headless_prints_three_chained_entries_from_genesis_and_exits() {
 fn dev_with_silent_members_still_serves() {
     // 5 seats from 6 operators, 1 of them silent: it is marked misbehaved if selected, and 3
     // of the 4 or 5 speaking seats sign.
-    let mut child = start(&[
-        "dev",
-        "--headless",
+    let (mut proc, entries) = dev(&[
         "--members",
         "6",
         "--silent-members",
@@ -106,14 +142,7 @@ fn dev_with_silent_members_still_serves() {
         "100",
         "--phase-blocks",
         "10",
-        "--port",
-        "0",
     ]);
-    let lines = Lines::new(child.stdout.take().unwrap());
-    let mut proc = Proc(child);
-    let entries: Vec<Value> = (0..2)
-        .map(|_| lines.next("an entry line", |v| v["entry"].is_string()))
-        .collect();
     check_entry_lines(&entries, 3, Some(genesis_hex()));
     assert!(proc.0.wait().unwrap().success());
 }
@@ -123,8 +152,7 @@ fn dev_with_silent_members_still_serves() {
 /// and restarted from its `--data-dir` the next entry shows it still signs.
 #[test]
 fn separate_processes_serve_requests_and_a_restarted_member_signs_from_its_data_dir() {
-    let (_chain, chain_lines) = spawn(&[
-        "chain",
+    let (_chain, _, rpc) = chain(&[
         "--block-time",
         "200",
         "--group-size",
@@ -134,31 +162,13 @@ fn separate_processes_serve_requests_and_a_restarted_member_signs_from_its_data_
         "--phase-blocks",
         "25",
     ]);
-    let rpc = chain_lines.next("the rpc line", |v| v["rpc"].is_string())["rpc"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let (_relay1, _, ws1) = relay(&[]);
     let (_relay2, _, ws2) = relay(&[]);
     let data = std::env::temp_dir().join(format!("keep-light-members-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let member = |n: u64| {
-        let key = format!("0x{:064x}", 100 + n);
-        let mut args = vec![
-            "member",
-            "--key-hex",
-            &key,
-            "--chain",
-            &rpc,
-            "--bootstrap",
-            &ws1,
-            "--bootstrap",
-            &ws2,
-        ];
         let dir = data.join(n.to_string());
-        let dir = dir.to_str().unwrap().to_owned();
-        args.extend(["--data-dir", &dir]);
-        spawn(&args)
+        member(100 + n, &rpc, &[&ws1, &ws2], Some(&dir))
     };
     let mut members: Vec<(Proc, Lines)> = (0..5).map(member).collect();
     // A DKG in which every member must take part. The chain's join delay lets every member
@@ -212,8 +222,7 @@ fn run_json_timeout(args: &[&str]) -> (bool, Value) {
 /// over the other relay with the killed member marked misbehaved, and answer a request.
 #[test]
 fn a_dkg_finishes_when_a_member_and_a_relay_are_killed_midway() {
-    let (_chain, chain_lines) = spawn(&[
-        "chain",
+    let (_chain, _, rpc) = chain(&[
         "--block-time",
         "200",
         "--group-size",
@@ -223,27 +232,11 @@ fn a_dkg_finishes_when_a_member_and_a_relay_are_killed_midway() {
         "--phase-blocks",
         "10",
     ]);
-    let rpc = chain_lines.next("the rpc line", |v| v["rpc"].is_string())["rpc"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let (mut relay1, _, ws1) = relay(&[]);
     let (_relay2, _, ws2) = relay(&[]);
-    let member = |n: u64| {
-        let key = format!("0x{:064x}", 200 + n);
-        spawn(&[
-            "member",
-            "--key-hex",
-            &key,
-            "--chain",
-            &rpc,
-            "--bootstrap",
-            &ws1,
-            "--bootstrap",
-            &ws2,
-        ])
-    };
-    let mut members: Vec<(Proc, Lines)> = (0..5).map(member).collect();
+    let mut members: Vec<(Proc, Lines)> = (0..5)
+        .map(|n| member(200 + n, &rpc, &[&ws1, &ws2], None))
+        .collect();
     let victim = members[4]
         .1
         .next("the victim started", |v| v["event"] == "started")["operator"]
@@ -319,18 +312,7 @@ fn a_chain_restarted_from_its_data_dir_goes_on_where_it_stopped() {
         .to_owned();
     let (_relay, _, ws) = relay(&[]);
     let members: Vec<(Proc, Lines)> = (0..3u64)
-        .map(|n| {
-            let key = format!("0x{:064x}", 300 + n);
-            spawn(&[
-                "member",
-                "--key-hex",
-                &key,
-                "--chain",
-                &rpc,
-                "--bootstrap",
-                &ws,
-            ])
-        })
+        .map(|n| member(300 + n, &rpc, &[&ws], None))
         .collect();
     for (_, lines) in &members {
         lines.next_within("the group", Duration::from_secs(60), |v| {

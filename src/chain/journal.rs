@@ -198,21 +198,7 @@ mod tests {
     use crate::chain::rules::Config;
 
     fn info(rules: &Rules) -> ChainInfo {
-        let config = rules.config();
-        ChainInfo {
-            chain_id: config.chain_id(),
-            minimum_stake: config.minimum_stake(),
-            group_size: config.group_size(),
-            threshold: config.threshold(),
-            phase_blocks: config.phase_blocks(),
-            result_step: config.result_step(),
-            relay_step: config.relay_step(),
-            relay_timeout: config.relay_timeout(),
-            dkg_timeout: config.dkg_timeout(),
-            lifetime_entries: config.lifetime().entries,
-            lifetime_blocks: config.lifetime().blocks,
-            block_time_ms: Some(1000),
-        }
+        ChainInfo::of(rules.config(), Some(1000))
     }
 
     #[test]

@@ -195,27 +195,15 @@ impl LocalChain {
     }
 
     fn info_now(&self) -> ChainInfo {
-        let rules = self.rules();
-        let config = rules.config();
-        ChainInfo {
-            chain_id: config.chain_id(),
-            minimum_stake: config.minimum_stake(),
-            group_size: config.group_size(),
-            threshold: config.threshold(),
-            phase_blocks: config.phase_blocks(),
-            result_step: config.result_step(),
-            relay_step: config.relay_step(),
-            relay_timeout: config.relay_timeout(),
-            dkg_timeout: config.dkg_timeout(),
-            lifetime_entries: config.lifetime().entries,
-            lifetime_blocks: config.lifetime().blocks,
-            block_time_ms: self
-                .shared
-                .block_time
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .map(|t| t.as_millis() as u64),
-        }
+        let block_time = *self
+            .shared
+            .block_time
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        ChainInfo::of(
+            self.rules().config(),
+            block_time.map(|t| t.as_millis() as u64),
+        )
     }
 }
 

@@ -102,6 +102,27 @@ pub struct ChainInfo {
     pub block_time_ms: Option<u64>,
 }
 
+impl ChainInfo {
+    /// What a chain with `config` tells its members (`block_time_ms` where it mines on a
+    /// timer).
+    pub fn of(config: &rules::Config, block_time_ms: Option<u64>) -> Self {
+        Self {
+            chain_id: config.chain_id(),
+            minimum_stake: config.minimum_stake(),
+            group_size: config.group_size(),
+            threshold: config.threshold(),
+            phase_blocks: config.phase_blocks(),
+            result_step: config.result_step(),
+            relay_step: config.relay_step(),
+            relay_timeout: config.relay_timeout(),
+            dkg_timeout: config.dkg_timeout(),
+            lifetime_entries: config.lifetime().entries,
+            lifetime_blocks: config.lifetime().blocks,
+            block_time_ms,
+        }
+    }
+}
+
 /// Events of whole blocks, oldest first: everything from the asked block through `through`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EventPage {
