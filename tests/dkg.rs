@@ -475,6 +475,9 @@ fn a_dkg_groups_members_sign_the_next_entry_with_their_shares() {
         for (from, share) in &shares {
             member.handle_share(*from, share);
         }
+        // A member combines once its submission turn is near: bring each one to its turn.
+        let turn = member.submission_block();
+        member.handle_block(turn);
         let entry = member.entry().expect("T shares");
         assert!(verify_entry(&outcome.group_public_key, &genesis(), entry));
     }
