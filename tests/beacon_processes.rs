@@ -336,3 +336,34 @@ fn a_chain_restarted_from_its_data_dir_goes_on_where_it_stopped() {
     check_entry_lines(&[second], 0, first["entry"].as_str().map(str::to_owned));
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// `keep-light dev --data-dir`: a second run with the same directory goes on from the first
+/// (the chain replayed, the members' key shares kept): its first entry extends the first
+/// run's last one.
+#[test]
+fn dev_restarted_from_its_data_dir_goes_on_from_its_last_entry() {
+    let data = std::env::temp_dir().join(format!("keep-light-dev-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let dir = data.to_str().unwrap().to_owned();
+    let args = [
+        "--members",
+        "5",
+        "--group-size",
+        "3",
+        "--threshold",
+        "2",
+        "--entries",
+        "1",
+        "--block-time",
+        "200",
+        "--data-dir",
+        &dir,
+    ];
+    let (mut first_run, first) = dev(&args);
+    assert!(first_run.0.wait().unwrap().success());
+    check_entry_lines(&first, 2, Some(genesis_hex()));
+    let (mut second_run, second) = dev(&args);
+    assert!(second_run.0.wait().unwrap().success());
+    check_entry_lines(&second, 2, first[0]["entry"].as_str().map(str::to_owned));
+    let _ = std::fs::remove_dir_all(&data);
+}

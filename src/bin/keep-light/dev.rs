@@ -2,7 +2,8 @@
 //! blocks, two relays (TCP, WebSocket, WebRTC-direct), native members (some silent), a request
 //! every `--request-every` blocks, and (without `--headless`) an HTTP server for `www/` and the
 //! chain's JSON-RPC at `/rpc`. Prints `{"url":…}` once the first group exists (not headless),
-//! then one line per entry (section 6); `--entries K` exits 0 after K of them.
+//! then one line per entry (section 6); `--entries K` exits 0 after K of them. With
+//! `--data-dir`, the chain and the members' key shares outlive the process.
 
 use std::{
     cell::RefCell,
@@ -26,7 +27,10 @@ use hyper_util::rt::TokioIo;
 use keep_light::{
     chain::{local::LocalChain, rpc, BeaconChain, Event, GroupId, RequestId},
     identity::{Address, OperatorKey},
-    member::{driver::KeyValueStore, MemberEvent},
+    member::{
+        driver::{GroupStore, KeyValueStore},
+        MemberEvent,
+    },
     net::{Node, NodeConfig, NodeEvent, NodeHandle, Role},
     platform::{self, Instant},
 };
@@ -35,7 +39,7 @@ use sha3::{Digest, Keccak256};
 
 use crate::{
     chain::RulesArgs,
-    member::{entry_line, spawn_member},
+    member::{entry_line, spawn_member, DirStore},
 };
 
 #[derive(Args)]
@@ -68,6 +72,10 @@ pub struct DevArgs {
     /// milliseconds since start (`"member"`, `"ms"`): for profiling a DKG phase by phase.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+    /// Keep the chain (`DIR/chain`) and each member's key shares (`DIR/members/<i>`), so a
+    /// restarted `dev` with the same arguments goes on with its groups and entries.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(flatten)]
     rules: RulesArgs,
 }
@@ -128,7 +136,10 @@ fn find<'a>(addresses: &'a [String], transport: &str) -> &'a str {
 
 pub async fn run(args: DevArgs) -> Result<(), String> {
     let config = args.rules.config(args.block_time);
-    let chain = LocalChain::from_config(config)?;
+    let chain = match &args.data_dir {
+        Some(dir) => LocalChain::open(config, &dir.join("chain"))?.0,
+        None => LocalChain::from_config(config)?,
+    };
     chain.spawn_miner(Duration::from_millis(args.block_time.max(1)));
     let beacon: Arc<dyn BeaconChain> = Arc::new(chain.clone());
 
@@ -172,7 +183,10 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
                 let config = NodeConfig::new(key.clone()).with_bootstrap(bootstrap.clone());
                 let (node, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
                 tokio::spawn(async move { while events.next().await.is_some() {} });
-                let store = Rc::new(KeyValueStore::new(format!("dev/{}", key.address())));
+                let store: Rc<dyn GroupStore> = match &args.data_dir {
+                    Some(dir) => Rc::new(DirStore::new(&dir.join("members").join(i.to_string()))?),
+                    None => Rc::new(KeyValueStore::new(format!("dev/{}", key.address()))),
+                };
                 let tracker = tracker.clone();
                 let trace = trace.clone();
                 spawn_member(node.clone(), key, beacon.clone(), store, move |event| {
@@ -268,7 +282,12 @@ async fn follow(
 ) -> Result<(), String> {
     let shutdown = crate::cli::shutdown_signal()?;
     tokio::pin!(shutdown);
-    let mut cursor = 1;
+    // A chain kept from an earlier run: its entries were printed then, and its groups serve.
+    let (head, has_group) = chain.with_rules(|rules| (rules.head(), !rules.groups().is_empty()));
+    let mut cursor = head + 1;
+    if has_group {
+        announce(&mut page);
+    }
     let mut requested: BTreeMap<RequestId, Instant> = BTreeMap::new();
     let mut dkg_ms: BTreeMap<GroupId, u64> = BTreeMap::new();
     // Entries on chain whose line waits for a member's report of its signers.
@@ -289,10 +308,7 @@ async fn follow(
                     if let Some((joined, Some(finished))) = tracker.dkg.get(session) {
                         dkg_ms.insert(*group, finished.duration_since(*joined).as_millis() as u64);
                     }
-                    if let Some(url) = page.take() {
-                        println!("{}", json!({ "url": url }));
-                        eprintln!("open {url}");
-                    }
+                    announce(&mut page);
                 }
                 Event::EntrySubmitted { request, .. } => waiting.push((*request, platform::now())),
                 _ => {}
@@ -348,6 +364,14 @@ async fn follow(
             }
         }
         waiting = still;
+    }
+}
+
+/// Prints the page's URL, once: the page can be used from the first group on.
+fn announce(page: &mut Option<String>) {
+    if let Some(url) = page.take() {
+        println!("{}", json!({ "url": url }));
+        eprintln!("open {url}");
     }
 }
 
