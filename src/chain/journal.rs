@@ -11,7 +11,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::{BufRead, BufReader, BufWriter, Write},
+    io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
 };
 
@@ -122,8 +122,12 @@ impl Journal {
             let last = lines.len();
             for (number, text) in lines.iter().enumerate().map(|(i, t)| (i + 1, t)) {
                 if number == 1 {
-                    let header: Header = serde_json::from_str(text)
-                        .map_err(|e| fail(1, format!("not a chain journal: {e}")))?;
+                    let header: Header = match serde_json::from_str(text) {
+                        Ok(header) => header,
+                        // The first write was cut short: nothing was ever kept.
+                        Err(_) if last == 1 => break,
+                        Err(e) => return Err(fail(1, format!("not a chain journal: {e}"))),
+                    };
                     if comparable(&header.parameters) != wanted {
                         return Err(fail(
                             1,
@@ -149,19 +153,17 @@ impl Journal {
                 kept_bytes += text.len() as u64 + 1;
             }
         }
-        let file = OpenOptions::new()
+        let io = |e: std::io::Error| format!("{}: {e}", path.display());
+        let mut file = OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .map_err(io)?;
         // Drop a torn last line before appending after it.
-        file.set_len(kept_bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut file = BufWriter::new(file);
-        use std::io::Seek;
-        file.seek(std::io::SeekFrom::End(0))
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        file.set_len(kept_bytes).map_err(io)?;
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        let file = BufWriter::new(file);
         let mut journal = Self { path, file };
         if fresh {
             let header = Header {
