@@ -116,10 +116,6 @@ fn sign_entry(dealing: &Dealing, threshold: usize, previous: &Signature) -> Sign
     combine(threshold, &shares).unwrap()
 }
 
-fn first_submitter(previous: &Signature, n: u32) -> Index {
-    entry::first_submitter(previous, n)
-}
-
 #[test]
 fn genesis_waits_for_enough_seats_then_starts_one_dkg() {
     let mut chain = Fixture::new(4);
@@ -314,7 +310,7 @@ fn entries_chain_from_genesis_and_each_starts_the_next_selection() {
         let request = chain.rules.request_entry().unwrap();
         assert_eq!(request, round);
         let entry = sign_entry(&dealing, 3, &previous);
-        let first = first_submitter(&previous, 5);
+        let first = entry::first_submitter(&previous, 5);
         let served = chain
             .rules
             .submit_entry(request, &entry.to_bytes(), first)
@@ -359,7 +355,7 @@ fn entries_are_refused_with_their_reason() {
     let (_, dealing) = chain.make_group();
     let previous = entry::genesis();
     let entry = sign_entry(&dealing, 3, &previous);
-    let first = first_submitter(&previous, 5);
+    let first = entry::first_submitter(&previous, 5);
     let bytes = entry.to_bytes();
     let reason = |result: Result<Served, CallError>| result.unwrap_err().reason();
     assert_eq!(
@@ -438,7 +434,7 @@ fn a_group_that_does_not_answer_is_terminated_and_the_request_reassigned() {
         .submit_entry(
             request,
             &entry.to_bytes(),
-            first_submitter(&entry::genesis(), 5),
+            entry::first_submitter(&entry::genesis(), 5),
         )
         .unwrap();
 }
@@ -458,7 +454,11 @@ fn groups_expire_after_their_entries_and_a_new_selection_follows() {
         let entry = sign_entry(&dealing, 3, &previous);
         chain
             .rules
-            .submit_entry(request, &entry.to_bytes(), first_submitter(&previous, 5))
+            .submit_entry(
+                request,
+                &entry.to_bytes(),
+                entry::first_submitter(&previous, 5),
+            )
             .unwrap();
         previous = entry;
     }
@@ -478,7 +478,11 @@ fn groups_expire_after_their_entries_and_a_new_selection_follows() {
     let entry = sign_entry(&dealing, 3, &previous);
     let served = chain
         .rules
-        .submit_entry(request, &entry.to_bytes(), first_submitter(&previous, 5))
+        .submit_entry(
+            request,
+            &entry.to_bytes(),
+            entry::first_submitter(&previous, 5),
+        )
         .unwrap();
     assert_eq!(served.group, next);
     // Expiry by blocks.
