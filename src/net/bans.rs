@@ -416,6 +416,20 @@ impl Bans {
             .map(|(reason, _)| reason)
     }
 
+    /// Ends the bans that are due now and returns them, instead of reporting them on the next
+    /// poll: a peer whose ban just ran out may connect before the timer fires, and its `Unbanned`
+    /// must come before its `Connected`.
+    pub fn take_ended(&mut self) -> Vec<Event> {
+        self.list
+            .expire(platform::unix_time())
+            .into_iter()
+            .map(|(peer, reason)| {
+                tracing::info!(%peer, reason, "ban ended");
+                Event::Unbanned { peer, reason }
+            })
+            .collect()
+    }
+
     /// Every entry, for persistence.
     pub fn records(&self) -> Vec<BanRecord> {
         self.list.records()

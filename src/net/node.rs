@@ -334,9 +334,14 @@ impl EventLoop {
                 peer_id,
                 num_established,
                 ..
-            } if num_established.get() == 1 => self.emit(NodeEvent::Connected {
-                peer: peer_id.to_string(),
-            }),
+            } if num_established.get() == 1 => {
+                for ended in swarm.behaviour_mut().bans.take_ended() {
+                    self.emit(ended.into());
+                }
+                self.emit(NodeEvent::Connected {
+                    peer: peer_id.to_string(),
+                })
+            }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 num_established: 0,
