@@ -13,6 +13,7 @@ use keep_light::{
         local::LocalChain,
         rpc::{self, RpcChain},
         rules::Config,
+        watch::{self, EntryView, Watched},
         BeaconChain, Served,
     },
     identity::OperatorKey,
@@ -101,6 +102,14 @@ async fn five_native_members_make_a_group_over_a_relay_and_chain_entries() {
             let url = rpc::spawn_server("127.0.0.1:0".parse().unwrap(), Arc::new(chain.clone()))
                 .await
                 .unwrap();
+            // A reader of the beacon, as a tab follows it: every entry, verified on its side.
+            let reader: Arc<dyn BeaconChain> = Arc::new(RpcChain::new(&url).unwrap());
+            let watched: Rc<RefCell<Vec<Watched>>> = Rc::default();
+            let seen = watched.clone();
+            tokio::task::spawn_local(watch::follow(reader.clone(), move |event| {
+                seen.borrow_mut().push(event);
+                true
+            }));
             let (_relay, relay_address) = start_relay().await;
             let reports: Vec<Rc<RefCell<Vec<MemberEvent>>>> =
                 (0..5).map(|_| Rc::default()).collect();
@@ -127,9 +136,42 @@ async fn five_native_members_make_a_group_over_a_relay_and_chain_entries() {
                 assert_eq!(served.random, entry::random_number(&served.entry));
                 previous = served.entry;
             }
+            // The reader saw both entries, verified them, and knows the group's operators; its
+            // own request resolves with the entry that answers it.
+            let genesis = chain.with_rules(|rules| rules.groups()[0].clone());
+            let views = |watched: &[Watched]| -> Vec<EntryView> {
+                watched
+                    .iter()
+                    .filter_map(|w| match w {
+                        Watched::Entry(view) => Some(view.clone()),
+                        _ => None,
+                    })
+                    .collect()
+            };
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            while views(&watched.borrow()).len() < 2 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let seen = views(&watched.borrow());
+            assert_eq!(seen.len(), 2, "{:?}", watched.borrow());
+            for (view, served) in seen.iter().zip(&served) {
+                assert!(view.verified);
+                assert_eq!(
+                    (view.request, view.entry, view.random),
+                    (served.request, served.entry, served.random)
+                );
+                assert_eq!(view.group_members, genesis.operators);
+            }
+            assert!(watched
+                .borrow()
+                .iter()
+                .any(|w| matches!(w, Watched::Block { .. })));
+            let answer = watch::request(&*reader).await.unwrap();
+            assert!(answer.verified);
+            assert_eq!(answer.request, 2);
+            assert_eq!(answer.previous, served[1].entry);
             // Every member was in the genesis group (5 seats, 5 operators) and saw its DKG
             // phase by phase; nobody misbehaved.
-            let genesis = chain.with_rules(|rules| rules.groups()[0].clone());
             assert!(genesis.misbehaved.is_empty(), "{genesis:?}");
             for member_reports in &reports {
                 let reports = member_reports.borrow();

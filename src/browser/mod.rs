@@ -12,7 +12,13 @@
 pub mod verifier;
 pub mod wallet;
 
-use std::{cell::RefCell, rc::Rc, str::FromStr, sync::Arc, time::Duration};
+use std::{
+    cell::{Cell, RefCell},
+    rc::Rc,
+    str::FromStr,
+    sync::Arc,
+    time::Duration,
+};
 
 use futures::{channel::mpsc, FutureExt, StreamExt};
 use wasm_bindgen::prelude::*;
@@ -20,7 +26,7 @@ use wasm_bindgen::prelude::*;
 use libp2p::{multiaddr::Protocol, Multiaddr};
 
 use crate::{
-    chain::{rpc::RpcChain, BeaconChain},
+    chain::{rpc::RpcChain, watch, BeaconChain},
     identity::{attestation::Attestation, Address, OperatorKey},
     member::driver::{self as member_driver, KeyValueStore},
     net::{
@@ -65,9 +71,13 @@ pub struct KeepClient {
     /// Taken by `onEvent`, which borrows the client shared: a pending `openGroup` holds a
     /// shared borrow for as long as it runs, and a `&mut self` call meanwhile would fail.
     events: RefCell<Option<EventReceiver>>,
-    /// The member service's events as JSON (none unless started as a member), taken with
-    /// `events`.
+    /// The member service's and the beacon follower's events as JSON (none without a
+    /// chain), taken with `events`.
     member_events: RefCell<Option<mpsc::UnboundedReceiver<String>>>,
+    /// The chain's JSON-RPC client, for `requestEntry`.
+    chain: Option<Arc<dyn BeaconChain>>,
+    /// Set by `shutdown`: the beacon follower stops at its next event.
+    stopped: Rc<Cell<bool>>,
 }
 
 #[wasm_bindgen]
@@ -87,8 +97,12 @@ impl KeepClient {
     /// or, without an attestation, asks a dev chain's faucet to stake the key itself; `start`
     /// rejects when the chain refuses), then runs DKGs and signs in the page, keeping its key
     /// shares in `localStorage` so a reloaded tab with the same session key still serves its
-    /// groups. Member events (`dkgJoined`, `dkgPhase`, `dkgFinished`, `group`, `entry`,
-    /// `groupHealth`, …) reach `onEvent` with the node's.
+    /// groups. Member events (`dkgJoined`, `dkgPhase`, `dkgFinished`, `group`, `groupEntry`
+    /// (an entry of the tab's group, with the seats it combined), `groupHealth`, …) reach
+    /// `onEvent` with the node's.
+    ///
+    /// With `chain`, the tab also follows the beacon ([`watch::follow`]): an `entry` event
+    /// for every entry the chain takes, verified in the tab against its group key.
     #[allow(clippy::too_many_arguments)] // JS callers pass them by position (keep-light.js)
     pub async fn start(
         bootstrap: Vec<String>,
@@ -131,9 +145,12 @@ impl KeepClient {
             .with_firewall(policy, relays)
             .with_topics(topics);
         let chain = match chain {
-            Some(url) => Some(Arc::new(RpcChain::new(&url).map_err(|e| JsError::new(&e))?)),
+            Some(url) => Some(Arc::new(
+                RpcChain::new(&url).map_err(|e| JsError::new(&format!("chain: {e}")))?,
+            )),
             None => None,
         };
+        let beacon_chain = chain.clone().map(|c| c as Arc<dyn BeaconChain>);
         if let Some(chain) = &chain {
             config = config.with_chain(chain.clone());
         }
@@ -169,6 +186,14 @@ impl KeepClient {
         };
         let (handle, events) = Node::start(config).await?;
         let (member_reports, member_events) = mpsc::unbounded();
+        let stopped = Rc::new(Cell::new(false));
+        if let Some(chain) = &beacon_chain {
+            let (reports, stopped) = (member_reports.clone(), stopped.clone());
+            platform::spawn(watch::follow(chain.clone(), move |event| {
+                let json = serde_json::to_string(&event).unwrap_or_default();
+                !stopped.get() && reports.unbounded_send(json).is_ok()
+            }));
+        }
         if let Some((chain, chain_id)) = member {
             // One identity's shares per chain: two session keys in one page keep apart.
             let store =
@@ -179,8 +204,13 @@ impl KeepClient {
                 chain,
                 Rc::new(store),
                 move |event| {
-                    let json = serde_json::to_string(&event).unwrap_or_default();
-                    let _ = member_reports.unbounded_send(json);
+                    let mut json = serde_json::to_value(&event).unwrap_or_default();
+                    // `entry` is the beacon follower's (every entry, verified here); the
+                    // member's own is its group's answer, with the seats it combined.
+                    if json["event"] == "entry" {
+                        json["event"] = "groupEntry".into();
+                    }
+                    let _ = member_reports.unbounded_send(json.to_string());
                 },
             ));
         }
@@ -205,6 +235,28 @@ impl KeepClient {
             handle,
             events: RefCell::new(Some(events)),
             member_events: RefCell::new(Some(member_events)),
+            chain: beacon_chain,
+            stopped,
+        })
+    }
+
+    /// Asks the chain for a random number and resolves with the entry that answers it, once
+    /// it is on chain (the `entry` event's object, as JSON, verified in the tab). Rejects
+    /// without `chain`, or when the chain refuses the request or stops answering.
+    #[wasm_bindgen(js_name = requestEntry)]
+    pub fn request_entry(&self) -> js_sys::Promise {
+        let chain = self.chain.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let chain = chain.ok_or_else(|| {
+                JsError::new("requestEntry needs chain (the chain's JSON-RPC URL)")
+            })?;
+            watch::request(&*chain)
+                .await
+                .map(|entry| {
+                    let json = serde_json::to_string(&watch::Watched::Entry(entry));
+                    JsValue::from_str(&json.unwrap_or_default())
+                })
+                .map_err(|e| JsError::new(&format!("chain: {e}")).into())
         })
     }
 
@@ -330,6 +382,7 @@ impl KeepClient {
 
     /// Closes every connection and stops the node.
     pub fn shutdown(&self) -> js_sys::Promise {
+        self.stopped.set(true);
         let handle = self.handle.clone();
         wasm_bindgen_futures::future_to_promise(async move {
             handle.shutdown().await;

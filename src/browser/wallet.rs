@@ -129,12 +129,19 @@ async fn call(provider: &JsValue, method: &str, params: js_sys::Array) -> Result
         .map_err(|e| wallet_error(method, e))
 }
 
-/// A wallet's rejection (`{code, message}` per EIP-1193, or an Error) as a readable error.
+/// A wallet's rejection (`{code, message}` per EIP-1193, or an Error) as a readable error:
+/// `wallet METHOD (CODE): MESSAGE`, the code when the wallet gave one (the JS shell turns
+/// 4001, the user's refusal, into `WalletRejectedError`).
 fn wallet_error(method: &str, error: JsValue) -> JsError {
     let message = js_sys::Reflect::get(&error, &"message".into())
         .ok()
         .and_then(|m| m.as_string())
         .or_else(|| error.as_string())
         .unwrap_or_else(|| "unknown error".into());
-    JsError::new(&format!("wallet {method}: {message}"))
+    let code = js_sys::Reflect::get(&error, &"code".into())
+        .ok()
+        .and_then(|c| c.as_f64())
+        .map(|c| format!(" ({c})"))
+        .unwrap_or_default();
+    JsError::new(&format!("wallet {method}{code}: {message}"))
 }

@@ -12,6 +12,7 @@ pub mod journal;
 pub mod local;
 pub mod rpc;
 pub mod rules;
+pub mod watch;
 
 use std::time::Duration;
 
