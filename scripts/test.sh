@@ -61,6 +61,30 @@ echo "browser group e2e: every native member received the tab's message exactly 
 
 echo "== page test (demo page in headless Chromium via playwright-core)"
 scripts/build-wasm.sh --dev
+
+echo "== the npm package: its types (tsc --strict on a typed example) and its tarball"
+(cd www && npm run --silent typecheck)
+packed=$(cd www && npm pack --dry-run --json 2>/dev/null)
+for file in src/keep-light.js src/keep-light.d.ts src/verifier-worker.js pkg/keep_light.js pkg/keep_light_bg.wasm; do
+  if ! grep -q "\"path\": \"$file\"" <<<"$packed"; then
+    echo "npm pack leaves out $file" >&2
+    exit 1
+  fi
+done
+if grep -q '"path": "e2e/' <<<"$packed"; then
+  echo "npm pack takes the tests in" >&2
+  exit 1
+fi
+# Installed from the tarball into an empty project, it resolves by name with every export.
+consumer=$(mktemp -d)
+tarball=$(cd www && npm pack --silent --pack-destination "$consumer")
+(cd "$consumer" && echo '{"name":"consumer","private":true,"type":"module"}' >package.json &&
+  npm install --silent --no-audit --no-fund "./$tarball" &&
+  node -e "import('keep-light').then((m) => { for (const name of ['KeepLight', 'KeepLightError',
+    'WalletRejectedError', 'NoRelayError', 'ChainError', 'QueueFullError', 'CrashError', 'loadWasm'])
+    if (typeof m[name] !== 'function') throw new Error('keep-light does not export ' + name); })")
+rm -rf "$consumer"
+echo "npm package: types check, the tarball holds the shell and the wasm and installs"
 kl_serve_www 0 "$topic"
 export KEEP_LIGHT_PAGE_URL=$KL_PAGE_URL KEEP_LIGHT_NATIVE_ADDRESS=$KL_NATIVE_ADDRESS
 # The fail-over test starts (and kills) relays of its own with this binary.

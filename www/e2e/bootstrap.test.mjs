@@ -45,7 +45,7 @@ test('a tab dials the relays that worked last time first (localStorage)', async 
     const healthy = await again((e) => e.event === 'health' && e.relays === 2);
     assert.equal(healthy.state, 'healthy');
     assert.equal(decoy.attempts(), 0, 'a decoy was dialled before the remembered relays');
-    const failed = await page.evaluate(() => window.tab.events.filter((e) => e.event === 'dial_failed').length);
+    const failed = await page.evaluate(() => window.tab.events.filter((e) => e.event === 'dialFailed').length);
     assert.equal(failed, 0);
     assert.deepEqual(errors, []);
   } finally {
@@ -74,8 +74,8 @@ test('offline pauses a tab\'s dialling; online redials at once', async () => {
         // After startNode's listener: the event is in window.tab.events already.
         window.tab.node.addEventListener('event', ({ detail }) => {
           const t = window.trigger;
-          if (!t.fired && detail.event === 'dial_failed' && detail.retry_in_ms >= t.minRetry) {
-            t.fired = { at: performance.now(), retry: detail.retry_in_ms, seen: window.tab.events.length };
+          if (!t.fired && detail.event === 'dialFailed' && detail.retryInMs >= t.minRetry) {
+            t.fired = { at: performance.now(), retry: detail.retryInMs, seen: window.tab.events.length };
             if (t.offline) window.dispatchEvent(new Event('offline'));
           }
         });
@@ -103,7 +103,7 @@ test('offline pauses a tab\'s dialling; online redials at once', async () => {
     await page.waitForFunction((until) => performance.now() > until, paused.fired.at + paused.fired.retry + 3000,
       { timeout: 30_000 });
     const dialled = await page.evaluate((seen) =>
-      window.tab.events.slice(seen).filter((e) => e.event === 'dial_failed').length, paused.fired.seen);
+      window.tab.events.slice(seen).filter((e) => e.event === 'dialFailed').length, paused.fired.seen);
     assert.equal(dialled, 0, 'the tab dialled while offline');
     assert.equal(proxy.attempts(), attempts, 'the relay was dialled while offline');
     await online(paused.until);

@@ -56,14 +56,14 @@ test('two tabs talk through a relay circuit, request-response and more than 128 
     await b.page.evaluate((circuit) => window.tab.node.dial(circuit), circuit);
 
     // The relay answers B's attestation too; A's answer is the one that crossed the circuit.
-    const ack = await b.until((e, peer) => e.event === 'attestation_acknowledged' && e.peer === peer, aPeer);
+    const ack = await b.until((e, peer) => e.event === 'attestationAcknowledged' && e.peer === peer, aPeer);
     assert.equal(ack.accepted, true);
-    const attested = await a.until((e) => e.event === 'peer_attested');
+    const attested = await a.until((e) => e.event === 'peerAttested');
     assert.equal(attested.peer, session.peer_id);
     assert.equal(attested.operator, wallet.address);
 
     // A knows B is in the topic (told over the circuit): its flood publishing now sends to B.
-    await a.until((e, [peer, topic]) => e.event === 'peer_subscribed' && e.peer === peer && e.topic === topic,
+    await a.until((e, [peer, topic]) => e.event === 'peerSubscribed' && e.peer === peer && e.topic === topic,
       [session.peer_id, topic]);
     await a.page.evaluate(async ({ topic, CHUNKS, CHUNK }) => {
       for (let i = 0; i < CHUNKS; i++) {
@@ -82,7 +82,7 @@ test('two tabs talk through a relay circuit, request-response and more than 128 
     const gone = (tab, peer) => tab.page.evaluate((peer) =>
       window.tab.events.filter((e) => e.event === 'disconnected' && e.peer === peer).length, peer);
     await b.page.evaluate((later) => window.tab.node.join(later), later);
-    await a.until((e, [peer, topic]) => e.event === 'peer_subscribed' && e.peer === peer && e.topic === topic,
+    await a.until((e, [peer, topic]) => e.event === 'peerSubscribed' && e.peer === peer && e.topic === topic,
       [session.peer_id, later]).catch(async (err) => {
       throw new Error(`A never heard over the circuit that B joined a topic (${err.message}); ` +
         `A saw B disconnect ${await gone(a, session.peer_id)} times`);

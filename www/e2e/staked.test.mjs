@@ -40,14 +40,14 @@ test('a staked tab admits the dialers the chain recognises and bans the others',
     };
 
     const b = await dialA({ keyHex: key('2f'), attestation });
-    const staked = await a.until((e, operator) => e.event === 'operator_checked' && e.operator === operator,
+    const staked = await a.until((e, operator) => e.event === 'operatorChecked' && e.operator === operator,
       wallet.address);
     assert.deepEqual([staked.recognised, staked.stake, staked.minimum], [true, '100', '100']);
-    const ack = await b.until((e, peer) => e.event === 'attestation_acknowledged' && e.peer === peer, aPeer);
+    const ack = await b.until((e, peer) => e.event === 'attestationAcknowledged' && e.peer === peer, aPeer);
     assert.equal(ack.accepted, true);
 
     const c = await dialA({ keyHex: key('3f') });
-    const unstaked = await a.until((e, operator) => e.event === 'operator_checked' && e.operator === operator,
+    const unstaked = await a.until((e, operator) => e.event === 'operatorChecked' && e.operator === operator,
       poor.address);
     assert.deepEqual([unstaked.recognised, unstaked.stake], [false, '99']);
     const banned = await a.until((e, peer) => e.event === 'banned' && e.peer === peer, poor.peer_id);

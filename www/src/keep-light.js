@@ -1,40 +1,93 @@
-// keep-light JS shell: loads the wasm node once and wraps it in a small, typed-by-JSDoc API.
+// keep-light: a beacon light client in the page. Loads the wasm node once and wraps it in the
+// package's API (DESIGN.md section 9; types in keep-light.d.ts).
 //
-// Usage:
-//   import { KeepLight } from './src/keep-light.js';
-//   const node = await KeepLight.connect({ bootstrap: ['/ip4/127.0.0.1/tcp/4001/ws/p2p/16Uiu2…'],
-//                                          topics: ['keep-light/demo/1'] });
-//   node.addEventListener('message', (e) => console.log(e.detail.sender, e.detail.data));
-//   await node.publish('keep-light/demo/1', 'hello');
+//   import { KeepLight } from 'keep-light';
+//   const [wallet] = await KeepLight.wallets();                   // EIP-6963, or window.ethereum
+//   const client = await KeepLight.connect({ bootstrap: [relayAddress], chain: rpcUrl,
+//                                            identity: { wallet: wallet.provider }, member: true });
+//   client.addEventListener('entry', (e) => console.log(e.detail.random, e.detail.verified));
+//   const entry = await client.requestEntry();                    // resolves once on chain
 //
-// Identity (DESIGN.md section 3):
-//   const key = await KeepLight.sessionKey();                  // persisted in localStorage
-//   const attestation = await KeepLight.requestAttestation(window.ethereum, { sessionKey: key });
-//   const node = await KeepLight.connect({ bootstrap, topics, keyHex: key, attestation });
-//   // or an operator key from a keystore file, decrypted in a Web Worker:
-//   const { secret } = await KeepLight.decryptKeystore(jsonText, password);
+// Identity (DESIGN.md section 3): `{wallet}` has an EIP-1193 wallet delegate its operator to
+// the page's session key (a SIWE signature); `{keystore, password}` decrypts a V3 keystore in a
+// Web Worker; `{keyHex}` is a key as it is. Without one, the page's session key acts alone.
 //
-// A beacon member (DESIGN.md sections 3 and 5): with `member: true` and the chain's JSON-RPC URL
-// the tab enrols (registers its attested session key, or is staked by a dev chain's faucet),
-// then is selected into groups, runs their DKGs and signs entries in the page:
-//   const node = await KeepLight.connect({ bootstrap, chain: rpcUrl, member: true,
-//                                          keyHex: key, attestation });
-//   node.addEventListener('dkg', (e) => console.log(e.detail.event, e.detail.phase));
-//   node.addEventListener('entry', (e) => console.log(e.detail.random));
+// Events (EventTarget, and `for await (const e of client.events())`): every detail is an object
+// whose `event` names it, keys in camelCase. The node's own: `connected`, `disconnected`,
+// `health` (relays, over which transports), `dialFailed`, `listening`, `banned`, `unbanned`,
+// `message`, `peerSubscribed`, `attestationAcknowledged`, `operatorChecked` …; derived here:
+// `status` (`{state: 'connecting' | 'connected' | 'disconnected', relays, target}`) and `peer`
+// (`{peer, connected}`); with `chain`: `block`, `entry` (every entry on chain, `verified` in
+// this tab), `error` (`{source: 'chain', error}`, then `chainBack`); with `member`: `group`,
+// `dkgJoined`, `dkgPhase`, `dkgFinished`, `dkgTimedOut` (all four also as `dkg`),
+// `groupEntry`, `groupHealth`, `misbehaved`, `refused`, `submissionRefused`, `groupEnded`.
+// None is lost before the first listener: the node buffers them, and delivery starts in the
+// microtask after the first addEventListener or events() call. Listeners must not block: the
+// node's event loop shares the page's thread.
 //
-// Contract:
-// - Events are the objects the CLI prints (`{event: 'connected', peer}` …). Each is dispatched
-//   twice: as its own type ('connected', 'message', …) and as 'event'; the member's DKG events
-//   ('dkgJoined', 'dkgPhase', 'dkgFinished', 'dkgTimedOut') also as 'dkg'. None is lost before the
-//   first listener: the node buffers them, and delivery starts in the microtask after the first
-//   addEventListener call, so listeners added in the same turn see every event.
-// - Listeners must not block; the node's event loop shares the page's thread.
-// - Errors from the node reject the returned promises with an Error whose message says why.
+// Errors: promises reject with a KeepLightError subclass carrying a `code`; after a Rust panic
+// (CrashError) every later call rejects with that same error.
 
 import init, {
   KeepClient, requestAttestation, sessionKey, useVerifierWorkers,
 } from '../pkg/keep_light.js';
 import { VerifierPool } from './verifier-pool.js';
+
+/** Every error the package raises; `code` says which. */
+export class KeepLightError extends Error {
+  /** @param {string} message @param {string} [code] @param {unknown} [cause] */
+  constructor(message, code = 'keep_light', cause = undefined) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+/** The wallet's user refused (EIP-1193 code 4001). */
+export class WalletRejectedError extends KeepLightError {
+  constructor(message, cause) { super(message, 'wallet_rejected', cause); }
+}
+/** No relay to dial, or none could be reached. */
+export class NoRelayError extends KeepLightError {
+  constructor(message, cause) { super(message, 'no_relay', cause); }
+}
+/** The chain refused a call, answered garbage, or could not be reached. */
+export class ChainError extends KeepLightError {
+  constructor(message, cause) { super(message, 'chain', cause); }
+}
+/** The node cannot take more now (a full queue); try again later. */
+export class QueueFullError extends KeepLightError {
+  constructor(message, cause) { super(message, 'queue_full', cause); }
+}
+/** The wasm node panicked; the client is dead and refuses every later call. */
+export class CrashError extends KeepLightError {
+  constructor(message, cause) { super(message, 'crash', cause); }
+}
+
+/** Maps an error from the wasm side (or a wallet) to the package's classes. */
+function classify(err) {
+  if (err instanceof KeepLightError) return err;
+  const message = String(err?.message ?? err);
+  if (err instanceof WebAssembly.RuntimeError || /unreachable|RuntimeError/.test(err?.name ?? '')) {
+    return new CrashError(`the keep-light node crashed: ${message}`, err);
+  }
+  if (err?.code === 4001 || /^wallet \S+ \(4001\)/.test(message)) {
+    return new WalletRejectedError(message, err);
+  }
+  if (/^chain|chain (unreachable|answered|refused)/.test(message)) return new ChainError(message, err);
+  if (/queue (is )?full|back-pressure/i.test(message)) return new QueueFullError(message, err);
+  return new KeepLightError(message, 'keep_light', err);
+}
+
+/** `retry_in_ms` → `retryInMs`, for event names and keys alike. */
+function camel(name) {
+  return name.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
+}
+
+function camelKeys(value) {
+  if (Array.isArray(value)) return value.map(camelKeys);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [camel(k), camelKeys(v)]));
+}
 
 let wasmReady;
 /** The page's signature verifiers, shared by its nodes (made on the first connect that wants them). */
@@ -51,44 +104,89 @@ export function loadWasm() {
   return wasmReady;
 }
 
+/** Decides the node's key and attestation from `identity` (see the module comment). */
+async function resolveIdentity(identity, keyHex, attestation) {
+  if (!identity) return { keyHex, attestation };
+  if (identity.wallet) {
+    const key = keyHex ?? sessionKey();
+    return { keyHex: key, attestation: await KeepLight.requestAttestation(identity.wallet, { sessionKey: key }) };
+  }
+  if (identity.keystore !== undefined) {
+    const json = typeof identity.keystore === 'string' ? identity.keystore : await identity.keystore.text();
+    return { keyHex: (await KeepLight.decryptKeystore(json, identity.password ?? '')).secret };
+  }
+  if (identity.keyHex) return { keyHex: identity.keyHex, attestation };
+  throw new KeepLightError('identity must be {wallet}, {keystore, password} or {keyHex}', 'bad_option');
+}
+
 export class KeepLight extends EventTarget {
   #client;
+  /** The wallet's address when the key acts for one (an attestation), else undefined. */
+  #operator;
   #pumping = false;
+  /** @type {CrashError | undefined} */
+  #crashed;
+  /** Async iterators waiting on events(). */
+  #readers = new Set();
+  #status = { state: 'connecting', relays: 0, target: 0 };
 
   /**
-   * Starts a node and dials the bootstrap relays.
-   * @param {{bootstrap: string[], topics?: string[], keyHex?: string,
-   *          attestation?: {message: string, signature: string},
-   *          router?: 'gossipsub' | 'floodsub', reachable?: boolean,
-   *          firewall?: 'open' | 'attested' | 'staked', chain?: string,
-   *          member?: boolean, verifiers?: number}} options
-   *   `attestation` (from requestAttestation) is sent to every peer right after connecting;
-   *   `router` must be the network's pubsub routing (default gossipsub); with `reachable` the
-   *   tab listens through its relays (circuit relay v2) and announces each
-   *   `…/p2p-circuit/p2p/<peer>` address in a 'listening' event, for other tabs to `dial`.
-   *   `firewall` decides who may stay connected to the tab (default open; the bootstrap relays
-   *   always may): `attested` peers, or `staked` ones whose operator the chain at the JSON-RPC
-   *   URL `chain` recognises ('operator_checked' events; the others are 'banned').
-   *   With `member`, the tab serves as a beacon member of that chain (connect rejects when the
-   *   chain refuses to enrol it); its key shares stay in localStorage under the session key,
-   *   so a reload with the same `keyHex` still serves its groups.
-   *   Received envelopes' signatures are checked in `verifiers` Web Workers (default: one per
-   *   core but one, 1 to 4, shared by the page's nodes; 0: on the main thread).
+   * Starts a node and dials the bootstrap relays; see keep-light.d.ts for every option.
+   * Rejects with NoRelayError when no bootstrap address is usable, WalletRejectedError when
+   * the wallet's user refuses, ChainError when the chain refuses to enrol a member.
    * @returns {Promise<KeepLight>}
    */
-  static async connect({ bootstrap, topics = [], keyHex, attestation, router, reachable,
-    firewall, chain, member = false, verifiers = defaultVerifiers() } = {}) {
-    await loadWasm();
-    if (verifiers > 0) {
-      verifierPool ??= new VerifierPool(verifiers);
-      useVerifierWorkers((requests) => verifierPool.run(requests), verifierPool.size);
-    } else {
-      useVerifierWorkers(null, 0);
+  static async connect({ bootstrap = [], topics = [], identity, keyHex, attestation, router,
+    reachable, firewall, chain, member = false, worker = false,
+    verifiers = defaultVerifiers() } = {}) {
+    if (!Array.isArray(bootstrap) || !bootstrap.some((a) => typeof a === 'string' && a.startsWith('/'))) {
+      throw new NoRelayError('bootstrap must list at least one relay multiaddr (/ip4/…/ws/p2p/…)');
     }
-    const client = await KeepClient.start(bootstrap ?? [], topics, keyHex,
-      attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain,
-      member);
-    return new KeepLight(client);
+    if (worker) {
+      throw new KeepLightError('worker: true is not available in this version', 'unsupported');
+    }
+    try {
+      await loadWasm();
+      ({ keyHex, attestation } = await resolveIdentity(identity, keyHex, attestation));
+      if (verifiers > 0) {
+        verifierPool ??= new VerifierPool(verifiers);
+        useVerifierWorkers((requests) => verifierPool.run(requests), verifierPool.size);
+      } else {
+        useVerifierWorkers(null, 0);
+      }
+      const client = await KeepClient.start(bootstrap, topics, keyHex,
+        attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain,
+        member);
+      // A SIWE message's second line is the wallet's address: the operator the key acts for.
+      return new KeepLight(client, attestation?.message.split('\n')[1]);
+    } catch (err) {
+      throw classify(err);
+    }
+  }
+
+  /**
+   * The wallets in the page (EIP-6963 announcements, collected for `waitMs`), or
+   * `window.ethereum` when none announces itself.
+   * @returns {Promise<Array<{info: {uuid: string, name: string, icon: string, rdns: string},
+   *                          provider: object}>>}
+   */
+  static async wallets({ waitMs = 200 } = {}) {
+    const found = new Map();
+    const onAnnounce = (event) => {
+      const { info, provider } = event.detail ?? {};
+      if (info?.uuid && provider) found.set(info.uuid, { info, provider });
+    };
+    window.addEventListener('eip6963:announceProvider', onAnnounce);
+    window.dispatchEvent(new Event('eip6963:requestProvider'));
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    window.removeEventListener('eip6963:announceProvider', onAnnounce);
+    if (found.size === 0 && window.ethereum) {
+      found.set('window.ethereum', {
+        info: { uuid: 'window.ethereum', name: 'Browser wallet', icon: '', rdns: '' },
+        provider: window.ethereum,
+      });
+    }
+    return [...found.values()];
   }
 
   /**
@@ -121,24 +219,25 @@ export class KeepLight extends EventTarget {
   /**
    * Asks an EIP-1193 wallet (`window.ethereum`, or any `{request}` object) to delegate its
    * operator identity to the session key: eth_requestAccounts, eth_chainId, then personal_sign
-   * of a Sign-In with Ethereum message naming the session key's peer ID.
-   * @param {{request: (args: {method: string, params?: unknown[]}) => Promise<unknown>}} provider
-   * @param {{sessionKey?: string, domain?: string, ttlSeconds?: number}} [options]
+   * of a Sign-In with Ethereum message naming the session key's peer ID. Rejects with
+   * WalletRejectedError when the user refuses.
    * @returns {Promise<{message: string, signature: string}>} the verified attestation
    */
   static async requestAttestation(provider, { sessionKey: key, domain = location.host,
     ttlSeconds = 3600 } = {}) {
-    await loadWasm();
-    key ??= sessionKey();
-    return JSON.parse(await requestAttestation(provider, key, domain, ttlSeconds));
+    try {
+      await loadWasm();
+      key ??= sessionKey();
+      return JSON.parse(await requestAttestation(provider, key, domain, ttlSeconds));
+    } catch (err) {
+      throw classify(err);
+    }
   }
 
   /**
    * Decrypts an Ethereum V3 keystore (geth, ethers, MetaMask) in a Web Worker, so scrypt's
    * second or so of work never freezes the page.
-   * @param {string} json the keystore file's text
-   * @param {string} password
-   * @returns {Promise<{secret: string, address: string, peer_id: string}>}
+   * @returns {Promise<{secret: string, address: string, peerId: string}>}
    */
   static decryptKeystore(json, password) {
     return new Promise((resolve, reject) => {
@@ -146,35 +245,127 @@ export class KeepLight extends EventTarget {
       const done = () => worker.terminate();
       worker.onmessage = ({ data }) => {
         done();
-        if (data.error) reject(new Error(data.error));
-        else resolve(data.key);
+        if (data.error) reject(new KeepLightError(data.error, 'bad_keystore'));
+        else resolve(camelKeys(data.key));
       };
       worker.onerror = (event) => {
         done();
-        reject(new Error(event.message || 'keystore worker failed'));
+        reject(new KeepLightError(event.message || 'keystore worker failed', 'bad_keystore'));
       };
       worker.postMessage({ json, password });
     });
   }
 
-  constructor(client) {
+  constructor(client, operator) {
     super();
     this.#client = client;
+    this.#operator = operator;
+  }
+
+  /** Runs `call` on the wasm client; a panic turns the client into a CrashError for good. */
+  async #guard(call) {
+    if (this.#crashed) throw this.#crashed;
+    try {
+      return await call(this.#client);
+    } catch (err) {
+      throw this.#fail(err);
+    }
+  }
+
+  #fail(err) {
+    const error = classify(err);
+    if (error instanceof CrashError && !this.#crashed) {
+      this.#crashed = error;
+      this.#emit({ event: 'error', source: 'crash', error: error.message });
+    }
+    return error;
+  }
+
+  #emit(detail) {
+    this.dispatchEvent(new CustomEvent(detail.event, { detail }));
+    if (detail.event.startsWith('dkg')) this.dispatchEvent(new CustomEvent('dkg', { detail }));
+    this.dispatchEvent(new CustomEvent('event', { detail }));
+    for (const reader of this.#readers) reader.push(detail);
+  }
+
+  /** Derives `status` and `peer` from the node's own events. */
+  #derive(detail) {
+    switch (detail.event) {
+      case 'health': {
+        const state = detail.relays > 0 ? 'connected' : 'disconnected';
+        if (state !== this.#status.state || detail.relays !== this.#status.relays) {
+          this.#status = { state, relays: detail.relays, target: detail.target };
+          this.#emit({ event: 'status', ...this.#status });
+        }
+        break;
+      }
+      case 'connected':
+      case 'disconnected':
+        this.#emit({ event: 'peer', peer: detail.peer, connected: detail.event === 'connected' });
+        break;
+      default:
+    }
+  }
+
+  #pump() {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    queueMicrotask(() => {
+      try {
+        this.#client.onEvent((json) => {
+          const detail = camelKeys(JSON.parse(json));
+          detail.event = camel(detail.event);
+          this.#emit(detail);
+          this.#derive(detail);
+        });
+      } catch (err) {
+        this.#fail(err);
+      }
+    });
   }
 
   addEventListener(type, listener, options) {
     super.addEventListener(type, listener, options);
-    if (!this.#pumping) {
-      this.#pumping = true;
-      queueMicrotask(() =>
-        this.#client.onEvent((json) => {
-          const detail = JSON.parse(json);
-          this.dispatchEvent(new CustomEvent(detail.event, { detail }));
-          if (detail.event.startsWith('dkg')) this.dispatchEvent(new CustomEvent('dkg', { detail }));
-          this.dispatchEvent(new CustomEvent('event', { detail }));
-        }),
-      );
-    }
+    this.#pump();
+  }
+
+  /**
+   * Every event from now on, as an async iterator (`for await (const e of client.events())`);
+   * breaking out of the loop stops it.
+   * @returns {AsyncIterableIterator<object>}
+   */
+  events() {
+    const queue = [];
+    let wake;
+    let ended = false;
+    const reader = {
+      push(detail) { queue.push(detail); wake?.(); },
+      end() { ended = true; wake?.(); },
+    };
+    this.#readers.add(reader);
+    this.#pump();
+    const readers = this.#readers;
+    return {
+      [Symbol.asyncIterator]() { return this; },
+      async next() {
+        while (queue.length === 0) {
+          if (ended) return { done: true, value: undefined };
+          await new Promise((resolve) => { wake = resolve; });
+          wake = undefined;
+        }
+        return { done: false, value: queue.shift() };
+      },
+      async return() {
+        readers.delete(reader);
+        reader.end();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  /** The relays as last reported: `{state, relays, target}`. */
+  get status() {
+    return { ...this.#status };
   }
 
   /** @returns {string} the node's peer ID (`16Uiu2…`). */
@@ -182,57 +373,71 @@ export class KeepLight extends EventTarget {
     return this.#client.peerId;
   }
 
-  /** @returns {string} the node's operator address (EIP-55). */
+  /** @returns {string} the operator address (EIP-55): the wallet's when delegated, else the key's. */
+  get operator() {
+    return this.#operator ?? this.#client.address;
+  }
+
+  /** @returns {string} the node's own key's address (the session key's when delegated). */
   get address() {
     return this.#client.address;
   }
 
   /**
-   * Dials a peer's address, e.g. another tab's circuit address; a 'connected' event follows.
-   * @param {string} address
+   * Asks the chain for a random number; resolves with the `entry` event's object once the
+   * entry is on chain (`verified`: checked in this tab against its group's key).
    */
-  dial(address) {
-    return this.#client.dial(address);
+  requestEntry() {
+    return this.#guard(async (client) => camelKeys(JSON.parse(await client.requestEntry())));
   }
 
-  /**
-   * Publishes text (or bytes) on a topic. Rejects when no peer is in the topic yet.
-   * @param {string} topic
-   * @param {string | Uint8Array} data
-   */
+  /** Dials a peer's address, e.g. another tab's circuit address; a `connected` event follows. */
+  dial(address) {
+    return this.#guard((client) => client.dial(address));
+  }
+
+  /** Publishes text (or bytes) on a topic. Rejects when no peer is in the topic yet. */
   publish(topic, data) {
-    return typeof data === 'string'
-      ? this.#client.publish(topic, data)
-      : this.#client.publishBytes(topic, data);
+    return this.#guard((client) => (typeof data === 'string'
+      ? client.publish(topic, data)
+      : client.publishBytes(topic, data)));
   }
 
   /**
    * Joins the group channel of `members` (every operator address, this node's included) and
    * calls `onMessage({topic, from, sender, sequence, text})` once for each text a member sends
    * (`sender`: the member whose signature the envelope carries; `from`: the peer that
-   * forwarded it, often a relay).
-   * @param {string[]} members
-   * @param {(message: {topic: string, from: string, sender: string, sequence: number,
-   *          text: string}) => void} onMessage
-   * @returns {Promise<{topic: string, send: (text: string) => void, close: () => void}>}
-   *   `send` republishes with backoff until `close`.
+   * forwarded it, often a relay). Resolves with `{topic, send(text), close()}`; `send`
+   * republishes with backoff until `close`.
    */
+  joinGroup(members, onMessage) {
+    return this.#guard((client) => client.openGroup(members, (json) => onMessage(JSON.parse(json))));
+  }
+
+  /** @deprecated the same as `joinGroup`. */
   openGroup(members, onMessage) {
-    return this.#client.openGroup(members, (json) => onMessage(JSON.parse(json)));
+    return this.joinGroup(members, onMessage);
   }
 
-  /** @param {string} topic */
+  /** Subscribes to a topic. */
   join(topic) {
-    this.#client.join(topic);
+    return this.#guard((client) => client.join(topic));
   }
 
-  /** @param {string} topic */
+  /** Unsubscribes from a topic. */
   leave(topic) {
-    this.#client.leave(topic);
+    return this.#guard((client) => client.leave(topic));
   }
 
-  /** Closes every connection and stops the node. */
+  /** Closes every connection and stops the node; events() iterators end. */
+  async stop() {
+    for (const reader of this.#readers) reader.end();
+    this.#readers.clear();
+    await this.#guard((client) => client.shutdown());
+  }
+
+  /** @deprecated the same as `stop`. */
   close() {
-    return this.#client.shutdown();
+    return this.stop();
   }
 }
