@@ -68,12 +68,15 @@ export function pageWithoutNode(url) {
 /**
  * Gives `page` (before its next navigation) a `window.ethereum` EIP-1193 provider backed by
  * the viem `account`: `request` runs here, in Node, through an exposed function, and signs
- * with the account's key. It survives reloads.
+ * with the account's key. It survives reloads. With `refuse`, the user declines every
+ * signature (an EIP-1193 error with code 4001).
  * @param {import('playwright-core').Page} page
  * @param {import('viem/accounts').PrivateKeyAccount} account
  */
-export async function installViemWallet(page, account, chainId = 31337) {
+export async function installViemWallet(page, account, chainId = 31337, { refuse = false } = {}) {
   await page.exposeFunction('__viemRequest', async (method, params) => {
+    // A user who declines the signature: EIP-1193's 4001, as wallets report it.
+    if (refuse && method === 'personal_sign') return { refused: { code: 4001, message: 'User rejected the request.' } };
     switch (method) {
       case 'eth_requestAccounts':
       case 'eth_accounts':
@@ -89,7 +92,11 @@ export async function installViemWallet(page, account, chainId = 31337) {
   });
   await page.addInitScript(() => {
     window.ethereum = {
-      request: ({ method, params = [] }) => window.__viemRequest(method, params),
+      request: async ({ method, params = [] }) => {
+        const result = await window.__viemRequest(method, params);
+        if (result?.refused) throw Object.assign(new Error(result.refused.message), result.refused);
+        return result;
+      },
     };
   });
 }

@@ -1,8 +1,9 @@
 //! `keep-light dev`: the main job (DESIGN.md section 8) in one process — the dev chain mining
 //! blocks, two relays (TCP, WebSocket, WebRTC-direct), native members (some silent), a request
 //! every `--request-every` blocks, and (without `--headless`) an HTTP server for `www/` and the
-//! chain's JSON-RPC at `/rpc`. Prints `{"url":…}` once the first group exists (not headless),
-//! then one line per entry (section 6); `--entries K` exits 0 after K of them. With
+//! chain's JSON-RPC at `/rpc`. Prints `{"url":…}` once the relays run and the members are
+//! staked (not headless): a tab may enrol and be selected into the first group. Then one line
+//! per entry (section 6); `--entries K` exits 0 after K of them. With
 //! `--data-dir`, the chain and the members' key shares outlive the process.
 
 use std::{
@@ -220,14 +221,15 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
                 let query: Vec<String> = relays
                     .iter()
                     .map(|r| format!("relay={}", urlencode(r)))
-                    .chain([
-                        format!("chain={}", urlencode(&format!("{origin}/rpc"))),
-                        format!("topic={}", urlencode("keep-light/demo/1")),
-                    ])
+                    .chain([format!("chain={}", urlencode(&format!("{origin}/rpc")))])
                     .collect();
                 format!("{origin}/?{}", query.join("&"))
             });
-            let outcome = follow(&chain, &args, page, &tracker).await;
+            if let Some(url) = page {
+                println!("{}", json!({ "url": url }));
+                eprintln!("open {url}");
+            }
+            let outcome = follow(&chain, &args, &tracker).await;
             for node in nodes {
                 node.shutdown().await;
             }
@@ -272,22 +274,17 @@ fn track(tracker: &mut Tracker, event: &MemberEvent) {
     }
 }
 
-/// Follows the chain: requests entries, prints the page URL once a group exists and a line
-/// per entry; returns after `--entries` entries, or at Ctrl-C.
+/// Follows the chain: requests entries and prints a line per entry; returns after
+/// `--entries` entries, or at Ctrl-C.
 async fn follow(
     chain: &LocalChain,
     args: &DevArgs,
-    mut page: Option<String>,
     tracker: &Rc<RefCell<Tracker>>,
 ) -> Result<(), String> {
     let shutdown = crate::cli::shutdown_signal()?;
     tokio::pin!(shutdown);
     // A chain kept from an earlier run: its entries were printed then, and its groups serve.
-    let (head, has_group) = chain.with_rules(|rules| (rules.head(), !rules.groups().is_empty()));
-    let mut cursor = head + 1;
-    if has_group {
-        announce(&mut page);
-    }
+    let mut cursor = chain.with_rules(|rules| rules.head()) + 1;
     let mut requested: BTreeMap<RequestId, Instant> = BTreeMap::new();
     let mut dkg_ms: BTreeMap<GroupId, u64> = BTreeMap::new();
     // Entries on chain whose line waits for a member's report of its signers.
@@ -308,7 +305,6 @@ async fn follow(
                     if let Some((joined, Some(finished))) = tracker.dkg.get(session) {
                         dkg_ms.insert(*group, finished.duration_since(*joined).as_millis() as u64);
                     }
-                    announce(&mut page);
                 }
                 Event::EntrySubmitted { request, .. } => waiting.push((*request, platform::now())),
                 _ => {}
@@ -364,14 +360,6 @@ async fn follow(
             }
         }
         waiting = still;
-    }
-}
-
-/// Prints the page's URL, once: the page can be used from the first group on.
-fn announce(page: &mut Option<String>) {
-    if let Some(url) = page.take() {
-        println!("{}", json!({ "url": url }));
-        eprintln!("open {url}");
     }
 }
 
