@@ -35,16 +35,13 @@ pub fn utc_now() -> time::OffsetDateTime {
 }
 
 /// Reads a small persisted value (the page's `localStorage` in wasm; an in-process map natively,
-/// where the CLI keeps its state in `--data-dir` instead). `None` when absent or unavailable
-/// (a worker has no `localStorage`).
+/// where the CLI keeps its state in `--data-dir` instead). `None` when absent or unavailable.
+/// A worker has no `localStorage`: there the global `keepLightStorage` (`getItem`/`setItem`,
+/// which the node worker of `www/src/node-worker.js` backs with the page's) stands in.
 pub fn load(key: &str) -> Option<String> {
     #[cfg(target_arch = "wasm32")]
     {
-        web_sys::window()?
-            .local_storage()
-            .ok()??
-            .get_item(key)
-            .ok()?
+        storage()?.get_item(key).ok()?
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -56,12 +53,8 @@ pub fn load(key: &str) -> Option<String> {
 pub fn store(key: &str, value: &str) -> Result<(), String> {
     #[cfg(target_arch = "wasm32")]
     {
-        let storage = web_sys::window()
-            .ok_or("no window")?
-            .local_storage()
-            .map_err(|_| "localStorage is not available")?
-            .ok_or("localStorage is not available")?;
-        storage
+        storage()
+            .ok_or("localStorage is not available")?
             .set_item(key, value)
             .map_err(|_| format!("localStorage refused {key}"))
     }
@@ -73,6 +66,18 @@ pub fn store(key: &str, value: &str) -> Result<(), String> {
             .insert(key.to_owned(), value.to_owned());
         Ok(())
     }
+}
+
+/// The page's `localStorage`, or in a worker the `keepLightStorage` its script provides (the
+/// same two methods, so it passes for a `Storage`).
+#[cfg(target_arch = "wasm32")]
+fn storage() -> Option<web_sys::Storage> {
+    use wasm_bindgen::JsCast;
+    if let Some(window) = web_sys::window() {
+        return window.local_storage().ok()?;
+    }
+    let stand_in = js_sys::Reflect::get(&js_sys::global(), &"keepLightStorage".into()).ok()?;
+    (!stand_in.is_undefined()).then(|| stand_in.unchecked_into())
 }
 
 #[cfg(not(target_arch = "wasm32"))]

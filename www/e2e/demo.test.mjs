@@ -3,7 +3,10 @@
 // wallet, is in it. The page must show `connected`, the tab's group and its DKG phase by phase,
 // then entries it verified itself, one of them the answer to its own request button. The error
 // paths: a wallet whose user declines, relays that cannot be reached, a chain answering garbage.
-// A screenshot of the page is kept in target/e2e/demo.png.
+// A screenshot of the page is kept in target/e2e/demo.png. Worker mode (?worker=1): the same
+// with the node in a dedicated Worker. Each run prints how long the page's main thread went
+// without a 10 ms timer tick while the tab ran its DKG (KEEP_LIGHT_MAIN_THREAD: a figure, not
+// a check).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -20,6 +23,27 @@ const ARTEFACTS = fileURLToPath(new URL('../../target/e2e/', import.meta.url));
 const wallet = privateKeyToAccount('0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a');
 // A DKG in debug wasm on a loaded 2-core machine.
 const SLOW = 120_000;
+
+/** Starts a 10 ms timer in the page; `longestGap()` then says its longest stall so far. */
+async function watchMainThread(page) {
+  await page.evaluate(() => {
+    window.ticks = [performance.now()];
+    setInterval(() => window.ticks.push(performance.now()), 10);
+  });
+  return () => page.evaluate(() => Math.round(Math.max(...window.ticks.slice(1).map((t, i) => t - window.ticks[i]))));
+}
+
+/** Connects the open demo page with its dev key and waits until its first DKG is done. */
+async function connectAndFormGroup(page) {
+  await page.locator('#dev-key').click();
+  await waitConnected(page);
+  const longestGap = await watchMainThread(page);
+  await page.getByTestId('dkg').locator('.phase.now').first().waitFor({ timeout: SLOW });
+  await page.waitForFunction(() => document.getElementById('dkg').dataset.state === 'finished',
+    null, { timeout: SLOW });
+  await page.getByTestId('group').first().waitFor({ timeout: 30_000 });
+  return longestGap();
+}
 
 function startDev() {
   return startBinary(['dev', '--port', '0', '--www', WWW, '--members', '4', '--group-size', '5',
@@ -39,6 +63,7 @@ test('the demo page: a wallet connects, the tab joins a group, runs its DKG and 
     await page.goto(url);
     await page.getByTestId('connect').locator('#wallet').click();
     await waitConnected(page);
+    const longestGap = await watchMainThread(page);
     assert.match(await page.getByTestId('status').textContent(), /connected/);
     assert.equal(await page.locator('#identity').getAttribute('data-operator'), wallet.address);
     await page.waitForFunction(() => /^[12] of 2/.test(document.querySelector('[data-testid=health]').textContent),
@@ -51,6 +76,7 @@ test('the demo page: a wallet connects, the tab joins a group, runs its DKG and 
     await page.waitForFunction(() => document.getElementById('dkg').dataset.state === 'finished',
       null, { timeout: SLOW });
     assert.equal(await dkg.locator('.phase.done').count(), 7);
+    console.log(`KEEP_LIGHT_MAIN_THREAD ${JSON.stringify({ worker: false, longest_gap_ms: await longestGap() })}`);
     const group = page.getByTestId('group').first();
     await group.waitFor({ timeout: 30_000 });
     assert.match(await group.textContent(), /Group 0 · seat \d of 5/);
@@ -128,6 +154,31 @@ test('the demo page explains a declined wallet, unreachable relays and a chain a
   } finally {
     await browser.close();
     garbage.close();
+    dev.child.kill('SIGINT');
+  }
+});
+
+test('worker mode: the node runs in a Worker, the page the same, its entries verified', async () => {
+  assert.ok(bin, 'KEEP_LIGHT_BIN must be set (run scripts/test.sh)');
+  const dev = startDev();
+  const browser = await launchChromium();
+  try {
+    const { url } = await dev.next((line) => line.url, 'the page URL');
+    const { page, errors } = await openPage(browser, `${url}&worker=1`);
+    const longestGap = await connectAndFormGroup(page);
+    // Only the WebSocket relay: a worker cannot use WebRTC.
+    assert.match(await page.getByTestId('health').textContent(), /^1 of 2 · ws/);
+    assert.match(await page.getByTestId('group').first().textContent(), /Group 0 · seat \d of 5/);
+    await page.locator('[data-testid=entry][data-verified=true]').first().waitFor({ timeout: SLOW });
+    // The node is in a worker: the page's wasm module was loaded for the session key only,
+    // and the page's requestEntry goes through the worker.
+    const entry = await page.evaluate(() => window.keepLight.requestEntry());
+    assert.equal(entry.verified, true);
+    await dev.next((l) => l.random === entry.random, `dev's line for entry ${entry.random}`);
+    console.log(`KEEP_LIGHT_MAIN_THREAD ${JSON.stringify({ worker: true, longest_gap_ms: longestGap })}`);
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
     dev.child.kill('SIGINT');
   }
 });

@@ -8,6 +8,8 @@ import { KeepLight, WalletRejectedError } from './keep-light.js';
 const params = new URLSearchParams(location.search);
 const relays = params.getAll('relay');
 const chain = params.get('chain') ?? undefined;
+// ?worker=1: the node runs in a dedicated Worker (WebSocket relays only).
+const worker = params.get('worker') === '1';
 const $ = (id) => document.getElementById(id);
 const PHASES = ['ephemeral_keys', 'commitments', 'share_accusations', 'points',
   'point_accusations', 'disclosure', 'result_signing'];
@@ -93,7 +95,7 @@ async function start(identity, label) {
     if (client) await client.stop().catch(() => {});
     view = freshView();
     const member = Boolean(chain) && $('member').checked;
-    client = await KeepLight.connect({ bootstrap: relays, chain, identity, member });
+    client = await KeepLight.connect({ bootstrap: relays, chain, identity, member, worker });
     window.keepLight = client; // for the console and page tests
     wire(client);
     $('address').textContent = client.operator;
@@ -123,7 +125,8 @@ async function start(identity, label) {
 // ---- events ------------------------------------------------------------------------------
 
 function wire(node) {
-  node.addEventListener('event', ({ detail }) => log(JSON.stringify(detail)));
+  node.addEventListener('event', ({ detail }) =>
+    log(JSON.stringify(detail, (_key, value) => (typeof value === 'bigint' ? String(value) : value))));
   node.addEventListener('status', ({ detail }) => {
     if (detail.state === 'connected') setStatus('connected', 'connected');
     else setStatus('no relay reachable — retrying', 'offline');
@@ -293,7 +296,7 @@ function plot(entries) {
       scales: { x: { time: false } },
       legend: { show: false },
       axes: [{ label: 'entry block', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
-        { label: 'request → entry, ms (≈ blocks × block time)', size: 60, labelSize: 18 }],
+        { label: 'ms to entry', size: 60 }],
       series: [{}, { label: 'entry time', stroke: '#4b5bdc', width: 2, points: { size: 6 } }],
     }, data, box);
     new ResizeObserver(() => chart.setSize({ width: Math.max(300, box.clientWidth), height: 180 })).observe(box);

@@ -1,6 +1,9 @@
 // Types of the keep-light package (keep-light.js). Written by hand; `npm run typecheck` checks
 // them against examples/typed.ts with `tsc --noEmit --strict`.
 
+/** A u64 from the node: a number while it is exact (below 2^53), past that a BigInt. */
+export type U64 = number | bigint;
+
 /** An EIP-1193 provider: a browser wallet, or anything with its `request`. */
 export interface EIP1193Provider {
   request(args: { method: string; params?: unknown[] | object }): Promise<unknown>;
@@ -32,7 +35,7 @@ export interface ConnectOptions {
   identity?: Identity;
   /** Serve as a beacon member of `chain`: enrol, join groups, run DKGs, sign entries. */
   member?: boolean;
-  /** Run the node in a dedicated Worker (not available yet: connect rejects). */
+  /** Run the node in a dedicated Worker, over WebSocket relays only (WebRTC needs the page). */
   worker?: boolean;
   /** Pubsub topics to join at start. */
   topics?: string[];
@@ -52,8 +55,8 @@ export interface ConnectOptions {
 /** An entry on chain, as the `entry` event and `requestEntry()` give it. */
 export interface Entry {
   event: 'entry';
-  request: number;
-  group: number;
+  request: U64;
+  group: U64;
   /** EIP-197 encodings, 0x-hex. */
   groupKey: string | null;
   entry: string;
@@ -62,8 +65,8 @@ export interface Entry {
   random: string;
   /** The group's operator addresses in seat order. */
   groupMembers: string[];
-  requestBlock: number;
-  entryBlock: number;
+  requestBlock: U64;
+  entryBlock: U64;
   /** Whether this tab checked `entry` as the group key's BLS signature over `previous`. */
   verified: boolean;
 }
@@ -73,9 +76,9 @@ export type DkgPhase =
   | 'point_accusations' | 'disclosure' | 'result_signing';
 
 export type DkgEvent =
-  | { event: 'dkgJoined'; session: string; seats: number[]; size: number; startBlock: number }
-  | { event: 'dkgPhase'; session: string; phase: DkgPhase; block: number }
-  | { event: 'dkgFinished'; session: string; ok: boolean; error: string | null; misbehaved: number[]; block: number }
+  | { event: 'dkgJoined'; session: string; seats: number[]; size: number; startBlock: U64 }
+  | { event: 'dkgPhase'; session: string; phase: DkgPhase; block: U64 }
+  | { event: 'dkgFinished'; session: string; ok: boolean; error: string | null; misbehaved: number[]; block: U64 }
   | { event: 'dkgTimedOut'; session: string };
 
 export interface StatusEvent {
@@ -91,7 +94,7 @@ export interface EventMap {
   health: { event: 'health'; state: string; relays: number; target: number; transports: Record<string, number> };
   peer: { event: 'peer'; peer: string; connected: boolean };
   banned: { event: 'banned'; peer: string; reason: string; durationMs: number; untilMs: number; offences: number };
-  group: { event: 'group'; group: number; groupKey: string; seats: number[]; operators: string[]; restored: boolean };
+  group: { event: 'group'; group: U64; groupKey: string; seats: number[]; operators: string[]; restored: boolean };
   dkg: DkgEvent;
   entry: Entry;
   error: { event: 'error'; source: 'chain' | 'crash'; error: string };
@@ -113,7 +116,7 @@ export interface GroupMessage {
   from: string;
   /** The member whose signature the envelope carries. */
   sender: string;
-  sequence: number;
+  sequence: U64;
   text: string;
 }
 

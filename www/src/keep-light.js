@@ -25,6 +25,12 @@
 // microtask after the first addEventListener or events() call. Listeners must not block: the
 // node's event loop shares the page's thread.
 //
+// Worker mode (`worker: true`): the node runs in a dedicated Worker (node-worker.js) over
+// WebSocket relays only (WebRTC needs the page); the same API and events, the page's main
+// thread left to the page. Its localStorage entries are handed to the worker and written back.
+//
+// Numbers: a u64 past 2^53 arrives as a BigInt, never rounded (the others stay numbers).
+//
 // Errors: promises reject with a KeepLightError subclass carrying a `code`; after a Rust panic
 // (CrashError) every later call rejects with that same error.
 
@@ -78,6 +84,17 @@ function classify(err) {
   return new KeepLightError(message, 'keep_light', err);
 }
 
+/**
+ * JSON from the node, where a u64 past 2^53 (a block number, a sequence, a stake) becomes a
+ * BigInt instead of a rounded number: the reviver sees each number's source text (JSON.parse
+ * source text access: Chromium 114+, Firefox 135+, Safari 18.4+; an older browser rounds them).
+ */
+function parseLossless(json) {
+  return JSON.parse(json, (_key, value, context) => (typeof value === 'number'
+    && !Number.isSafeInteger(value) && /^-?\d+$/.test(context?.source ?? '')
+    ? BigInt(context.source) : value));
+}
+
 /** `retry_in_ms` → `retryInMs`, for event names and keys alike. */
 function camel(name) {
   return name.replace(/_([a-z0-9])/g, (_, c) => c.toUpperCase());
@@ -87,6 +104,124 @@ function camelKeys(value) {
   if (Array.isArray(value)) return value.map(camelKeys);
   if (value === null || typeof value !== 'object') return value;
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [camel(k), camelKeys(v)]));
+}
+
+/**
+ * The wasm client's interface, run in a dedicated Worker (node-worker.js): the same methods,
+ * each a posted call. Events arrive batched, one post per worker task.
+ */
+class WorkerClient {
+  #worker;
+  #nextId = 1;
+  #replies = new Map();
+  #onEvent;
+  #early = [];
+  #groups = new Map();
+
+  static async start(args, verifiers) {
+    const client = new WorkerClient();
+    const { peerId, address } = await client.#start(args, verifiers);
+    client.peerId = peerId;
+    client.address = address;
+    return client;
+  }
+
+  #start(args, verifiers) {
+    this.#worker = new Worker(new URL('./node-worker.js', import.meta.url), { type: 'module' });
+    this.#worker.onmessage = ({ data }) => this.#receive(data);
+    this.#worker.onerror = (event) => {
+      const error = new CrashError(`the node worker failed: ${event.message || 'script error'}`);
+      for (const { reject } of this.#replies.values()) reject(error);
+      this.#replies.clear();
+    };
+    // The node's own entries in localStorage (its good relays, a member's key shares).
+    const storage = {};
+    for (let i = 0; i < localStorage.length; i += 1) {
+      const key = localStorage.key(i);
+      if (key.startsWith('keep-light/')) storage[key] = localStorage.getItem(key);
+    }
+    return new Promise((resolve, reject) => {
+      this.#replies.set(0, { resolve, reject });
+      this.#worker.postMessage({ type: 'start', args, storage, verifiers });
+    });
+  }
+
+  #receive(data) {
+    switch (data.type) {
+      case 'reply': {
+        const waiting = this.#replies.get(data.id);
+        this.#replies.delete(data.id);
+        if (!waiting) return;
+        if (data.error) {
+          const error = new Error(data.error.message);
+          error.name = data.error.name;
+          waiting.reject(error);
+        } else {
+          waiting.resolve(data.value);
+        }
+        break;
+      }
+      case 'events':
+        if (this.#onEvent) data.list.forEach(this.#onEvent);
+        else this.#early.push(...data.list);
+        break;
+      case 'group':
+        this.#groups.get(data.channel)?.(data.json);
+        break;
+      case 'store':
+        try {
+          localStorage.setItem(data.key, data.value);
+        } catch {
+          // Quota or private mode: the worker keeps its copy for this session.
+        }
+        break;
+      default:
+    }
+  }
+
+  #call(method, ...args) {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#replies.set(id, { resolve, reject });
+      this.#worker.postMessage({ type: 'call', id, method, args });
+    });
+  }
+
+  onEvent(callback) {
+    if (this.#onEvent) throw new Error('onEvent was already called');
+    this.#onEvent = callback;
+    this.#early.splice(0).forEach(callback);
+  }
+
+  requestEntry() { return this.#call('requestEntry'); }
+
+  dial(address) { return this.#call('dial', address); }
+
+  publish(topic, text) { return this.#call('publish', topic, text); }
+
+  publishBytes(topic, bytes) { return this.#call('publishBytes', topic, bytes); }
+
+  join(topic) { return this.#call('join', topic); }
+
+  leave(topic) { return this.#call('leave', topic); }
+
+  async openGroup(members, onMessage) {
+    const { channel, topic } = await this.#call('openGroup', members);
+    this.#groups.set(channel, onMessage);
+    return {
+      topic,
+      send: (text) => { this.#call('groupSend', channel, text); },
+      close: () => {
+        this.#groups.delete(channel);
+        this.#call('groupClose', channel);
+      },
+    };
+  }
+
+  async shutdown() {
+    await this.#call('shutdown');
+    this.#worker.terminate();
+  }
 }
 
 let wasmReady;
@@ -143,11 +278,23 @@ export class KeepLight extends EventTarget {
       throw new NoRelayError('bootstrap must list at least one relay multiaddr (/ip4/…/ws/p2p/…)');
     }
     if (worker) {
-      throw new KeepLightError('worker: true is not available in this version', 'unsupported');
+      // A worker has no RTCPeerConnection: WebSocket relays only.
+      bootstrap = bootstrap.filter((address) => !address.includes('/webrtc'));
+      if (bootstrap.length === 0) {
+        throw new NoRelayError('worker: true needs a WebSocket relay (a worker cannot use WebRTC)');
+      }
     }
     try {
       await loadWasm();
       ({ keyHex, attestation } = await resolveIdentity(identity, keyHex, attestation));
+      if (worker) {
+        // The worker's node needs a key the page keeps: the session key, unless given one.
+        keyHex ??= sessionKey();
+        const client = await WorkerClient.start([bootstrap, topics, keyHex,
+          attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain,
+          member], verifiers);
+        return new KeepLight(client, attestation?.message.split('\n')[1]);
+      }
       if (verifiers > 0) {
         verifierPool ??= new VerifierPool(verifiers);
         useVerifierWorkers((requests) => verifierPool.run(requests), verifierPool.size);
@@ -313,7 +460,7 @@ export class KeepLight extends EventTarget {
     queueMicrotask(() => {
       try {
         this.#client.onEvent((json) => {
-          const detail = camelKeys(JSON.parse(json));
+          const detail = camelKeys(parseLossless(json));
           detail.event = camel(detail.event);
           this.#emit(detail);
           this.#derive(detail);
@@ -388,7 +535,7 @@ export class KeepLight extends EventTarget {
    * entry is on chain (`verified`: checked in this tab against its group's key).
    */
   requestEntry() {
-    return this.#guard(async (client) => camelKeys(JSON.parse(await client.requestEntry())));
+    return this.#guard(async (client) => camelKeys(parseLossless(await client.requestEntry())));
   }
 
   /** Dials a peer's address, e.g. another tab's circuit address; a `connected` event follows. */
@@ -411,7 +558,7 @@ export class KeepLight extends EventTarget {
    * republishes with backoff until `close`.
    */
   joinGroup(members, onMessage) {
-    return this.#guard((client) => client.openGroup(members, (json) => onMessage(JSON.parse(json))));
+    return this.#guard((client) => client.openGroup(members, (json) => onMessage(parseLossless(json))));
   }
 
   /** @deprecated the same as `joinGroup`. */

@@ -1,0 +1,86 @@
+// The node in a dedicated Worker (KeepLight.connect({worker: true})): the wasm node runs here,
+// off the page's main thread, over WebSocket (a worker has no RTCPeerConnection). The page's
+// side (WorkerClient in keep-light.js) posts calls and gets back replies and events.
+//
+// Messages from the page: {type: 'start', args, storage, verifiers}, then
+// {type: 'call', id, method, args}. To the page: {type: 'reply', id, value} or
+// {type: 'reply', id, error: {name, message}}, {type: 'events', list: [json…]} (batched per
+// task), {type: 'group', channel, json} (a group channel's message), and {type: 'store', key,
+// value} for each write to the stand-in storage, which the page keeps in its localStorage.
+import init, { KeepClient, useVerifierWorkers } from '../pkg/keep_light.js';
+import { VerifierPool } from './verifier-pool.js';
+
+let client;
+const channels = new Map();
+let nextChannel = 1;
+let pending = [];
+
+function flushEvents() {
+  const list = pending;
+  pending = [];
+  self.postMessage({ type: 'events', list });
+}
+
+function reply(id, promise) {
+  Promise.resolve(promise).then(
+    (value) => self.postMessage({ type: 'reply', id, value }),
+    (err) => self.postMessage({ type: 'reply', id,
+      error: { name: err?.name ?? 'Error', message: String(err?.message ?? err) } }),
+  );
+}
+
+const calls = {
+  async start({ args, storage, verifiers }) {
+    // What the page had in localStorage for the node (its good relays, a member's shares);
+    // writes go back to the page.
+    const kept = new Map(Object.entries(storage));
+    self.keepLightStorage = {
+      getItem: (key) => (kept.has(key) ? kept.get(key) : null),
+      setItem: (key, value) => {
+        kept.set(key, String(value));
+        self.postMessage({ type: 'store', key, value: String(value) });
+      },
+    };
+    await init();
+    if (verifiers > 0) {
+      const pool = new VerifierPool(verifiers);
+      useVerifierWorkers((requests) => pool.run(requests), pool.size);
+    } else {
+      useVerifierWorkers(null, 0);
+    }
+    client = await KeepClient.start(...args);
+    client.onEvent((json) => {
+      if (pending.length === 0) setTimeout(flushEvents, 0);
+      pending.push(json);
+    });
+    return { peerId: client.peerId, address: client.address };
+  },
+  requestEntry: () => client.requestEntry(),
+  dial: (address) => client.dial(address),
+  publish: (topic, text) => client.publish(topic, text),
+  publishBytes: (topic, bytes) => client.publishBytes(topic, bytes),
+  join: (topic) => client.join(topic),
+  leave: (topic) => client.leave(topic),
+  shutdown: () => client.shutdown(),
+  async openGroup(members) {
+    const channel = nextChannel++;
+    const opened = await client.openGroup(members,
+      (json) => self.postMessage({ type: 'group', channel, json }));
+    channels.set(channel, opened);
+    return { channel, topic: opened.topic };
+  },
+  groupSend: (channel, text) => channels.get(channel)?.send(text),
+  groupClose: (channel) => {
+    channels.get(channel)?.close();
+    channels.delete(channel);
+  },
+};
+
+self.onmessage = ({ data }) => {
+  if (data.type === 'start') reply(0, calls.start(data));
+  else if (data.type === 'call') {
+    const call = calls[data.method];
+    reply(data.id, call ? Promise.resolve().then(() => call(...data.args))
+      : Promise.reject(new Error(`no such call ${data.method}`)));
+  }
+};
