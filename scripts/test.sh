@@ -65,7 +65,7 @@ scripts/build-wasm.sh --dev
 echo "== the npm package: its types (tsc --strict on a typed example) and its tarball"
 (cd www && npm run --silent typecheck)
 packed=$(cd www && npm pack --dry-run --json 2>/dev/null)
-for file in src/keep-light.js src/keep-light.d.ts src/verifier-worker.js pkg/keep_light.js pkg/keep_light_bg.wasm; do
+for file in src/keep-light.js src/keep-light.d.ts src/node-worker.js src/verifier-worker.js pkg/keep_light.js pkg/keep_light_bg.wasm; do
   if ! grep -q "\"path\": \"$file\"" <<<"$packed"; then
     echo "npm pack leaves out $file" >&2
     exit 1
