@@ -8,7 +8,8 @@
 // worker that fails (its script or module did not load, or it crashed) rejects its batches and
 // is replaced once; the node then checks those batches itself, so nothing is lost.
 
-const WORKER_URL = new URL('./verifier-worker.js', import.meta.url);
+// `new Worker(new URL(…, import.meta.url))` written out in one expression: the form bundlers
+// (Vite, webpack) recognise and bundle as a worker.
 
 export class VerifierPool {
   #workers = [];
@@ -28,7 +29,7 @@ export class VerifierPool {
   }
 
   #spawn(replaceable) {
-    const entry = { worker: new Worker(WORKER_URL, { type: 'module' }), outstanding: 0, replaceable };
+    const entry = { worker: new Worker(new URL('./verifier-worker.js', import.meta.url), { type: 'module' }), outstanding: 0, replaceable };
     entry.worker.onmessage = ({ data }) => {
       const job = this.#pending.get(data.id);
       if (!job) return;
