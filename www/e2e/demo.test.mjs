@@ -2,7 +2,8 @@
 // five: the genesis group waits for a fifth seat, so the tab, connected with a viem-backed
 // wallet, is in it. The page must show `connected`, the tab's group and its DKG phase by phase,
 // then entries it verified itself, one of them the answer to its own request button. The error
-// paths: a wallet whose user declines, relays that cannot be reached, a chain answering garbage.
+// paths: a wallet whose user declines, the tab offline and back, relays that cannot be reached, a
+// chain answering garbage.
 // A screenshot of the page is kept in target/e2e/demo.png. Worker mode (?worker=1): the same
 // with the node in a dedicated Worker. Each run prints how long the page's main thread went
 // without a 10 ms timer tick while the tab ran its DKG (KEEP_LIGHT_MAIN_THREAD: a figure, not
@@ -105,7 +106,7 @@ test('the demo page: a wallet connects, the tab joins a group, runs its DKG and 
   }
 });
 
-test('the demo page explains a declined wallet, unreachable relays and a chain answering garbage', async () => {
+test('the demo page explains a declined wallet, going offline, unreachable relays and a chain answering garbage', async () => {
   assert.ok(bin, 'KEEP_LIGHT_BIN must be set (run scripts/test.sh)');
   const dev = startDev();
   // A "chain" that answers every request with something that is not JSON-RPC.
@@ -130,6 +131,23 @@ test('the demo page explains a declined wallet, unreachable relays and a chain a
     await declined.locator('#dev-key').click();
     await waitConnected(declined);
     assert.equal(await declined.getByTestId('error').isVisible(), false);
+
+    // Offline (Chromium cuts new requests; the relay connections stay): the page says the chain
+    // is not answering. Back online, the notice goes and the entries taken meanwhile appear, none
+    // missing.
+    await declined.getByTestId('entry').first().waitFor({ timeout: SLOW });
+    await declined.context().setOffline(true);
+    await declined.getByTestId('error').waitFor({ timeout: 30_000 });
+    assert.match(await declined.getByTestId('error').textContent(), /chain is not answering/);
+    const shownOffline = await declined.getByTestId('entry').count();
+    await declined.waitForTimeout(3_000);
+    await declined.context().setOffline(false);
+    await declined.getByTestId('error').waitFor({ state: 'hidden', timeout: 30_000 });
+    await declined.waitForFunction((n) => document.querySelectorAll('[data-testid=entry]').length > n,
+      shownOffline, { timeout: SLOW });
+    const requests = (await declined.locator('[data-testid=entry]').evaluateAll(
+      (items) => items.map((li) => Number(li.dataset.request)))).sort((a, b) => a - b);
+    assert.deepEqual(requests, requests.map((_, i) => requests[0] + i), 'no entry missing');
 
     // No relay can be reached: the page says so and keeps retrying, never "connected".
     const relayPeer = new URL(url).searchParams.get('relay').split('/p2p/')[1];

@@ -278,6 +278,7 @@ function renderEntries() {
     li.dataset.testid = 'entry';
     li.dataset.verified = String(e.verified);
     li.dataset.random = e.random;
+    li.dataset.request = String(e.request);
     return li;
   }));
   if (entries.length === 0) {
