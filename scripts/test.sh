@@ -59,8 +59,8 @@ for i in 41 42 43; do
 done
 echo "browser group e2e: every native member received the tab's message exactly once"
 
-echo "== page test (demo page in headless Chromium via playwright-core)"
-scripts/build-wasm.sh --dev
+echo "== page tests (the shipped wasm: release, wasm-opt, within its size budget)"
+scripts/build-wasm.sh --check-budget
 
 echo "== the npm package: its types (tsc --strict on a typed example) and its tarball"
 (cd www && npm run --silent typecheck)
