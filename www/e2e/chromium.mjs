@@ -69,11 +69,12 @@ export function pageWithoutNode(url) {
  * Gives `page` (before its next navigation) a `window.ethereum` EIP-1193 provider backed by
  * the viem `account`: `request` runs here, in Node, through an exposed function, and signs
  * with the account's key. It survives reloads. With `refuse`, the user declines every
- * signature (an EIP-1193 error with code 4001).
+ * signature (an EIP-1193 error with code 4001). With `announce`, it also answers EIP-6963
+ * discovery as "Viem Test Wallet".
  * @param {import('playwright-core').Page} page
  * @param {import('viem/accounts').PrivateKeyAccount} account
  */
-export async function installViemWallet(page, account, chainId = 31337, { refuse = false } = {}) {
+export async function installViemWallet(page, account, chainId = 31337, { refuse = false, announce = false } = {}) {
   await page.exposeFunction('__viemRequest', async (method, params) => {
     // A user who declines the signature: EIP-1193's 4001, as wallets report it.
     if (refuse && method === 'personal_sign') return { refused: { code: 4001, message: 'User rejected the request.' } };
@@ -90,7 +91,7 @@ export async function installViemWallet(page, account, chainId = 31337, { refuse
         throw new Error(`unsupported method ${method}`);
     }
   });
-  await page.addInitScript(() => {
+  await page.addInitScript((announce) => {
     window.ethereum = {
       request: async ({ method, params = [] }) => {
         const result = await window.__viemRequest(method, params);
@@ -98,5 +99,12 @@ export async function installViemWallet(page, account, chainId = 31337, { refuse
         return result;
       },
     };
-  });
+    // EIP-6963: the wallet announces itself when the page asks, as extension wallets do.
+    if (announce) {
+      const info = { uuid: '8d4c2c1e-6963-4b7e-9a1f-0c0ffee00001', name: 'Viem Test Wallet',
+        icon: 'data:image/svg+xml,%3Csvg xmlns=%22http://www.w3.org/2000/svg%22/%3E', rdns: 'dev.keep-light.test' };
+      window.addEventListener('eip6963:requestProvider', () => window.dispatchEvent(new CustomEvent(
+        'eip6963:announceProvider', { detail: Object.freeze({ info, provider: window.ethereum }) })));
+    }
+  }, announce);
 }

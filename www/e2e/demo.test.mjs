@@ -60,9 +60,12 @@ test('the demo page: a wallet connects, the tab joins a group, runs its DKG and 
     const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
     const errors = [];
     page.on('pageerror', (err) => errors.push(err.message));
-    await installViemWallet(page, wallet);
+    await installViemWallet(page, wallet, 31337, { announce: true });
     await page.goto(url);
-    await page.getByTestId('connect').locator('#wallet').click();
+    // Found by EIP-6963 discovery (the window.ethereum fallback would be "Browser wallet").
+    const button = page.getByTestId('connect').locator('#wallet');
+    assert.equal(await button.textContent(), 'Connect Viem Test Wallet');
+    await button.click();
     await waitConnected(page);
     const longestGap = await watchMainThread(page);
     assert.match(await page.getByTestId('status').textContent(), /connected/);
