@@ -80,7 +80,7 @@ function classify(err) {
     return new WalletRejectedError(message, err);
   }
   if (/^chain|chain (unreachable|answered|refused)/.test(message)) return new ChainError(message, err);
-  if (/queue (is )?full|back-pressure/i.test(message)) return new QueueFullError(message, err);
+  if (/queues? (is |are )?full|back-pressure/i.test(message)) return new QueueFullError(message, err);
   return new KeepLightError(message, 'keep_light', err);
 }
 
