@@ -287,23 +287,22 @@ export class KeepLight extends EventTarget {
     try {
       await loadWasm();
       ({ keyHex, attestation } = await resolveIdentity(identity, keyHex, attestation));
+      // The worker's node needs a key the page keeps: the session key, unless given one.
+      if (worker) keyHex ??= sessionKey();
+      const args = [bootstrap, topics, keyHex, attestation ? JSON.stringify(attestation) : undefined,
+        router, reachable, firewall, chain, member];
+      let client;
       if (worker) {
-        // The worker's node needs a key the page keeps: the session key, unless given one.
-        keyHex ??= sessionKey();
-        const client = await WorkerClient.start([bootstrap, topics, keyHex,
-          attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain,
-          member], verifiers);
-        return new KeepLight(client, attestation?.message.split('\n')[1]);
-      }
-      if (verifiers > 0) {
-        verifierPool ??= new VerifierPool(verifiers);
-        useVerifierWorkers((requests) => verifierPool.run(requests), verifierPool.size);
+        client = await WorkerClient.start(args, verifiers);
       } else {
-        useVerifierWorkers(null, 0);
+        if (verifiers > 0) {
+          verifierPool ??= new VerifierPool(verifiers);
+          useVerifierWorkers((requests) => verifierPool.run(requests), verifierPool.size);
+        } else {
+          useVerifierWorkers(null, 0);
+        }
+        client = await KeepClient.start(...args);
       }
-      const client = await KeepClient.start(bootstrap, topics, keyHex,
-        attestation ? JSON.stringify(attestation) : undefined, router, reachable, firewall, chain,
-        member);
       // A SIWE message's second line is the wallet's address: the operator the key acts for.
       return new KeepLight(client, attestation?.message.split('\n')[1]);
     } catch (err) {
