@@ -185,6 +185,27 @@ fn separate_processes_serve_requests_and_a_restarted_member_signs_from_its_data_
         line
     };
     let first = request(Some(genesis_hex()));
+    // Each member reports when the others' shares came (the page's latency plot): other
+    // seats only, each once, and the one that combined them all (T = N) heard all four.
+    let heard: Vec<usize> = members
+        .iter()
+        .map(|(_, lines)| {
+            let round = lines.next("share times", |v| v["event"] == "shareTimes");
+            let shares = round["shares"].as_array().unwrap();
+            let mut seats: Vec<u64> = shares.iter().map(|s| s["seat"].as_u64().unwrap()).collect();
+            seats.sort();
+            seats.dedup();
+            assert_eq!(seats.len(), shares.len(), "{round}");
+            assert!(seats.iter().all(|seat| (1..=5).contains(seat)), "{round}");
+            assert!(
+                shares.iter().all(|s| s["afterMs"].as_f64().is_some()),
+                "{round}"
+            );
+            shares.len()
+        })
+        .collect();
+    assert!(heard.iter().all(|n| (1..=4).contains(n)), "{heard:?}");
+    assert!(heard.contains(&4), "{heard:?}");
     // Member 0 goes away and comes back with its key shares.
     terminate(&mut members[0].0);
     members[0] = member(0);

@@ -33,7 +33,10 @@ use futures::{
 
 use rand::RngCore;
 
-use super::service::{Member, MemberAction, MemberEvent, Outgoing, SavedGroup, Submission};
+use super::{
+    service::{Member, MemberAction, MemberEvent, Outgoing, SavedGroup, Submission},
+    share_times::ShareTimes,
+};
 use crate::{
     beacon::wire::{DkgMessage, EntryShare, DKG_TYPE, ENTRY_SHARE_TYPE},
     chain::{BeaconChain, ChainError, EventPage, GroupId, OperatorView},
@@ -205,6 +208,7 @@ pub async fn run(
     }
     let inbox: Inbox = Rc::default();
     let mut channels: BTreeMap<String, Channel> = BTreeMap::new();
+    let mut share_times = ShareTimes::default();
     let mut cursor = 0u64;
     let mut events = chain.events(cursor + 1, EVENTS_WAIT);
     let mut submissions: FuturesUnordered<
@@ -246,6 +250,7 @@ pub async fn run(
                                     .await
                             }
                             Outgoing::Share(m) => {
+                                share_times.sent(&m.previous, web_time::Instant::now());
                                 channel
                                     .send_retransmitted(
                                         &context,
@@ -305,7 +310,27 @@ pub async fn run(
                             tracing::warn!(%error, group, "cannot forget group shares");
                         }
                     }
-                    MemberAction::Report(event) => report(event),
+                    MemberAction::Report(event) => {
+                        let round = match &event {
+                            MemberEvent::Entry {
+                                request,
+                                group,
+                                previous,
+                                ..
+                            } => share_times.finish(&previous.to_bytes()).map(|shares| {
+                                MemberEvent::ShareTimes {
+                                    request: *request,
+                                    group: *group,
+                                    shares,
+                                }
+                            }),
+                            _ => None,
+                        };
+                        report(event);
+                        if let Some(round) = round {
+                            report(round);
+                        }
+                    }
                 }
             }
             let arrived = std::mem::take(&mut *inbox.borrow_mut());
@@ -313,7 +338,14 @@ pub async fn run(
                 moved = true;
                 let result = match incoming {
                     Incoming::Dkg(sender, message) => member.handle_dkg_message(sender, message),
-                    Incoming::Share(sender, share) => member.handle_entry_share(sender, share),
+                    Incoming::Share(sender, share) => {
+                        let (previous, seat) = (share.previous.clone(), share.index);
+                        let taken = member.handle_entry_share(sender, share);
+                        if taken.is_ok() {
+                            share_times.arrived(&previous, seat, web_time::Instant::now());
+                        }
+                        taken
+                    }
                 };
                 if let Err(refusal) = result {
                     report(MemberEvent::Refused {

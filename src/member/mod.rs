@@ -3,6 +3,8 @@
 //!
 //! - [`service`]: one network key's membership as a sans-IO state machine — chain events and
 //!   channel messages in, channel and chain actions out;
+//! - [`driver`]: runs a service on a node and a chain (the I/O);
+//! - [`share_times`]: when a group's shares arrived, per entry (the latency the page plots);
 //! - [`sim`]: the chain's rules and many members on one virtual block clock over an in-memory
 //!   bus, with an interceptor (tests, benches).
 //!
@@ -11,6 +13,7 @@
 
 pub mod driver;
 pub mod service;
+pub mod share_times;
 pub mod sim;
 
 pub use service::{Member, MemberAction, MemberEvent, Outgoing, Refusal, SavedGroup, Submission};

@@ -184,6 +184,14 @@ pub enum MemberEvent {
     SubmissionRefused { what: &'static str, reason: String },
     /// The group stopped serving (expired or terminated).
     GroupEnded { group: GroupId },
+    /// When the other seats' shares of an entry reached this member, measured from its own
+    /// ([`crate::member::share_times`]); reported by the driver, which has the clock, right
+    /// after the member's [`MemberEvent::Entry`].
+    ShareTimes {
+        request: RequestId,
+        group: GroupId,
+        shares: Vec<crate::member::share_times::ShareTime>,
+    },
 }
 
 /// Why a message was refused. `sender` is its author as the envelope proved it.

@@ -100,6 +100,9 @@ test('the demo page: a wallet connects, the tab joins a group, runs its DKG and 
       before, { timeout: SLOW });
     await page.waitForFunction(() => !document.querySelector('[data-testid=request]').disabled, null, { timeout: SLOW });
     assert.equal(await page.getByTestId('error').isVisible(), false);
+    // The plot has the group-message latency of the rounds the tab signed in.
+    await page.waitForFunction(() => Number(document.getElementById('chart').dataset.shareRounds) > 0,
+      null, { timeout: SLOW });
     mkdirSync(ARTEFACTS, { recursive: true });
     await page.screenshot({ path: `${ARTEFACTS}demo.png`, fullPage: true });
     assert.deepEqual(errors, []);

@@ -28,6 +28,7 @@ export async function beacon(relay: string, rpc: string): Promise<Entry> {
     if (e.detail.event === 'dkgPhase') console.log(e.detail.phase);
   });
   client.addEventListener('group', (e) => console.log(e.detail.groupKey, e.detail.seats));
+  client.addEventListener('shareTimes', (e) => console.log(e.detail.shares.map((s) => s.afterMs)));
   const channel = await client.joinGroup([client.operator], (m) => console.log(m.sender, m.text));
   channel.send('hello');
   channel.close();

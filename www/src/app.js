@@ -27,6 +27,7 @@ function freshView() {
     dkg: null, // {session, seats, size, startBlock, phase, finished, ok, error, misbehaved}
     entries: new Map(), // request → entry detail
     signers: new Map(), // request → seats this tab combined
+    shareTimes: new Map(), // request → ms after the tab's own share that each other share came
     blocks: [], // [performance.now(), number] of the last block events, for the block time
     verdicts: new Map(), // relay peer → its answer to the wallet's delegation
     label: '',
@@ -195,6 +196,10 @@ function wire(node) {
     if (detail.signers.length) view.signers.set(detail.request, detail.signers);
     renderEntries();
   });
+  node.addEventListener('shareTimes', ({ detail }) => {
+    view.shareTimes.set(detail.request, detail.shares.map((share) => share.afterMs));
+    renderEntries();
+  });
   node.addEventListener('entry', ({ detail }) => {
     view.entries.set(detail.request, detail);
     renderEntries();
@@ -287,23 +292,47 @@ function renderEntries() {
   plot(entries.slice().reverse());
 }
 
+/** The median of `values` (null when empty). */
+function median(values) {
+  if (!values?.length) return null;
+  const sorted = values.slice().sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * Entry times (request block to entry block) on the left axis; on the right, the group-message
+ * latency of the rounds this tab signed in: when the other members' shares reached it, median
+ * and slowest, in ms after its own share.
+ */
 function plot(entries) {
   const ms = blockMs() ?? 1000;
-  const data = [entries.map((e) => e.entryBlock), entries.map((e) => (e.entryBlock - e.requestBlock) * ms)];
+  const shares = entries.map((e) => view.shareTimes.get(e.request));
+  const data = [
+    entries.map((e) => e.entryBlock),
+    entries.map((e) => (e.entryBlock - e.requestBlock) * ms),
+    shares.map(median),
+    shares.map((times) => (times?.length ? Math.max(...times) : null)),
+  ];
   const box = $('chart');
   if (!chart) {
+    const points = { size: 6 };
     chart = new uPlot({
-      width: Math.max(300, box.clientWidth || 600), height: 180,
-      scales: { x: { time: false } },
-      legend: { show: false },
+      width: Math.max(300, box.clientWidth || 600), height: 200,
+      scales: { x: { time: false }, latency: { auto: true } },
       axes: [{ label: 'entry block', incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000] },
-        { label: 'ms to entry', size: 60 }],
-      series: [{}, { label: 'entry time', stroke: '#4b5bdc', width: 2, points: { size: 6 } }],
+        { label: 'ms to entry', size: 60 },
+        { label: 'share latency, ms', scale: 'latency', side: 1, size: 60, grid: { show: false } }],
+      series: [{ label: 'block' },
+        { label: 'entry time', stroke: '#4b5bdc', width: 2, points },
+        { label: 'shares, median', scale: 'latency', stroke: '#1f9d6b', width: 2, points, spanGaps: true },
+        { label: 'slowest share', scale: 'latency', stroke: '#d98b1f', width: 1, dash: [4, 4], points, spanGaps: true }],
     }, data, box);
-    new ResizeObserver(() => chart.setSize({ width: Math.max(300, box.clientWidth), height: 180 })).observe(box);
+    new ResizeObserver(() => chart.setSize({ width: Math.max(300, box.clientWidth), height: 200 })).observe(box);
   } else {
     chart.setData(data);
   }
+  box.dataset.shareRounds = String(shares.filter((times) => times?.length).length);
 }
 
 // ---- main --------------------------------------------------------------------------------

@@ -97,6 +97,9 @@ export interface EventMap {
   group: { event: 'group'; group: U64; groupKey: string; seats: number[]; operators: string[]; restored: boolean };
   dkg: DkgEvent;
   entry: Entry;
+  /** Group-message latency: when the other seats' shares of one entry reached this tab, in
+   * ms after its own share (negative: before it), in arrival order. */
+  shareTimes: { event: 'shareTimes'; request: U64; group: U64; shares: { seat: number; afterMs: number }[] };
   error: { event: 'error'; source: 'chain' | 'crash'; error: string };
 }
 
