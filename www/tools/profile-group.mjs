@@ -16,7 +16,9 @@
 // KEEP_LIGHT_TEST_GROUP, KEEP_LIGHT_TEST_GROUP_KEY (as the page tests), KEEP_LIGHT_BURST (texts
 // per native, 3000), KEEP_LIGHT_PROFILE_TOP (functions listed, 25), KEEP_LIGHT_PROFILE_OUT
 // (optional: where to save the raw .cpuprofile for DevTools), KEEP_LIGHT_VERIFIERS (workers;
-// 0 checks signatures on the main thread; default: KeepLight.connect's).
+// 0 checks signatures on the main thread; default: KeepLight.connect's), KEEP_LIGHT_WORKER=1
+// (the node in a dedicated Worker, `worker: true`: the main thread then only gets each group
+// text posted from the worker, and the longest main-thread task shows whether it stays free).
 import { writeFileSync } from 'node:fs';
 import { launchChromium, openPage } from '../e2e/chromium.mjs';
 
@@ -28,6 +30,7 @@ const burst = Number(process.env.KEEP_LIGHT_BURST ?? 3000);
 const top = Number(process.env.KEEP_LIGHT_PROFILE_TOP ?? 25);
 const verifiers = process.env.KEEP_LIGHT_VERIFIERS === undefined
   ? undefined : Number(process.env.KEEP_LIGHT_VERIFIERS);
+const worker = process.env.KEEP_LIGHT_WORKER === '1';
 if (!url || !relay || !members || !key) {
   throw new Error('run through scripts/profile-browser.sh (page or group settings missing)');
 }
@@ -46,10 +49,15 @@ try {
     const head = message.text().replace(/[0-9a-f]{8,}|\d+/gi, '…').slice(0, 100);
     consoleLines.set(head, (consoleLines.get(head) ?? 0) + 1);
   });
-  await page.evaluate(async ({ relay, members, key, verifiers }) => {
+  await page.evaluate(async ({ relay, members, key, verifiers, worker }) => {
     const { KeepLight } = await import('./src/keep-light.js');
     window.KeepLight = KeepLight;
-    const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key, verifiers });
+    const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key, verifiers, worker });
+    // The main thread's longest tasks (the Long Tasks API reports those over 50 ms).
+    window.longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const task of list.getEntries()) window.longTasks.push(task.duration);
+    }).observe({ type: 'longtask' });
     window.burst = { received: 0, first: 0, last: 0, dropped: {}, rejected: {} };
     // What the tab dropped or refused, by reason (running totals): a burst should lose nothing.
     node.addEventListener('event', ({ detail }) => {
@@ -64,7 +72,7 @@ try {
         window.burst.last = now;
       }
     });
-  }, { relay, members, key, verifiers });
+  }, { relay, members, key, verifiers, worker });
 
   const cdp = await page.context().newCDPSession(page);
   let frames = 0;
@@ -92,7 +100,8 @@ try {
       }
     }
     window.group.close();
-    return { ...window.burst, verifiers: window.KeepLight.verifierStats() };
+    return { ...window.burst, verifiers: window.KeepLight.verifierStats(),
+      longTasks: window.longTasks.length, longestTaskMs: Math.max(0, ...window.longTasks) };
   }, { burst, expected });
   const { profile } = await cdp.send('Profiler.stop');
   if (process.env.KEEP_LIGHT_PROFILE_OUT) {
@@ -126,6 +135,9 @@ try {
     tab_busy_ms: Math.round(busyMs),
     tab_cpu_us_per_msg: Math.round(cpuPerMessageUs),
     tab_capacity_msgs_per_s: Math.round(1e6 / cpuPerMessageUs),
+    node_in_worker: worker,
+    main_long_tasks: result.longTasks,
+    main_longest_task_ms: Math.round(result.longestTaskMs),
     verifier_workers: result.verifiers.workers,
     verified_in_workers: result.verifiers.signatures,
     worker_batches: result.verifiers.batches,
