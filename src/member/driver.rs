@@ -250,7 +250,7 @@ pub async fn run(
                                     .await
                             }
                             Outgoing::Share(m) => {
-                                share_times.sent(&m.previous, web_time::Instant::now());
+                                share_times.sent(&m.previous, platform::now());
                                 channel
                                     .send_retransmitted(
                                         &context,
@@ -342,7 +342,7 @@ pub async fn run(
                         let (previous, seat) = (share.previous.clone(), share.index);
                         let taken = member.handle_entry_share(sender, share);
                         if taken.is_ok() {
-                            share_times.arrived(&previous, seat, web_time::Instant::now());
+                            share_times.arrived(&previous, seat, platform::now());
                         }
                         taken
                     }

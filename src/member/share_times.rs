@@ -10,9 +10,8 @@
 use std::collections::VecDeque;
 
 use serde::Serialize;
-use web_time::Instant;
 
-use crate::beacon::dkg::Index;
+use crate::{beacon::dkg::Index, platform::Instant};
 
 /// Rounds remembered at once; a round whose entry never lands is forgotten after this many.
 const MAX_ROUNDS: usize = 16;
@@ -107,7 +106,7 @@ mod tests {
 
     #[test]
     fn shares_are_timed_from_our_own_and_may_come_first() {
-        let t0 = Instant::now();
+        let t0 = crate::platform::now();
         let at = |ms| t0 + Duration::from_millis(ms);
         let mut times = ShareTimes::default();
         times.arrived(b"e1", 2, at(10));
@@ -141,7 +140,7 @@ mod tests {
     #[test]
     fn rounds_whose_entry_never_lands_are_forgotten() {
         let mut times = ShareTimes::default();
-        let now = Instant::now();
+        let now = crate::platform::now();
         for i in 0..=MAX_ROUNDS as u32 {
             times.sent(&i.to_be_bytes(), now);
         }
