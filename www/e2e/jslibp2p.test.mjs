@@ -160,10 +160,18 @@ function inbox() {
 }
 
 /** `keep-light node` with its stdin kept for `publish` lines (processes.mjs ignores stdin). */
+/**
+ * A JSON line whose integers past 2^53 are kept exact, as decimal strings: Node 20's JSON.parse
+ * would round them (the page's shell gets BigInts; its browser has JSON.parse's source text).
+ */
+function parseExact(line) {
+  return JSON.parse(line.replace(/([:[,])(-?\d{16,})(?=[,}\]])/g, '$1"$2"'));
+}
+
 function startNative(args) {
   const child = spawn(bin, ['node', ...args], { stdio: ['pipe', 'pipe', 'ignore'] });
   const events = inbox();
-  createInterface({ input: child.stdout }).on('line', (line) => events.push(JSON.parse(line)));
+  createInterface({ input: child.stdout }).on('line', (line) => events.push(parseExact(line)));
   return { child, events, send: (line) => child.stdin.write(`${line}\n`) };
 }
 
@@ -230,8 +238,10 @@ test('a js-libp2p node exchanges signed wire-v1 envelopes with a native member a
       'the native member never joined');
 
     // What the js node sent, by text: a receiver's report is checked against it.
+    // Sequences past 2^53, the largest integer a JS number holds exactly: every receiver must
+    // report them exactly (the tab's events as BigInt).
     const sent = new Map();
-    let sequence = 0n;
+    let sequence = 2n ** 60n;
     const publishFromJs = async (text, broken = false) => {
       sequence += 1n;
       const envelope = await signedText(jsKey, topic, text, sequence);
@@ -246,7 +256,7 @@ test('a js-libp2p node exchanges signed wire-v1 envelopes with a native member a
     // A keep-light receiver's `message` report of a text from the js node.
     const checkReport = (report) => {
       const envelope = sent.get(report.data);
-      assert.ok(envelope, `a text the js node did not send: ${JSON.stringify(report)}`);
+      assert.ok(envelope, `a text the js node did not send: ${JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? `${v}n` : v))}`);
       assert.equal(report.sender, jsAddress);
       assert.equal(report.from, relay.peer, 'forwarded by the relay');
       assert.equal(report.type, TEXT);
@@ -295,6 +305,7 @@ test('a js-libp2p node exchanges signed wire-v1 envelopes with a native member a
       const report = await publishUntil('the js text in the tab',
         (i) => publishFromJs(`js-to-tab-${i}`), (ms) => tabSeen(tabMessage, [topic, 'js-to-tab-'], ms));
       checkReport(report);
+      assert.equal(typeof report.sequence, 'bigint', 'a u64 past 2^53 reaches the page as a BigInt');
     });
 
     await t.test('the js node receives the tab\'s envelope and verifies its signature', async () => {

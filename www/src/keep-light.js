@@ -117,9 +117,12 @@ class WorkerClient {
   #onEvent;
   #early = [];
   #groups = new Map();
+  /** What the worker's own verifier pool did so far (its last report), if it has one. */
+  verifierStats;
 
   static async start(args, verifiers) {
     const client = new WorkerClient();
+    workerClients.add(client);
     const { peerId, address } = await client.#start(args, verifiers);
     client.peerId = peerId;
     client.address = address;
@@ -161,12 +164,12 @@ class WorkerClient {
         }
         break;
       }
-      case 'events':
-        if (this.#onEvent) data.list.forEach(this.#onEvent);
-        else this.#early.push(...data.list);
-        break;
-      case 'group':
-        this.#groups.get(data.channel)?.(data.json);
+      case 'batch':
+        for (const item of data.list) {
+          if (typeof item === 'string') this.#event(item);
+          else this.#groups.get(item[0])?.(item[1]);
+        }
+        if (data.verifierStats) this.verifierStats = data.verifierStats;
         break;
       case 'store':
         try {
@@ -177,6 +180,11 @@ class WorkerClient {
         break;
       default:
     }
+  }
+
+  #event(json) {
+    if (this.#onEvent) this.#onEvent(json);
+    else this.#early.push(json);
   }
 
   #call(method, ...args) {
@@ -219,14 +227,22 @@ class WorkerClient {
   }
 
   async shutdown() {
-    await this.#call('shutdown');
-    this.#worker.terminate();
+    try {
+      await this.#call('shutdown');
+    } finally {
+      this.#worker.terminate();
+      workerClients.delete(this);
+      if (this.verifierStats) retiredWorkerStats.push(this.verifierStats);
+    }
   }
 }
 
 let wasmReady;
 /** The page's signature verifiers, shared by its nodes (made on the first connect that wants them). */
 let verifierPool;
+/** Nodes running in Workers (worker: true), each with its own verifier pool, and the stopped ones' stats. */
+const workerClients = new Set();
+const retiredWorkerStats = [];
 
 /** Workers by default: one per core but the main thread's, from 1 to 4. */
 function defaultVerifiers() {
@@ -337,11 +353,20 @@ export class KeepLight extends EventTarget {
 
   /**
    * What the page's verifier workers did so far: `{workers, batches, signatures, busyMs,
-   * failures}` (all 0 before a node used them).
+   * failures}` (all 0 before a node used them). A node in a Worker (`worker: true`) has a pool
+   * of its own, counted here too: `workers` are those running now, the rest sums every pool's
+   * work, stopped nodes' included.
    */
   static verifierStats() {
-    return { workers: verifierPool?.size ?? 0, ...(verifierPool?.stats ?? {
-      batches: 0, signatures: 0, busyMs: 0, failures: 0 }) };
+    const total = { workers: verifierPool?.size ?? 0, batches: 0, signatures: 0, busyMs: 0, failures: 0 };
+    const add = (stats, running) => {
+      if (running) total.workers += stats.workers ?? 0;
+      for (const key of ['batches', 'signatures', 'busyMs', 'failures']) total[key] += stats[key];
+    };
+    if (verifierPool) add(verifierPool.stats, false);
+    for (const client of workerClients) if (client.verifierStats) add(client.verifierStats, true);
+    for (const stats of retiredWorkerStats) add(stats, false);
+    return total;
   }
 
   /**

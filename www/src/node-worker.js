@@ -4,21 +4,40 @@
 //
 // Messages from the page: {type: 'start', args, storage, verifiers}, then
 // {type: 'call', id, method, args}. To the page: {type: 'reply', id, value} or
-// {type: 'reply', id, error: {name, message}}, {type: 'events', list: [json…]} (batched per
-// task), {type: 'group', channel, json} (a group channel's message), and {type: 'store', key,
-// value} for each write to the stand-in storage, which the page keeps in its localStorage.
+// {type: 'reply', id, error: {name, message}}; {type: 'batch', list, verifierStats}, where
+// list holds, in the order they happened, node events (a JSON string each) and group channels'
+// messages ([channel, json]); and {type: 'store', key, value} for each write to the stand-in
+// storage, which the page keeps in its localStorage.
+//
+// What happens in one worker task goes to the page in one post: under a burst a post per
+// message costs the main thread as much as the message itself.
 import init, { KeepClient, useVerifierWorkers } from '../pkg/keep_light.js';
 import { VerifierPool } from './verifier-pool.js';
 
 let client;
 const channels = new Map();
 let nextChannel = 1;
+let pool;
 let pending = [];
-
-function flushEvents() {
+let flushing = false;
+// A task of its own, not setTimeout(0): nested timers are clamped to 4 ms, which a group's
+// round trip would feel.
+const flushes = new MessageChannel();
+flushes.port1.onmessage = () => {
   const list = pending;
   pending = [];
-  self.postMessage({ type: 'events', list });
+  flushing = false;
+  self.postMessage({ type: 'batch', list, verifierStats: pool && { workers: pool.size, ...pool.stats } });
+};
+
+function flushSoon() {
+  if (!flushing) flushes.port2.postMessage(null);
+  flushing = true;
+}
+
+function queue(item) {
+  pending.push(item);
+  flushSoon();
 }
 
 function reply(id, promise) {
@@ -43,16 +62,15 @@ const calls = {
     };
     await init();
     if (verifiers > 0) {
-      const pool = new VerifierPool(verifiers);
-      useVerifierWorkers((requests) => pool.run(requests), pool.size);
+      pool = new VerifierPool(verifiers);
+      // The page's KeepLight.verifierStats() counts this pool too: it gets the stats with the
+      // next batch, also after a check that delivered nothing.
+      useVerifierWorkers((requests) => pool.run(requests).finally(flushSoon), pool.size);
     } else {
       useVerifierWorkers(null, 0);
     }
     client = await KeepClient.start(...args);
-    client.onEvent((json) => {
-      if (pending.length === 0) setTimeout(flushEvents, 0);
-      pending.push(json);
-    });
+    client.onEvent(queue);
     return { peerId: client.peerId, address: client.address };
   },
   requestEntry: () => client.requestEntry(),
@@ -64,8 +82,7 @@ const calls = {
   shutdown: () => client.shutdown(),
   async openGroup(members) {
     const channel = nextChannel++;
-    const opened = await client.openGroup(members,
-      (json) => self.postMessage({ type: 'group', channel, json }));
+    const opened = await client.openGroup(members, (json) => queue([channel, json]));
     channels.set(channel, opened);
     return { channel, topic: opened.topic };
   },
