@@ -92,6 +92,11 @@ export KEEP_LIGHT_BIN=$PWD/$bin
 # The flood test's junk sender (a bare libp2p peer, examples/flood.rs).
 cargo build --locked --example flood
 export KEEP_LIGHT_FLOOD_BIN=$PWD/target/debug/examples/flood
+# The crash test's module: a debug build with the `test-hooks` feature (`panicForTests`).
+cargo build --locked --lib --target wasm32-unknown-unknown --features test-hooks
+wasm-bindgen --target web --out-dir target/e2e/pkg-test-hooks \
+  target/wasm32-unknown-unknown/debug/keep_light.wasm
+export KEEP_LIGHT_TEST_HOOKS_PKG=$PWD/target/e2e/pkg-test-hooks
 (cd www && node --test e2e/) | tee "$KL_WORK/e2e.log"
 
 # The relay's own record must show the tab's session key acting for the viem wallet.

@@ -7,7 +7,9 @@
 //! - Events reach JS through the one callback given to [`KeepClient::on_event`], as a JSON
 //!   string (the same objects the CLI prints). The callback must not call back into the client
 //!   synchronously expecting an answer; queue work with a microtask instead.
-//! - A Rust panic is printed to the console by `console_error_panic_hook` and aborts the module.
+//! - A Rust panic is printed to the console by `console_error_panic_hook`, reported to the
+//!   callback given to [`on_panic`] and aborts the module: the shell then fails every node of
+//!   this module with one `CrashError` rather than leave its calls to hang.
 
 pub mod verifier;
 pub mod wallet;
@@ -47,12 +49,28 @@ const GOOD_RELAYS_KEY: &str = "keep-light/good-relays";
 /// How often an open group channel republishes what is due.
 const GROUP_TICK: Duration = Duration::from_millis(250);
 
+thread_local! {
+    /// The shell's crash callback ([`on_panic`]).
+    static ON_PANIC: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+}
+
 /// Installs the panic hook and console logging once per page.
 #[wasm_bindgen(start)]
 pub fn init() {
-    static LOGGING: std::sync::Once = std::sync::Once::new();
-    console_error_panic_hook::set_once();
-    LOGGING.call_once(|| {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            console_error_panic_hook::hook(info);
+            let message = info.to_string();
+            ON_PANIC.with(|callback| {
+                // A panic while the callback is being replaced has no one to tell.
+                if let Ok(callback) = callback.try_borrow() {
+                    if let Some(callback) = callback.as_ref() {
+                        let _ = callback.call1(&JsValue::NULL, &JsValue::from_str(&message));
+                    }
+                }
+            });
+        }));
         tracing_wasm::set_as_global_default_with_config(
             tracing_wasm::WASMLayerConfigBuilder::new()
                 .set_max_level(tracing::Level::INFO)
@@ -61,6 +79,21 @@ pub fn init() {
                 .build(),
         )
     });
+}
+
+/// Calls `callback(message)` when this module panics, just before it aborts; after that no
+/// call into the module can be trusted.
+#[wasm_bindgen(js_name = onPanic)]
+pub fn on_panic(callback: js_sys::Function) {
+    ON_PANIC.with(|slot| *slot.borrow_mut() = Some(callback));
+}
+
+/// Panics in the event loop, as a bug in a task would: the page test of `CrashError`. Only in
+/// a module built with the `test-hooks` feature, never in the shipped one.
+#[cfg(feature = "test-hooks")]
+#[wasm_bindgen(js_name = panicForTests)]
+pub fn panic_for_tests(message: String) {
+    wasm_bindgen_futures::spawn_local(async move { panic!("{message}") });
 }
 
 /// A running node in the page.

@@ -131,6 +131,7 @@ export class WalletRejectedError extends KeepLightError { readonly code: 'wallet
 export class NoRelayError extends KeepLightError { readonly code: 'no_relay'; }
 export class ChainError extends KeepLightError { readonly code: 'chain'; }
 export class QueueFullError extends KeepLightError { readonly code: 'queue_full'; }
+/** A Rust panic (in a call or in the node's own tasks): the node failed for good, and every later call rejects with this same error. */
 export class CrashError extends KeepLightError { readonly code: 'crash'; }
 
 /** Loads and instantiates the wasm module (once per page; connect does it too). */

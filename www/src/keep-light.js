@@ -31,11 +31,14 @@
 //
 // Numbers: a u64 past 2^53 arrives as a BigInt, never rounded (the others stay numbers).
 //
-// Errors: promises reject with a KeepLightError subclass carrying a `code`; after a Rust panic
-// (CrashError) every later call rejects with that same error.
+// Errors: promises reject with a KeepLightError subclass carrying a `code`. A Rust panic, in a
+// call or in the node's own tasks, fails the node at once: one `error` event (`source:
+// 'crash'`), events() iterators end, and every later call rejects with that same CrashError.
+// On the main thread a panic poisons the page's module, so it fails all the page's nodes
+// there (and later connects); a Worker node (worker: true) fails alone.
 
 import init, {
-  KeepClient, requestAttestation, sessionKey, useVerifierWorkers,
+  KeepClient, onPanic, requestAttestation, sessionKey, useVerifierWorkers,
 } from '../pkg/keep_light.js';
 import { VerifierPool } from './verifier-pool.js';
 
@@ -117,6 +120,9 @@ class WorkerClient {
   #onEvent;
   #early = [];
   #groups = new Map();
+  /** @type {CrashError | undefined} */
+  #crashed;
+  #onCrash;
   /** What the worker's own verifier pool did so far (its last report), if it has one. */
   verifierStats;
 
@@ -133,9 +139,7 @@ class WorkerClient {
     this.#worker = new Worker(new URL('./node-worker.js', import.meta.url), { type: 'module' });
     this.#worker.onmessage = ({ data }) => this.#receive(data);
     this.#worker.onerror = (event) => {
-      const error = new CrashError(`the node worker failed: ${event.message || 'script error'}`);
-      for (const { reject } of this.#replies.values()) reject(error);
-      this.#replies.clear();
+      this.#crash(new CrashError(`the node worker failed: ${event.message || 'script error'}`));
     };
     // The node's own entries in localStorage (its good relays, a member's key shares).
     const storage = {};
@@ -171,6 +175,9 @@ class WorkerClient {
         }
         if (data.verifierStats) this.verifierStats = data.verifierStats;
         break;
+      case 'crash':
+        this.#crash(new CrashError(`the keep-light node crashed: ${data.message}`));
+        break;
       case 'store':
         try {
           localStorage.setItem(data.key, data.value);
@@ -187,7 +194,26 @@ class WorkerClient {
     else this.#early.push(json);
   }
 
+  /** The worker's module panicked or the worker failed: nothing it says can be trusted now. */
+  #crash(error) {
+    if (this.#crashed) return;
+    this.#crashed = error;
+    for (const { reject } of this.#replies.values()) reject(error);
+    this.#replies.clear();
+    this.#worker.terminate();
+    workerClients.delete(this);
+    if (this.verifierStats) retiredWorkerStats.push(this.verifierStats);
+    this.#onCrash?.(error);
+  }
+
+  /** `callback(error)` once, when the node crashes. */
+  onCrash(callback) {
+    this.#onCrash = callback;
+    if (this.#crashed) callback(this.#crashed);
+  }
+
   #call(method, ...args) {
+    if (this.#crashed) return Promise.reject(this.#crashed);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#replies.set(id, { resolve, reject });
@@ -231,8 +257,7 @@ class WorkerClient {
       await this.#call('shutdown');
     } finally {
       this.#worker.terminate();
-      workerClients.delete(this);
-      if (this.verifierStats) retiredWorkerStats.push(this.verifierStats);
+      if (workerClients.delete(this) && this.verifierStats) retiredWorkerStats.push(this.verifierStats);
     }
   }
 }
@@ -249,9 +274,22 @@ function defaultVerifiers() {
   return Math.max(1, Math.min(4, (navigator.hardwareConcurrency ?? 2) - 1));
 }
 
+/** The main thread's nodes, each told (a callback) when the page's module panics. */
+const mainThreadNodes = new Set();
+/** @type {CrashError | undefined} set once the page's module panicked */
+let moduleCrash;
+
+function moduleCrashed(message) {
+  moduleCrash ??= new CrashError(`the keep-light node crashed: ${message}`);
+  for (const crash of mainThreadNodes) crash(moduleCrash);
+}
+
 /** Loads and instantiates the wasm module once per page. */
 export function loadWasm() {
-  wasmReady ??= init();
+  wasmReady ??= init().then((wasm) => {
+    onPanic(moduleCrashed);
+    return wasm;
+  });
   return wasmReady;
 }
 
@@ -277,6 +315,8 @@ export class KeepLight extends EventTarget {
   #pumping = false;
   /** @type {CrashError | undefined} */
   #crashed;
+  /** Stops this node hearing of the page module's crash (main-thread nodes). */
+  #forget = () => {};
   /** Async iterators waiting on events(). */
   #readers = new Set();
   #status = { state: 'connecting', relays: 0, target: 0 };
@@ -311,6 +351,7 @@ export class KeepLight extends EventTarget {
       if (worker) {
         client = await WorkerClient.start(args, verifiers);
       } else {
+        if (moduleCrash) throw moduleCrash;
         if (verifiers > 0) {
           verifierPool ??= new VerifierPool(verifiers);
           useVerifierWorkers((requests) => verifierPool.run(requests), verifierPool.size);
@@ -431,6 +472,14 @@ export class KeepLight extends EventTarget {
     super();
     this.#client = client;
     this.#operator = operator;
+    const crashed = (error) => this.#fail(error);
+    if (client instanceof WorkerClient) {
+      client.onCrash(crashed);
+    } else {
+      mainThreadNodes.add(crashed);
+      this.#forget = () => mainThreadNodes.delete(crashed);
+      if (moduleCrash) crashed(moduleCrash);
+    }
   }
 
   /** Runs `call` on the wasm client; a panic turns the client into a CrashError for good. */
@@ -445,10 +494,13 @@ export class KeepLight extends EventTarget {
 
   #fail(err) {
     const error = classify(err);
-    if (error instanceof CrashError && !this.#crashed) {
-      this.#crashed = error;
-      this.#emit({ event: 'error', source: 'crash', error: error.message });
-    }
+    if (!(error instanceof CrashError)) return error;
+    if (this.#crashed) return this.#crashed;
+    this.#crashed = error;
+    this.#forget();
+    this.#emit({ event: 'error', source: 'crash', error: error.message });
+    for (const reader of this.#readers) reader.end();
+    this.#readers.clear();
     return error;
   }
 
@@ -604,6 +656,7 @@ export class KeepLight extends EventTarget {
   async stop() {
     for (const reader of this.#readers) reader.end();
     this.#readers.clear();
+    this.#forget();
     await this.#guard((client) => client.shutdown());
   }
 

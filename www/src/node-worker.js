@@ -4,14 +4,15 @@
 //
 // Messages from the page: {type: 'start', args, storage, verifiers}, then
 // {type: 'call', id, method, args}. To the page: {type: 'reply', id, value} or
-// {type: 'reply', id, error: {name, message}}; {type: 'batch', list, verifierStats}, where
+// {type: 'reply', id, error: {name, message}}; {type: 'crash', message} when the module
+// panics; {type: 'batch', list, verifierStats}, where
 // list holds, in the order they happened, node events (a JSON string each) and group channels'
 // messages ([channel, json]); and {type: 'store', key, value} for each write to the stand-in
 // storage, which the page keeps in its localStorage.
 //
 // What happens in one worker task goes to the page in one post: under a burst a post per
 // message costs the main thread as much as the message itself.
-import init, { KeepClient, useVerifierWorkers } from '../pkg/keep_light.js';
+import init, { KeepClient, onPanic, useVerifierWorkers } from '../pkg/keep_light.js';
 import { VerifierPool } from './verifier-pool.js';
 
 let client;
@@ -61,6 +62,8 @@ const calls = {
       },
     };
     await init();
+    // Before the module aborts: the page fails this node with the panic's message.
+    onPanic((message) => self.postMessage({ type: 'crash', message }));
     if (verifiers > 0) {
       pool = new VerifierPool(verifiers);
       // The page's KeepLight.verifierStats() counts this pool too: it gets the stats with the

@@ -1,0 +1,94 @@
+// A Rust panic in a tab's node (its event loop, as a bug in a task would) is surfaced once and
+// fails the node for good: one `error` event with source `crash`, events() iterators end, and
+// every later call (and a later connect on the page) rejects with that same CrashError, rather
+// than hanging on a module that aborted. The page loads a debug module built with the
+// `test-hooks` feature (KEEP_LIGHT_TEST_HOOKS_PKG, built by scripts/test.sh), which adds
+// `panicForTests`; the shipped module has no such export.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { launchChromium, pageWithoutNode } from './chromium.mjs';
+
+const url = process.env.KEEP_LIGHT_PAGE_URL;
+const relay = process.env.KEEP_LIGHT_TEST_RELAY;
+const hooks = process.env.KEEP_LIGHT_TEST_HOOKS_PKG;
+
+test('a panic in the node fails it once, with one CrashError for every later call', async () => {
+  assert.ok(url && relay && hooks, 'run through scripts/test.sh (settings missing)');
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext();
+    // The page's pkg/ is the module with the test hook.
+    await context.route('**/pkg/*', async (route) => {
+      const file = path.join(hooks, path.basename(new URL(route.request().url()).pathname));
+      const type = file.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
+      await route.fulfill({ body: await readFile(file), contentType: type });
+    });
+    const page = await context.newPage();
+    const errors = [];
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(pageWithoutNode(url));
+    const result = await page.evaluate(async ({ relay }) => {
+      const { KeepLight, CrashError } = await import('./src/keep-light.js');
+      const { panicForTests } = await import('./pkg/keep_light.js');
+      const node = await KeepLight.connect({ bootstrap: [relay], verifiers: 0 });
+      const crashes = [];
+      let crashed;
+      const surfaced = new Promise((resolve) => { crashed = resolve; });
+      node.addEventListener('error', ({ detail }) => {
+        crashes.push(detail);
+        crashed();
+      });
+      // An events() reader waiting when the node crashes: it must end, not hang.
+      const reader = (async () => {
+        const seen = [];
+        for await (const event of node.events()) seen.push(event.event);
+        return seen;
+      })();
+      await node.join('keep-light/crash-test');
+      // The task panics once the event loop runs it, after this call returns.
+      panicForTests('a bug in a task');
+      await Promise.race([surfaced, new Promise((r) => setTimeout(r, 10_000))]);
+      const outcome = async (call) => {
+        try {
+          await call();
+          return { resolved: true };
+        } catch (err) {
+          return { err };
+        }
+      };
+      const calls = [
+        await outcome(() => node.publish('keep-light/crash-test', 'after the panic')),
+        await outcome(() => node.requestEntry()),
+        await outcome(() => node.joinGroup(['0x0000000000000000000000000000000000000001'], () => {})),
+        await outcome(() => node.stop()),
+        await outcome(() => KeepLight.connect({ bootstrap: [relay], verifiers: 0 })),
+      ];
+      const first = calls[0].err;
+      const readerEnded = await Promise.race([reader.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 5_000))]);
+      return {
+        crashes,
+        readerEnded,
+        rejectedAll: calls.every((c) => c.err !== undefined),
+        sameError: calls.every((c) => c.err === first),
+        isCrashError: first instanceof CrashError,
+        code: first?.code,
+        message: first?.message,
+      };
+    }, { relay });
+    assert.equal(result.crashes.length, 1, JSON.stringify(result.crashes));
+    assert.equal(result.crashes[0].source, 'crash');
+    assert.match(result.crashes[0].error, /a bug in a task/);
+    assert.ok(result.rejectedAll && result.sameError, JSON.stringify(result));
+    assert.ok(result.isCrashError, JSON.stringify(result));
+    assert.equal(result.code, 'crash');
+    assert.match(result.message, /crashed: .*a bug in a task/s);
+    assert.ok(result.readerEnded, 'the events() iterator ended');
+    // The module's abort is the page's one uncaught error.
+    assert.ok(errors.length <= 1 && errors.every((e) => /unreachable/.test(e)), errors.join('\n'));
+  } finally {
+    await browser.close();
+  }
+});
