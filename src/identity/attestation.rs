@@ -236,9 +236,7 @@ pub fn create(
     parse(&message)?;
     let signing = SigningKey::from_slice(&operator.secret_bytes())
         .map_err(|e| AttestationError::MalformedSignature(e.to_string()))?;
-    let (signature, recovery) = signing
-        .sign_prehash_recoverable(&eip191_hash(message.as_bytes()))
-        .map_err(|e| AttestationError::MalformedSignature(e.to_string()))?;
+    let (signature, recovery) = signing.sign_prehash_recoverable(&eip191_hash(message.as_bytes()));
     let mut bytes = signature.to_bytes().to_vec();
     bytes.push(27 + recovery.to_byte());
     Ok(Attestation {
@@ -377,7 +375,7 @@ fn parse_signature(text: &str) -> Result<(Signature, RecoveryId), AttestationErr
 }
 
 fn address_of(key: &VerifyingKey) -> Address {
-    let point = key.to_encoded_point(false);
+    let point = key.to_sec1_point(false);
     let hash = Keccak256::digest(&point.as_bytes()[1..]);
     Address::from_slice(&hash[12..]).expect("20 bytes")
 }

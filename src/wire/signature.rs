@@ -24,8 +24,8 @@
 //! assert!(signature::verify("keep-light/other/1", &envelope).is_err());
 //! ```
 
+use k256::ecdsa as recovery;
 use k256::ecdsa::{SigningKey, VerifyingKey};
-use k256_recovery::ecdsa as recovery;
 use sha3::{Digest, Keccak256};
 
 use super::Envelope;
@@ -91,9 +91,7 @@ pub fn sign(key: &SigningKey, topic: &str, envelope: &mut Envelope) {
     envelope.sender = address_of(key.verifying_key()).as_bytes().to_vec();
     let hash = signing_hash(topic, envelope);
     // RFC 6979 deterministic nonces; k256 normalises s to the lower half.
-    let (signature, recovery) = key
-        .sign_prehash_recoverable(&hash)
-        .expect("a 32-byte prehash is always signable");
+    let (signature, recovery) = key.sign_prehash_recoverable(&hash);
     let mut bytes = signature.to_bytes().to_vec();
     bytes.push(recovery.to_byte());
     envelope.signature = bytes;
@@ -255,7 +253,7 @@ pub fn decode_recovered(bytes: &[u8]) -> Result<Address, SignatureError> {
 }
 
 fn address_of(key: &VerifyingKey) -> Address {
-    address_of_point(key.to_encoded_point(false).as_bytes())
+    address_of_point(key.to_sec1_point(false).as_bytes())
 }
 
 /// The address of an uncompressed SEC1 point (0x04 ‖ x ‖ y), whichever k256 version made it.
@@ -308,7 +306,7 @@ mod tests {
     }
 
     #[test]
-    fn recovery_agrees_with_k256_0_13_on_genuine_and_random_signatures() {
+    fn libsecp256k1_recovery_agrees_with_k256_on_genuine_and_random_signatures() {
         use k256::ecdsa::RecoveryId;
         use rand::RngCore as _;
         let mut rng = rand::thread_rng();
@@ -320,7 +318,7 @@ mod tests {
             // Half genuine signatures, half random r ‖ s in low-s form (most recover a key,
             // some name no point).
             let (signature, recovery) = if round % 2 == 0 {
-                key.signing_key().sign_prehash_recoverable(&hash).unwrap()
+                key.signing_key().sign_prehash_recoverable(&hash)
             } else {
                 let mut bytes = [0u8; 64];
                 rng.fill_bytes(&mut bytes);
@@ -328,13 +326,13 @@ mod tests {
                     continue;
                 };
                 let v = RecoveryId::from_byte((round / 2 % 2) as u8).unwrap();
-                (s.normalize_s().unwrap_or(s), v)
+                (s.normalize_s(), v)
             };
             let mut bytes = signature.to_bytes().to_vec();
             bytes.push(recovery.to_byte());
             envelope.signature = bytes;
-            // The key 0.13 recovers is the one we find (natively with libsecp256k1, in a tab
-            // with k256 0.14): the sender itself for genuine signatures, someone else
+            // The key k256 recovers is the one libsecp256k1 finds natively: the sender
+            // itself for genuine signatures, someone else
             // (`WrongSigner`) for random ones, or none.
             let expected = VerifyingKey::recover_from_prehash(&hash, &signature, recovery)
                 .ok()

@@ -231,15 +231,23 @@ pub type EphemeralSecret = k256::SecretKey;
 pub fn ephemeral_key<R: rand::RngCore + rand::CryptoRng>(
     rng: &mut R,
 ) -> (EphemeralSecret, [u8; 33]) {
-    let secret = k256::SecretKey::random(rng);
+    // From our generator's bytes: k256 0.14 takes rand_core 0.10 generators, ours is 0.6.
+    // A 32-byte string is a valid secret but with probability about 2^-128.
+    let secret = loop {
+        let mut bytes = [0u8; 32];
+        rng.fill_bytes(&mut bytes);
+        if let Ok(secret) = k256::SecretKey::from_slice(&bytes) {
+            break secret;
+        }
+    };
     let public = compressed(&secret);
     (secret, public)
 }
 
 /// The compressed public key of `secret`.
 pub fn compressed(secret: &EphemeralSecret) -> [u8; 33] {
-    use k256::elliptic_curve::sec1::ToEncodedPoint;
-    let point = secret.public_key().to_encoded_point(true);
+    use k256::elliptic_curve::sec1::ToSec1Point;
+    let point = secret.public_key().to_sec1_point(true);
     point.as_bytes().try_into().expect("33 bytes compressed")
 }
 

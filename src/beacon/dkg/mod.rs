@@ -494,9 +494,8 @@ pub fn result_hash(group_public_key: &PublicKey, misbehaved: &BTreeSet<Index>) -
 /// Signs a result hash with a network key (EIP-191 `personal_sign` of the 32 bytes).
 pub fn sign_result(key: &OperatorKey, hash: &[u8; 32]) -> [u8; 65] {
     let signing = k256::ecdsa::SigningKey::from_slice(&key.secret_bytes()).expect("valid key");
-    let (signature, recovery) = signing
-        .sign_prehash_recoverable(&crate::identity::attestation::eip191_hash(hash))
-        .expect("signing a 32-byte hash does not fail");
+    let (signature, recovery) =
+        signing.sign_prehash_recoverable(&crate::identity::attestation::eip191_hash(hash));
     let mut out = [0u8; 65];
     out[..64].copy_from_slice(&signature.to_bytes());
     out[64] = 27 + recovery.to_byte();
