@@ -7,6 +7,8 @@
 //!   sequential, after a warm-up: median, p99, mean and max over `ROUNDS` messages, then the
 //!   same over `ROUNDS` more from the thousandth on (`steady_*`, the optimised wasm code).
 //!
+//! Each phase's five slowest rounds are listed as `[round, ms, memory grew]`.
+//!
 //! Prints one JSON line (`KEEP_LIGHT_BENCH {...}`) to the console. Settings come at build time
 //! like the browser test: `KEEP_LIGHT_TEST_RELAY`, `KEEP_LIGHT_TEST_NATIVE_PEER`,
 //! `KEEP_LIGHT_TEST_TOPIC`.
@@ -20,6 +22,7 @@ use keep_light::{
     net::{Node, NodeConfig, NodeEvent},
     platform,
 };
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 #[path = "../tests/support/browser.rs"]
@@ -41,6 +44,16 @@ fn performance_now() -> f64 {
         .and_then(|(p, f)| js_sys::Function::from(f).call0(&p).ok())
         .and_then(|v| v.as_f64())
         .unwrap_or(f64::NAN)
+}
+
+/// The wasm module's memory in bytes: a round during which it grew paid for `memory.grow`
+/// (and the JS views wasm-bindgen then makes again).
+fn memory_bytes() -> f64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as f64
 }
 
 fn payload(round: usize) -> Vec<u8> {
@@ -90,9 +103,11 @@ async fn round_trip_through_relay_and_native_echo() {
     // functions with its optimising tier (before that they run in its baseline compiler's code,
     // and tier-up competes for the cores: most of the first rounds' tail).
     let (mut cold, mut steady) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
-    let mut slowest = Vec::new();
+    // (round, ms, whether the wasm memory grew during it)
+    let (mut slowest, mut cold_slowest) = (Vec::new(), Vec::new());
     for round in 0..STEADY + ROUNDS {
         let body = payload(round);
+        let memory = memory_bytes();
         let sent = performance_now();
         node.publish(topic, body.clone()).await.expect("publish");
         assert!(
@@ -100,22 +115,28 @@ async fn round_trip_through_relay_and_native_echo() {
             "round {round} lost"
         );
         let ms = performance_now() - sent;
+        let grew = memory_bytes() > memory;
         if (WARM_UP..WARM_UP + ROUNDS).contains(&round) {
             cold.push(ms);
+            cold_slowest.push((round, ms, grew));
         } else if round >= STEADY {
             steady.push(ms);
-            slowest.push((round, ms));
+            slowest.push((round, ms, grew));
         }
     }
     // The steady phase's slowest rounds: the same rounds in every run point at something
     // the traffic itself triggers, not at the machine.
-    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let slowest: Vec<String> = slowest
-        .iter()
-        .take(5)
-        .map(|(round, ms)| format!("[{round},{ms:.2}]"))
-        .collect();
-    let slowest = slowest.join(",");
+    let top = |rounds: &mut Vec<(usize, f64, bool)>| {
+        rounds.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> = rounds
+            .iter()
+            .take(5)
+            .map(|(round, ms, grew)| format!("[{round},{ms:.2},{grew}]"))
+            .collect();
+        top.join(",")
+    };
+    let slowest = top(&mut slowest);
+    let cold_slowest = top(&mut cold_slowest);
     let stats = |samples: &mut Vec<f64>| {
         samples.sort_by(|a, b| a.total_cmp(b));
         let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
@@ -125,7 +146,7 @@ async fn round_trip_through_relay_and_native_echo() {
     let (p50, p99, mean, max) = stats(&mut cold);
     let (steady_p50, steady_p99, _, steady_max) = stats(&mut steady);
     let line = format!(
-        r#"KEEP_LIGHT_BENCH {{"built_ms":{built_ms:.1},"connect_ms":{connect_ms:.1},"page_to_connect_ms":{page_to_connect_ms:.1},"mesh_ready_ms":{mesh_ready_ms:.1},"rounds":{ROUNDS},"size":{SIZE},"rtt_p50_ms":{p50:.2},"rtt_p99_ms":{p99:.2},"rtt_mean_ms":{mean:.2},"rtt_max_ms":{max:.2},"steady_rtt_p50_ms":{steady_p50:.2},"steady_rtt_p99_ms":{steady_p99:.2},"steady_rtt_max_ms":{steady_max:.2},"steady_slowest_rounds_ms":[{slowest}]}}"#
+        r#"KEEP_LIGHT_BENCH {{"built_ms":{built_ms:.1},"connect_ms":{connect_ms:.1},"page_to_connect_ms":{page_to_connect_ms:.1},"mesh_ready_ms":{mesh_ready_ms:.1},"rounds":{ROUNDS},"size":{SIZE},"rtt_p50_ms":{p50:.2},"rtt_p99_ms":{p99:.2},"rtt_mean_ms":{mean:.2},"rtt_max_ms":{max:.2},"steady_rtt_p50_ms":{steady_p50:.2},"steady_rtt_p99_ms":{steady_p99:.2},"steady_rtt_max_ms":{steady_max:.2},"steady_slowest_rounds_ms":[{slowest}],"slowest_rounds_ms":[{cold_slowest}]}}"#
     );
     web_sys::console::log_1(&line.into());
     node.shutdown().await;
