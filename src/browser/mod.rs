@@ -73,12 +73,26 @@ pub fn init() {
         }));
         tracing_wasm::set_as_global_default_with_config(
             tracing_wasm::WASMLayerConfigBuilder::new()
-                .set_max_level(tracing::Level::INFO)
+                .set_max_level(log_level())
                 // Performance marks for every log line cost more than they tell.
                 .set_report_logs_in_timings(false)
                 .build(),
         )
     });
+}
+
+/// Where a page may raise the console's log level (`info`, `debug`) or lower it (`error`).
+const LOG_LEVEL_KEY: &str = "keep-light/log";
+
+/// Warnings and errors by default: a library should not fill its page's console, and the
+/// start-up's INFO lines cost a cold connect several ms of console work.
+fn log_level() -> tracing::Level {
+    match platform::load(LOG_LEVEL_KEY).as_deref() {
+        Some("error") => tracing::Level::ERROR,
+        Some("info") => tracing::Level::INFO,
+        Some("debug") => tracing::Level::DEBUG,
+        _ => tracing::Level::WARN,
+    }
 }
 
 /// Calls `callback(message)` when this module panics, just before it aborts; after that no
