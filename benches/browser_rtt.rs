@@ -7,7 +7,8 @@
 //!   sequential, after a warm-up: median, p99, mean and max over `ROUNDS` messages, then the
 //!   same over `ROUNDS` more from the thousandth on (`steady_*`, the optimised wasm code).
 //!
-//! Each phase's five slowest rounds are listed as `[round, ms, memory grew]`.
+//! Each phase's five slowest rounds are listed as `[round, ms, memory grew, ms after the
+//! first round's start]`.
 //!
 //! Prints one JSON line (`KEEP_LIGHT_BENCH {...}`) to the console. Settings come at build time
 //! like the browser test: `KEEP_LIGHT_TEST_RELAY`, `KEEP_LIGHT_TEST_NATIVE_PEER`,
@@ -103,8 +104,9 @@ async fn round_trip_through_relay_and_native_echo() {
     // functions with its optimising tier (before that they run in its baseline compiler's code,
     // and tier-up competes for the cores: most of the first rounds' tail).
     let (mut cold, mut steady) = (Vec::with_capacity(ROUNDS), Vec::with_capacity(ROUNDS));
-    // (round, ms, whether the wasm memory grew during it)
+    // (round, ms, whether the wasm memory grew during it, when it started: ms after the first)
     let (mut slowest, mut cold_slowest) = (Vec::new(), Vec::new());
+    let started_at = performance_now();
     for round in 0..STEADY + ROUNDS {
         let body = payload(round);
         let memory = memory_bytes();
@@ -118,20 +120,20 @@ async fn round_trip_through_relay_and_native_echo() {
         let grew = memory_bytes() > memory;
         if (WARM_UP..WARM_UP + ROUNDS).contains(&round) {
             cold.push(ms);
-            cold_slowest.push((round, ms, grew));
+            cold_slowest.push((round, ms, grew, sent - started_at));
         } else if round >= STEADY {
             steady.push(ms);
-            slowest.push((round, ms, grew));
+            slowest.push((round, ms, grew, sent - started_at));
         }
     }
     // The steady phase's slowest rounds: the same rounds in every run point at something
     // the traffic itself triggers, not at the machine.
-    let top = |rounds: &mut Vec<(usize, f64, bool)>| {
+    let top = |rounds: &mut Vec<(usize, f64, bool, f64)>| {
         rounds.sort_by(|a, b| b.1.total_cmp(&a.1));
         let top: Vec<String> = rounds
             .iter()
             .take(5)
-            .map(|(round, ms, grew)| format!("[{round},{ms:.2},{grew}]"))
+            .map(|(round, ms, grew, at)| format!("[{round},{ms:.2},{grew},{at:.0}]"))
             .collect();
         top.join(",")
     };
