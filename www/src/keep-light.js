@@ -200,9 +200,7 @@ class WorkerClient {
     this.#crashed = error;
     for (const { reject } of this.#replies.values()) reject(error);
     this.#replies.clear();
-    this.#worker.terminate();
-    workerClients.delete(this);
-    if (this.verifierStats) retiredWorkerStats.push(this.verifierStats);
+    this.#retire();
     this.#onCrash?.(error);
   }
 
@@ -256,9 +254,14 @@ class WorkerClient {
     try {
       await this.#call('shutdown');
     } finally {
-      this.#worker.terminate();
-      if (workerClients.delete(this) && this.verifierStats) retiredWorkerStats.push(this.verifierStats);
+      this.#retire();
     }
+  }
+
+  /** Ends the worker; its pool's work stays counted in verifierStats(). */
+  #retire() {
+    this.#worker.terminate();
+    if (workerClients.delete(this) && this.verifierStats) retiredWorkerStats.push(this.verifierStats);
   }
 }
 
