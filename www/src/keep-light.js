@@ -72,12 +72,17 @@ export class CrashError extends KeepLightError {
   constructor(message, cause) { super(message, 'crash', cause); }
 }
 
+/** The error a panic with `message` (Rust's panic text, or the trap's) becomes. */
+function panicked(message, cause) {
+  return new CrashError(`the keep-light node crashed: ${message}`, cause);
+}
+
 /** Maps an error from the wasm side (or a wallet) to the package's classes. */
 function classify(err) {
   if (err instanceof KeepLightError) return err;
   const message = String(err?.message ?? err);
   if (err instanceof WebAssembly.RuntimeError || /unreachable|RuntimeError/.test(err?.name ?? '')) {
-    return new CrashError(`the keep-light node crashed: ${message}`, err);
+    return panicked(message, err);
   }
   if (err?.code === 4001 || /^wallet \S+ \(4001\)/.test(message)) {
     return new WalletRejectedError(message, err);
@@ -176,7 +181,7 @@ class WorkerClient {
         if (data.verifierStats) this.verifierStats = data.verifierStats;
         break;
       case 'crash':
-        this.#crash(new CrashError(`the keep-light node crashed: ${data.message}`));
+        this.#crash(panicked(data.message));
         break;
       case 'store':
         try {
@@ -283,7 +288,7 @@ const mainThreadNodes = new Set();
 let moduleCrash;
 
 function moduleCrashed(message) {
-  moduleCrash ??= new CrashError(`the keep-light node crashed: ${message}`);
+  moduleCrash ??= panicked(message);
   for (const crash of mainThreadNodes) crash(moduleCrash);
 }
 
