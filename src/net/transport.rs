@@ -4,8 +4,8 @@
 //! # Overview
 //! Natively: TCP and WebSocket (with DNS), WebRTC-direct, plus libp2p's in-process memory
 //! transport (`/memory/N` addresses) for many-node tests. In the browser: `websocket-websys`
-//! and WebRTC-direct (dial only). Both add the circuit relay v2 client transport
-//! (`…/p2p-circuit` addresses).
+//! and WebRTC-direct (dial only), plus the memory transport for the page's warm-up. Both add
+//! the circuit relay v2 client transport (`…/p2p-circuit` addresses).
 //!
 //! # Usage
 //! `Node::start` calls [`build_swarm`]`(keypair, webrtc_certificate, behaviour)` with the
@@ -113,16 +113,31 @@ pub async fn build_swarm(
     behaviour: impl FnOnce(relay::client::Behaviour) -> Behaviour,
 ) -> Result<Swarm<Behaviour>, BuildError> {
     use libp2p::{
-        core::{muxing::StreamMuxerBox, upgrade::Version},
+        core::{muxing::StreamMuxerBox, transport::MemoryTransport, upgrade::Version},
         noise, websocket_websys, yamux, Transport as _,
     };
+    let (relayed, relay_client) = relay::client::new(keypair.public().to_peer_id());
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_wasm_bindgen()
         .with_other_transport(|key| {
+            // WebSocket, circuits through a relay, and the in-page memory transport (the
+            // warm-up, `browser::warm_up`) all carry Noise and yamux over one erased stream
+            // type: their handshake and framing code is compiled once, not once per
+            // transport, so the warm-up compiles what a relay connection runs.
+            // The relay client comes first: websocket-websys would also take a circuit
+            // address (`/ws/p2p/RELAY/p2p-circuit/…`) and dial the relay itself.
+            let streams = relayed
+                .map(|connection, _| erased(connection))
+                .or_transport(
+                    websocket_websys::Transport::default()
+                        .map(|connection, _| erased(browser_ws::FlushOnSend(connection))),
+                )
+                .map(|either, _| either.into_inner())
+                .or_transport(MemoryTransport::default().map(|channel, _| erased(channel)))
+                .map(|either, _| either.into_inner());
             let noise = noise::Config::new(key)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            Ok(websocket_websys::Transport::default()
-                .map(|connection, _| browser_ws::FlushOnSend(connection))
+            Ok(streams
                 .upgrade(Version::V1Lazy)
                 .authenticate(noise)
                 .multiplex(yamux::Config::default())
@@ -135,13 +150,22 @@ pub async fn build_swarm(
                 .map(|(peer, connection), _| (peer, StreamMuxerBox::new(connection)))
         })
         .map_err(|e| e.to_string())?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| e.to_string())?
-        .with_behaviour(|_, relay_client| behaviour(relay_client))
+        .with_behaviour(|_| behaviour(relay_client))
         .map_err(|e| e.to_string())?
         .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_TIMEOUT))
         .build();
     Ok(swarm)
+}
+
+/// A byte stream of any browser transport, before Noise.
+#[cfg(target_arch = "wasm32")]
+trait ByteStream: futures::AsyncRead + futures::AsyncWrite + Send + Unpin {}
+#[cfg(target_arch = "wasm32")]
+impl<S: futures::AsyncRead + futures::AsyncWrite + Send + Unpin> ByteStream for S {}
+
+#[cfg(target_arch = "wasm32")]
+fn erased(stream: impl ByteStream + 'static) -> Box<dyn ByteStream> {
+    Box::new(stream)
 }
 
 #[cfg(target_arch = "wasm32")]
