@@ -81,7 +81,8 @@ tarball=$(cd www && npm pack --silent --pack-destination "$consumer")
 (cd "$consumer" && echo '{"name":"consumer","private":true,"type":"module"}' >package.json &&
   npm install --silent --no-audit --no-fund "./$tarball" &&
   node -e "import('keep-light').then((m) => { for (const name of ['KeepLight', 'KeepLightError',
-    'WalletRejectedError', 'NoRelayError', 'ChainError', 'QueueFullError', 'CrashError', 'loadWasm'])
+    'WalletRejectedError', 'NoRelayError', 'ChainError', 'QueueFullError', 'CrashError', 'loadWasm',
+    'warmUp'])
     if (typeof m[name] !== 'function') throw new Error('keep-light does not export ' + name); })")
 rm -rf "$consumer"
 echo "npm package: types check, the tarball holds the shell and the wasm and installs"

@@ -13,6 +13,7 @@
 
 pub mod verifier;
 pub mod wallet;
+pub mod warm_up;
 
 use std::{
     cell::{Cell, RefCell},
@@ -108,6 +109,13 @@ pub fn on_panic(callback: js_sys::Function) {
 #[wasm_bindgen(js_name = panicForTests)]
 pub fn panic_for_tests(message: String) {
     wasm_bindgen_futures::spawn_local(async move { panic!("{message}") });
+}
+
+/// Runs the connect path once between two nodes inside the page ([`warm_up`]), so that V8 has
+/// compiled it before a real `connect`. The shell calls it once the module has loaded.
+#[wasm_bindgen(js_name = warmUp)]
+pub async fn warm_up_page() -> Result<(), JsError> {
+    warm_up::run().await.map_err(|e| JsError::new(&e))
 }
 
 /// A running node in the page.

@@ -3,6 +3,8 @@
 // each native's answer to the tab's text arrives exactly once, its signature checked in a
 // verifier worker. The same with the node in a Worker (`worker: true`): its group messages
 // reach the page batched, and its own verifier pool is counted in KeepLight.verifierStats().
+// On the main thread the page first runs the warm-up (two in-page nodes over the memory
+// transport), which must run to the end and leave the real node working.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { launchChromium, openPage } from './chromium.mjs';
@@ -18,7 +20,8 @@ async function talkWithTheGroup(worker) {
   try {
     const { page, errors } = await openPage(browser, url);
     const result = await page.evaluate(async ({ relay, members, key, worker }) => {
-      const { KeepLight } = await import('./src/keep-light.js');
+      const { KeepLight, warmUp } = await import('./src/keep-light.js');
+      const warmed = worker ? undefined : await warmUp();
       const node = await KeepLight.connect({ bootstrap: [relay], keyHex: key, worker });
       const echoes = {};
       const text = `page-group-hello-${Date.now()}`;
@@ -41,8 +44,9 @@ async function talkWithTheGroup(worker) {
       group.close();
       const running = KeepLight.verifierStats();
       await node.close();
-      return { echoes, self: node.address, running, verifiers: KeepLight.verifierStats(), events };
+      return { echoes, self: node.address, running, verifiers: KeepLight.verifierStats(), events, warmed };
     }, { relay, members, key, worker });
+    assert.equal(result.warmed, worker ? undefined : true, 'the warm-up ran to the end');
     const natives = members.filter((m) => m !== result.self);
     assert.equal(natives.length, 3);
     for (const native of natives) {

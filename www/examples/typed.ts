@@ -2,11 +2,13 @@
 // (tsc --noEmit --strict): it must compile against keep-light.d.ts, never run.
 import {
   ChainError, CrashError, KeepLight, KeepLightError, NoRelayError, QueueFullError,
-  WalletRejectedError, loadWasm, type Entry, type KeepLightEvent,
+  WalletRejectedError, loadWasm, warmUp, type Entry, type KeepLightEvent,
 } from 'keep-light';
 
 export async function beacon(relay: string, rpc: string): Promise<Entry> {
   await loadWasm();
+  const warmed: boolean = await warmUp();
+  if (!warmed) console.debug('the first connect compiles its code');
   const [wallet] = await KeepLight.wallets({ waitMs: 100 });
   let client: KeepLight;
   try {

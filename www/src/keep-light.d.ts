@@ -134,8 +134,10 @@ export class QueueFullError extends KeepLightError { readonly code: 'queue_full'
 /** A Rust panic (in a call or in the node's own tasks): the node failed for good, and every later call rejects with this same error. */
 export class CrashError extends KeepLightError { readonly code: 'crash'; }
 
-/** Loads and instantiates the wasm module (once per page; connect does it too). */
+/** Loads and instantiates the wasm module (once per page; connect does it too), then runs `warmUp` in idle time unless a connect comes first. */
 export function loadWasm(): Promise<unknown>;
+/** Runs the connect path once inside the page (two in-page nodes), so the first connect finds its code compiled; at most once per page. Resolves with whether it ran to the end; never rejects. */
+export function warmUp(): Promise<boolean>;
 
 export class KeepLight extends EventTarget {
   static connect(options: ConnectOptions): Promise<KeepLight>;

@@ -38,7 +38,7 @@
 // there (and later connects); a Worker node (worker: true) fails alone.
 
 import init, {
-  KeepClient, onPanic, requestAttestation, sessionKey, useVerifierWorkers,
+  KeepClient, onPanic, requestAttestation, sessionKey, useVerifierWorkers, warmUp as warmUpModule,
 } from '../pkg/keep_light.js';
 import { VerifierPool } from './verifier-pool.js';
 
@@ -292,13 +292,38 @@ function moduleCrashed(message) {
   for (const crash of mainThreadNodes) crash(moduleCrash);
 }
 
-/** Loads and instantiates the wasm module once per page. */
+/** The warm-up's promise, once started (`warmUp`). */
+let warming;
+/** Set by the first connect: a warm-up that has not started by then is not needed. */
+let connecting = false;
+
+/**
+ * Loads and instantiates the wasm module once per page, then warms it up in idle time unless
+ * a connect comes first.
+ */
 export function loadWasm() {
   wasmReady ??= init().then((wasm) => {
     onPanic(moduleCrashed);
+    const idle = globalThis.requestIdleCallback ?? ((run) => setTimeout(run, 0));
+    idle(() => { if (!connecting) warmUp(); }, { timeout: 500 });
     return wasm;
   });
   return wasmReady;
+}
+
+/**
+ * Runs the connect path once inside the page (two nodes over an in-page memory transport,
+ * src/browser/warm_up.rs): V8 compiles wasm functions on their first call, and that was most
+ * of a first connect's time. Runs at most once per page; resolves with whether it ran to
+ * the end, never rejects (a failed warm-up only leaves the compiling to the first connect).
+ * @returns {Promise<boolean>}
+ */
+export function warmUp() {
+  warming ??= loadWasm().then(() => warmUpModule()).then(() => true, (err) => {
+    console.debug('keep-light: warm-up stopped:', err);
+    return false;
+  });
+  return warming;
 }
 
 /** Decides the node's key and attestation from `identity` (see the module comment). */
@@ -348,6 +373,7 @@ export class KeepLight extends EventTarget {
         throw new NoRelayError('worker: true needs a WebSocket relay (a worker cannot use WebRTC)');
       }
     }
+    connecting = true;
     try {
       await loadWasm();
       ({ keyHex, attestation } = await resolveIdentity(identity, keyHex, attestation));
