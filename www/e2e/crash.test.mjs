@@ -3,7 +3,9 @@
 // every later call (and a later connect on the page) rejects with that same CrashError, rather
 // than hanging on a module that aborted. The page loads a debug module built with the
 // `test-hooks` feature (KEEP_LIGHT_TEST_HOOKS_PKG, built by scripts/test.sh), which adds
-// `panicForTests`; the shipped module has no such export.
+// `panicForTests`; the shipped module has no such export. In worker mode the panic happens in
+// the node's Worker (the test calls the hook in the worker's own copy of the module): that node
+// fails the same way, alone, and the page's next connect works.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -14,21 +16,26 @@ const url = process.env.KEEP_LIGHT_PAGE_URL;
 const relay = process.env.KEEP_LIGHT_TEST_RELAY;
 const hooks = process.env.KEEP_LIGHT_TEST_HOOKS_PKG;
 
+/** A page whose pkg/ (the page's and its workers') is the module with the test hook. */
+async function pageWithHooks(browser) {
+  const context = await browser.newContext();
+  await context.route('**/pkg/*', async (route) => {
+    const file = path.join(hooks, path.basename(new URL(route.request().url()).pathname));
+    const type = file.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
+    await route.fulfill({ body: await readFile(file), contentType: type });
+  });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  await page.goto(pageWithoutNode(url));
+  return { page, errors };
+}
+
 test('a panic in the node fails it once, with one CrashError for every later call', async () => {
   assert.ok(url && relay && hooks, 'run through scripts/test.sh (settings missing)');
   const browser = await launchChromium();
   try {
-    const context = await browser.newContext();
-    // The page's pkg/ is the module with the test hook.
-    await context.route('**/pkg/*', async (route) => {
-      const file = path.join(hooks, path.basename(new URL(route.request().url()).pathname));
-      const type = file.endsWith('.wasm') ? 'application/wasm' : 'text/javascript';
-      await route.fulfill({ body: await readFile(file), contentType: type });
-    });
-    const page = await context.newPage();
-    const errors = [];
-    page.on('pageerror', (err) => errors.push(err.message));
-    await page.goto(pageWithoutNode(url));
+    const { page, errors } = await pageWithHooks(browser);
     const result = await page.evaluate(async ({ relay }) => {
       const { KeepLight, CrashError } = await import('./src/keep-light.js');
       const { panicForTests } = await import('./pkg/keep_light.js');
@@ -88,6 +95,76 @@ test('a panic in the node fails it once, with one CrashError for every later cal
     assert.ok(result.readerEnded, 'the events() iterator ended');
     // The module's abort is the page's one uncaught error.
     assert.ok(errors.length <= 1 && errors.every((e) => /unreachable/.test(e)), errors.join('\n'));
+  } finally {
+    await browser.close();
+  }
+});
+
+test('worker mode: a panic in the node\'s Worker fails that node alone, with one CrashError', async () => {
+  assert.ok(url && relay && hooks, 'run through scripts/test.sh (settings missing)');
+  const browser = await launchChromium();
+  try {
+    const { page, errors } = await pageWithHooks(browser);
+    await page.evaluate(async ({ relay }) => {
+      const { KeepLight } = await import('./src/keep-light.js');
+      window.crashTest = { node: await KeepLight.connect({ bootstrap: [relay], worker: true, verifiers: 0 }),
+        crashes: [] };
+      window.crashTest.node.addEventListener('error', ({ detail }) => window.crashTest.crashes.push(detail));
+      window.crashTest.reader = (async () => {
+        for await (const _ of window.crashTest.node.events()) { /* until it ends */ }
+        return true;
+      })();
+    }, { relay });
+    const [worker] = page.workers().filter((w) => w.url().endsWith('/node-worker.js'));
+    assert.ok(worker, `the node's Worker: ${page.workers().map((w) => w.url()).join(', ')}`);
+    await worker.evaluate(async () => {
+      const { panicForTests } = await import(new URL('../pkg/keep_light.js', self.location.href).href);
+      panicForTests('a bug in a worker task');
+    });
+    const result = await page.evaluate(async ({ relay }) => {
+      const { KeepLight, CrashError } = await import('./src/keep-light.js');
+      const { node, crashes, reader } = window.crashTest;
+      for (let i = 0; i < 100 && crashes.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      const outcome = async (call) => {
+        try {
+          await call();
+          return { resolved: true };
+        } catch (err) {
+          return { err };
+        }
+      };
+      const calls = [
+        await outcome(() => node.publish('keep-light/crash-test', 'after the panic')),
+        await outcome(() => node.joinGroup(['0x0000000000000000000000000000000000000001'], () => {})),
+        await outcome(() => node.stop()),
+      ];
+      const first = calls[0].err;
+      const readerEnded = await Promise.race([reader, new Promise((r) => setTimeout(() => r(false), 5_000))]);
+      // Only that node failed: the page's module is whole and connects again.
+      const next = await KeepLight.connect({ bootstrap: [relay], verifiers: 0 });
+      const nextConnected = await new Promise((resolve) => {
+        next.addEventListener('peer', ({ detail }) => { if (detail.connected) resolve(true); });
+        setTimeout(() => resolve(false), 10_000);
+      });
+      await next.stop();
+      return {
+        crashes,
+        readerEnded,
+        nextConnected,
+        rejectedAll: calls.every((c) => c.err !== undefined),
+        sameError: calls.every((c) => c.err === first),
+        isCrashError: first instanceof CrashError,
+        message: first?.message,
+      };
+    }, { relay });
+    assert.equal(result.crashes.length, 1, JSON.stringify(result.crashes));
+    assert.equal(result.crashes[0].source, 'crash');
+    assert.match(result.crashes[0].error, /a bug in a worker task/);
+    assert.ok(result.rejectedAll && result.sameError && result.isCrashError, JSON.stringify(result));
+    assert.match(result.message, /crashed: .*a bug in a worker task/s);
+    assert.ok(result.readerEnded, 'the events() iterator ended');
+    assert.ok(result.nextConnected, 'a main-thread node connects after the worker crashed');
+    assert.deepEqual(errors, [], 'the worker\'s abort stays in the worker');
   } finally {
     await browser.close();
   }
