@@ -31,6 +31,9 @@
 //
 // Numbers: a u64 past 2^53 arrives as a BigInt, never rounded (the others stay numbers).
 //
+// Speed: call loadWasm() as the page opens. The module then warms up in idle time (warmUp:
+// V8 compiles wasm lazily), and a later connect reaches its relay in about 20 ms, not 70.
+//
 // Errors: promises reject with a KeepLightError subclass carrying a `code`. A Rust panic, in a
 // call or in the node's own tasks, fails the node at once: one `error` event (`source:
 // 'crash'`), events() iterators end, and every later call rejects with that same CrashError.
