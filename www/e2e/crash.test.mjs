@@ -25,6 +25,23 @@ async function pageWithHooks(browser) {
     await route.fulfill({ body: await readFile(file), contentType: type });
   });
   const page = await context.newPage();
+  // Runs each call in turn: did every one reject, all with the first one's error?
+  await page.addInitScript(() => {
+    window.rejections = async (calls) => {
+      const errors = [];
+      for (const call of calls) {
+        try {
+          await call();
+          errors.push(undefined);
+        } catch (err) {
+          errors.push(err);
+        }
+      }
+      const [first] = errors;
+      return { first, rejectedAll: errors.every((e) => e !== undefined),
+        sameError: errors.every((e) => e === first) };
+    };
+  });
   const errors = [];
   page.on('pageerror', (err) => errors.push(err.message));
   await page.goto(pageWithoutNode(url));
@@ -57,29 +74,20 @@ test('a panic in the node fails it once, with one CrashError for every later cal
       // The task panics once the event loop runs it, after this call returns.
       panicForTests('a bug in a task');
       await Promise.race([surfaced, new Promise((r) => setTimeout(r, 10_000))]);
-      const outcome = async (call) => {
-        try {
-          await call();
-          return { resolved: true };
-        } catch (err) {
-          return { err };
-        }
-      };
-      const calls = [
-        await outcome(() => node.publish('keep-light/crash-test', 'after the panic')),
-        await outcome(() => node.requestEntry()),
-        await outcome(() => node.joinGroup(['0x0000000000000000000000000000000000000001'], () => {})),
-        await outcome(() => node.stop()),
-        await outcome(() => KeepLight.connect({ bootstrap: [relay], verifiers: 0 })),
-      ];
-      const first = calls[0].err;
+      const { first, rejectedAll, sameError } = await window.rejections([
+        () => node.publish('keep-light/crash-test', 'after the panic'),
+        () => node.requestEntry(),
+        () => node.joinGroup(['0x0000000000000000000000000000000000000001'], () => {}),
+        () => node.stop(),
+        () => KeepLight.connect({ bootstrap: [relay], verifiers: 0 }),
+      ]);
       const readerEnded = await Promise.race([reader.then(() => true),
         new Promise((r) => setTimeout(() => r(false), 5_000))]);
       return {
         crashes,
         readerEnded,
-        rejectedAll: calls.every((c) => c.err !== undefined),
-        sameError: calls.every((c) => c.err === first),
+        rejectedAll,
+        sameError,
         isCrashError: first instanceof CrashError,
         code: first?.code,
         message: first?.message,
@@ -125,20 +133,11 @@ test('worker mode: a panic in the node\'s Worker fails that node alone, with one
       const { KeepLight, CrashError } = await import('./src/keep-light.js');
       const { node, crashes, reader } = window.crashTest;
       for (let i = 0; i < 100 && crashes.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
-      const outcome = async (call) => {
-        try {
-          await call();
-          return { resolved: true };
-        } catch (err) {
-          return { err };
-        }
-      };
-      const calls = [
-        await outcome(() => node.publish('keep-light/crash-test', 'after the panic')),
-        await outcome(() => node.joinGroup(['0x0000000000000000000000000000000000000001'], () => {})),
-        await outcome(() => node.stop()),
-      ];
-      const first = calls[0].err;
+      const { first, rejectedAll, sameError } = await window.rejections([
+        () => node.publish('keep-light/crash-test', 'after the panic'),
+        () => node.joinGroup(['0x0000000000000000000000000000000000000001'], () => {}),
+        () => node.stop(),
+      ]);
       const readerEnded = await Promise.race([reader, new Promise((r) => setTimeout(() => r(false), 5_000))]);
       // Only that node failed: the page's module is whole and connects again.
       const next = await KeepLight.connect({ bootstrap: [relay], verifiers: 0 });
@@ -151,8 +150,8 @@ test('worker mode: a panic in the node\'s Worker fails that node alone, with one
         crashes,
         readerEnded,
         nextConnected,
-        rejectedAll: calls.every((c) => c.err !== undefined),
-        sameError: calls.every((c) => c.err === first),
+        rejectedAll,
+        sameError,
         isCrashError: first instanceof CrashError,
         message: first?.message,
       };
