@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the wasm node for the page into www/pkg/ (ES module + .wasm), optimised for size
-# (wasm-release profile, then wasm-opt -Oz).
+# (wasm-release profile, then wasm-opt --merge-similar-functions -Oz).
 # Usage: scripts/build-wasm.sh [--dev | --check-budget]
 #   --dev: debug build, faster, larger, no wasm-opt
 #   --check-budget: fail when the release module is larger than www/wasm-budget.json allows
@@ -33,8 +33,8 @@ if [ "$profile" != dev ]; then
     exit 1
   fi
   # --merge-similar-functions first: functions alike but for a constant become one (−25 KB raw).
-  "$wasm_opt" --merge-similar-functions -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue \
+  "$wasm_opt" --merge-similar-functions -Oz --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
     www/pkg/keep_light_bg.wasm -o www/pkg/keep_light_bg.wasm
 fi
 size=$(stat -c %s www/pkg/keep_light_bg.wasm)
