@@ -92,6 +92,27 @@ pub fn sleep(duration: Duration) -> futures_timer::Delay {
     futures_timer::Delay::new(duration)
 }
 
+/// Lets the executor run its other tasks before this one goes on: natively the task goes to
+/// the back of its executor's queue; in a tab it waits for a timer task, so the page's events
+/// (sockets, input, rendering) run first, which a microtask would not let them.
+pub async fn yield_now() {
+    #[cfg(target_arch = "wasm32")]
+    sleep(Duration::ZERO).await;
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let mut yielded = false;
+        futures::future::poll_fn(|cx| {
+            if yielded {
+                return std::task::Poll::Ready(());
+            }
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        })
+        .await
+    }
+}
+
 /// One timer for one deadline, for a behaviour's `poll`: re-armed only when the deadline
 /// changes, and spent once it fires. A fired `Delay` stays ready, so a timer kept after firing
 /// would make every later poll ready and spin the event loop.

@@ -6,7 +6,9 @@
 //! to the member, publishes what it sends (republished with backoff until its context ends,
 //! so a message published before the mesh formed still arrives), ticks every channel once
 //! per block, submits what it submits, keeps its key shares in a [`GroupStore`], and hands
-//! every [`MemberEvent`] to the caller. It uses only the Channel API and the [`BeaconChain`]
+//! every [`MemberEvent`] to the caller. The member's DKG work runs in short slices, and not
+//! while any member in the process signs an entry ([`priority`]), at most a second behind.
+//! It uses only the Channel API and the [`BeaconChain`]
 //! trait, never the swarm, so the same driver runs natively and in a tab.
 //!
 //! Channels hold non-`Send` futures: run it on a local executor (natively a
@@ -34,6 +36,7 @@ use futures::{
 use rand::RngCore;
 
 use super::{
+    priority,
     service::{Member, MemberAction, MemberEvent, Outgoing, SavedGroup, Submission},
     share_times::ShareTimes,
 };
@@ -46,13 +49,15 @@ use crate::{
         retransmit::Strategy,
         NodeHandle, PublishError,
     },
-    platform,
+    platform::{self, Instant},
 };
 
 /// How long one events request waits for a block.
 const EVENTS_WAIT: Duration = Duration::from_secs(10);
 /// How long to wait before asking a chain that failed again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long DKG work runs before the driver lets the other tasks run (in a tab, the page).
+const DKG_SLICE: Duration = Duration::from_millis(8);
 
 /// Where a member keeps its groups' key shares between runs.
 pub trait GroupStore {
@@ -206,6 +211,8 @@ pub async fn run(
             tracing::warn!(%error, "kept group shares refused");
         }
     }
+    let mut signing = priority::Signing::default();
+    let mut dkg_turn = DkgTurn::default();
     let inbox: Inbox = Rc::default();
     let mut channels: BTreeMap<String, Channel> = BTreeMap::new();
     let mut share_times = ShareTimes::default();
@@ -358,6 +365,16 @@ pub async fn run(
                 break;
             }
         }
+        signing.set(member.is_signing());
+        // DKG work in slices, while no member in the process signs: an entry's round is
+        // short and its deadline near, a DKG phase long.
+        if member.has_dkg_work() && dkg_turn.may_run() {
+            let slice = platform::now();
+            while member.run_dkg_work() && slice.elapsed() < DKG_SLICE && dkg_turn.may_run() {}
+            platform::yield_now().await;
+            continue;
+        }
+        let dkg_waits = member.has_dkg_work();
 
         let woken = {
             let messages = if channels.is_empty() {
@@ -373,6 +390,14 @@ pub async fn run(
             } else {
                 Either::Right(submissions.next())
             };
+            let turn = if dkg_waits {
+                Either::Right(future::select(
+                    Box::pin(priority::done()),
+                    platform::sleep(dkg_turn.left()),
+                ))
+            } else {
+                Either::Left(future::pending())
+            };
             futures::select_biased! {
                 page = (&mut events).fuse() => Woken::Events(page),
                 done = submitted.fuse() => match done {
@@ -383,6 +408,7 @@ pub async fn run(
                     Some(_) => Woken::Message,
                     None => Woken::Closed,
                 },
+                _ = turn.fuse() => Woken::Message,
             }
         };
         match woken {
@@ -411,6 +437,31 @@ pub async fn run(
             // A channel ended: the node stopped.
             Woken::Closed => return,
         }
+    }
+}
+
+/// When this driver's DKG work may run: while no member in the process signs, or once it has
+/// waited [`priority::MAX_DEFER`] for a signing round that goes on (then until it ends).
+#[derive(Default)]
+struct DkgTurn {
+    waiting_since: Option<Instant>,
+}
+
+impl DkgTurn {
+    fn may_run(&mut self) -> bool {
+        if !priority::signing() {
+            self.waiting_since = None;
+            return true;
+        }
+        let since = *self.waiting_since.get_or_insert_with(platform::now);
+        since.elapsed() >= priority::MAX_DEFER
+    }
+
+    /// How long until the work runs anyway.
+    fn left(&self) -> Duration {
+        self.waiting_since.map_or(priority::MAX_DEFER, |since| {
+            priority::MAX_DEFER.saturating_sub(since.elapsed())
+        })
     }
 }
 

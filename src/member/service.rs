@@ -18,6 +18,9 @@
 //!   speak in DKGs long over.
 //! - Shares that arrive before this member has seen the request's assignment (its chain
 //!   follower lags another member's) are kept, a bounded number, until it has.
+//! - DKG messages and blocks are checked and queued as they come; the share checks and phase
+//!   ends they cause wait for [`Member::run_dkg_work`], so the driver can let an entry's
+//!   signing go first (a queued message is judged at the block it came in).
 //! - Refusals ([`Refusal`]) name the author; the driver counts them. The DKG machines report
 //!   misbehaviour as data ([`MemberEvent::Misbehaved`]), and the result lists it on chain.
 //!
@@ -30,6 +33,7 @@
 //!     member.handle_events(page.through, &page.events);
 //!     // … channel deliveries: member.handle_dkg_message(sender, message) / handle_entry_share
 //!     while let Some(action) = member.poll_action() { … }
+//!     if !member.is_signing() { member.run_dkg_work(); }   // a slice at a time
 //! }
 //! ```
 
@@ -248,6 +252,8 @@ pub struct Member {
     early: VecDeque<(Address, EntryShare)>,
     /// Channels open, with how many of this member's DKGs and groups use each.
     topics: BTreeMap<String, usize>,
+    /// DKG work not yet done, in arrival order ([`Member::run_dkg_work`]).
+    dkg_work: VecDeque<dkg::DkgWork>,
     actions: VecDeque<MemberAction>,
 }
 
@@ -265,6 +271,7 @@ impl Member {
             signings: BTreeMap::new(),
             early: VecDeque::new(),
             topics: BTreeMap::new(),
+            dkg_work: VecDeque::new(),
             actions: VecDeque::new(),
         }
     }
@@ -272,6 +279,11 @@ impl Member {
     /// The network key's address.
     pub fn address(&self) -> Address {
         self.me
+    }
+
+    /// Whether this member is signing an entry (from its assignment until it is on chain).
+    pub fn is_signing(&self) -> bool {
+        !self.signings.is_empty()
     }
 
     /// The next thing to do.
@@ -430,7 +442,11 @@ impl Member {
                 members,
                 misbehaved,
                 ..
-            } => self.group_created(*group, *session, *group_key, operators, members, misbehaved),
+            } => {
+                // This member's outcome may still wait in its DKG work.
+                self.finish_dkg_work();
+                self.group_created(*group, *session, *group_key, operators, members, misbehaved)
+            }
             Event::DkgTimedOut { session } => {
                 if let Some(run) = self.dkgs.remove(session) {
                     self.leave(&run.topic);
@@ -476,26 +492,10 @@ impl Member {
     /// The chain's head reached `head`: phase deadlines and submission turns.
     pub fn handle_block(&mut self, head: u64) {
         self.head = self.head.max(head);
-        let sessions: Vec<[u8; 32]> = self.dkgs.keys().copied().collect();
-        for session in sessions {
-            if let Some(run) = self.dkgs.get_mut(&session) {
-                for dkg in run.seats.values_mut() {
-                    dkg.handle_block(head);
-                }
-            }
-            self.drain_dkg(session);
-            let Some(run) = self.dkgs.get_mut(&session) else {
-                continue;
-            };
-            if let Some((at, result)) = &run.submission {
-                if !run.submitted && head >= *at {
-                    run.submitted = true;
-                    let result = result.clone();
-                    self.actions
-                        .push_back(MemberAction::SubmitDkgResult(result));
-                }
-            }
+        if !self.dkgs.is_empty() {
+            self.dkg_work.push_back(dkg::DkgWork::Block(head));
         }
+        self.submit_due_results();
         let requests: Vec<RequestId> = self.signings.keys().copied().collect();
         for request in requests {
             if let Some(run) = self.signings.get_mut(&request) {

@@ -263,6 +263,10 @@ impl BeaconSimulation {
     }
 
     fn act(&mut self, i: usize) {
+        // At once: on the virtual clock signing needs no head start.
+        if let Some(member) = self.members[i].member.as_mut() {
+            member.finish_dkg_work();
+        }
         while let Some(action) = self.members[i]
             .member
             .as_mut()
@@ -466,6 +470,30 @@ mod tests {
         let record = &sim.rules().groups()[group as usize];
         assert_eq!(record.misbehaved.len(), 1, "{record:?}");
         sim.run_until_entries(1, 200).unwrap();
+    }
+
+    #[test]
+    fn a_member_still_gathering_result_signatures_takes_its_seat() {
+        // Member 2 hears no result signature, so its last phase runs to its deadline, long
+        // after the group's result is on chain. T = N: the entry needs its share.
+        let slow = BeaconSimulation::new(Config::dev().with_group(4, 4), 4, 6).addresses()[2];
+        let mut sim = BeaconSimulation::new(Config::dev().with_group(4, 4), 4, 6).with_interceptor(
+            move |m, to| match &m.message {
+                Outgoing::Dkg(message) if to == slow => {
+                    let phase = dkg_from_proto(message.clone()).unwrap().body.phase();
+                    if phase == Phase::ResultSigning {
+                        Fate::Drop
+                    } else {
+                        Fate::Deliver
+                    }
+                }
+                _ => Fate::Deliver,
+            },
+        );
+        let group = sim.run_until_group(200).unwrap();
+        assert!(sim.rules().groups()[group as usize].misbehaved.is_empty());
+        sim.run_until_entries(1, 200).unwrap();
+        assert!(!sim.stored_groups(2).is_empty());
     }
 
     #[test]

@@ -402,6 +402,17 @@ impl Dkg {
         self.outcome.as_ref()
     }
 
+    /// This member's outcome once it is fixed: from the last phase on, where only the result's
+    /// signatures are still gathered, or once finished well. A member whose result-signing
+    /// phase has not ended when the chain accepts the group's result takes its seat with it.
+    pub fn fixed_outcome(&self) -> Option<&Outcome> {
+        match &self.outcome {
+            Some(Ok(outcome)) => Some(outcome),
+            Some(Err(_)) => None,
+            None => self.phase.as_ref().and_then(phases::State::fixed_outcome),
+        }
+    }
+
     /// A message from seat `from` (as the net layer authenticated it) at `block`.
     pub fn handle_message(&mut self, block: u64, from: Index, message: Message) {
         let phase = message.body.phase();

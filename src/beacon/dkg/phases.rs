@@ -44,6 +44,14 @@ impl State {
         }
     }
 
+    /// The outcome as the last phase holds it while it gathers result signatures.
+    pub fn fixed_outcome(&self) -> Option<&Outcome> {
+        match self {
+            State::ResultSigning(p) => Some(&p.outcome),
+            _ => None,
+        }
+    }
+
     /// Whether every member expected in this phase has been heard from.
     pub fn complete(&self, _: &Context) -> bool {
         match self {

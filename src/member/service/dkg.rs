@@ -17,6 +17,14 @@ use crate::{
     net::channel::{dkg_topic, group_topic},
 };
 
+/// A piece of DKG work, queued as it came ([`Member::run_dkg_work`]).
+pub(super) enum DkgWork {
+    /// A checked message for every seat, which arrived at `block`.
+    Message { block: u64, message: dkg::Message },
+    /// The chain reached `block`: a deadline may have passed.
+    Block(u64),
+}
+
 pub(super) struct DkgRun {
     pub(super) topic: String,
     members: Vec<Address>,
@@ -106,7 +114,7 @@ impl Member {
                 submitted: false,
             },
         );
-        self.drain_dkg(session);
+        self.drain_dkg(session, self.head);
     }
 
     /// A DKG message from `sender` (the envelope's proven author) on a DKG channel.
@@ -117,25 +125,81 @@ impl Member {
     ) -> Result<(), Refusal> {
         let refuse = |reason| Refusal { sender, reason };
         let message = dkg_from_proto(message).map_err(|e| refuse(e.reason()))?;
-        let head = self.head;
         let run = self
             .dkgs
-            .get_mut(&message.session)
+            .get(&message.session)
             .ok_or_else(|| refuse("unknown_session"))?;
         if run.members.get(message.sender as usize - 1) != Some(&sender) {
             return Err(refuse("forged_seat"));
         }
-        for dkg in run.seats.values_mut() {
-            dkg.handle_message(head, message.sender, message.clone());
-        }
-        self.drain_dkg(message.session);
+        self.dkg_work.push_back(DkgWork::Message {
+            block: self.head,
+            message,
+        });
         Ok(())
     }
 
-    /// Takes every machine's actions of DKG `session`, handing each seat's broadcasts to this
-    /// member's other seats, until none has anything left.
-    pub(super) fn drain_dkg(&mut self, session: [u8; 32]) {
+    /// Whether DKG work waits for [`Member::run_dkg_work`].
+    pub fn has_dkg_work(&self) -> bool {
+        !self.dkg_work.is_empty()
+    }
+
+    /// Does the oldest piece of DKG work: one message for every seat, or one block for every
+    /// DKG. Messages and blocks are only checked and queued as they come, and the share checks
+    /// and phase ends they cause happen here, so a driver can let signing, which must be fast,
+    /// go first: a deferred message is still judged at the block it came in. Returns whether
+    /// more waits.
+    pub fn run_dkg_work(&mut self) -> bool {
+        match self.dkg_work.pop_front() {
+            Some(DkgWork::Message { block, message }) => {
+                let session = message.session;
+                if let Some(run) = self.dkgs.get_mut(&session) {
+                    for dkg in run.seats.values_mut() {
+                        dkg.handle_message(block, message.sender, message.clone());
+                    }
+                    self.drain_dkg(session, block);
+                }
+            }
+            Some(DkgWork::Block(block)) => {
+                let sessions: Vec<[u8; 32]> = self.dkgs.keys().copied().collect();
+                for session in sessions {
+                    if let Some(run) = self.dkgs.get_mut(&session) {
+                        for dkg in run.seats.values_mut() {
+                            dkg.handle_block(block);
+                        }
+                    }
+                    self.drain_dkg(session, block);
+                }
+            }
+            None => return false,
+        }
+        self.submit_due_results();
+        self.has_dkg_work()
+    }
+
+    /// Does all the DKG work that waits.
+    pub fn finish_dkg_work(&mut self) {
+        while self.run_dkg_work() {}
+    }
+
+    /// Asks for the submission of every DKG result whose turn has come.
+    pub(super) fn submit_due_results(&mut self) {
         let head = self.head;
+        for run in self.dkgs.values_mut() {
+            if let Some((at, result)) = &run.submission {
+                if !run.submitted && head >= *at {
+                    run.submitted = true;
+                    let result = result.clone();
+                    self.actions
+                        .push_back(MemberAction::SubmitDkgResult(result));
+                }
+            }
+        }
+    }
+
+    /// Takes every machine's actions of DKG `session` at `head`, handing each seat's
+    /// broadcasts to this member's other seats, until none has anything left.
+    pub(super) fn drain_dkg(&mut self, session: [u8; 32], head: u64) {
         let Some(run) = self.dkgs.get_mut(&session) else {
             return;
         };
@@ -294,8 +358,13 @@ impl Member {
         let mut keys = BTreeMap::new();
         let mut public_key_shares = BTreeMap::new();
         let mut mismatch = false;
-        for (seat, outcome) in &run.outcomes {
-            let Ok(outcome) = outcome else { continue };
+        // A seat whose machine is still gathering result signatures (this member is slower
+        // than the one that submitted) holds its outcome already.
+        let outcomes = run.seats.iter().filter_map(|(seat, dkg)| {
+            let finished = run.outcomes.get(seat).and_then(|o| o.as_deref().ok());
+            Some((seat, finished.or(dkg.fixed_outcome())?))
+        });
+        for (seat, outcome) in outcomes {
             if misbehaved.contains(seat) {
                 continue;
             }
