@@ -9,14 +9,15 @@
 //! are in and its turn is at most a block away, it checks them in one batched pairing equation
 //! (halved down to the bad shares only if it fails, see
 //! [`threshold::combine_verified`](super::threshold::combine_verified)) and combines T valid
-//! ones into the entry. So in a healthy group one member combines, not N: in a group of 64 on
+//! ones into the entry, submitted at once when its turn has come (the first submitter's is the
+//! request's block, so its T-th share makes the submission). So in a healthy group one member combines, not N: in a group of 64 on
 //! shared cores, N batched checks of T shares were most of an entry's time.
 //!
 //! # Usage
 //! ```text
 //! let mut signing = EntrySigning::new(keys, previous, request_block, step, seed);
 //! while let Some(action) = signing.poll_action() { … }   // Broadcast(own share) first
-//! signing.handle_share(from, &bytes);                    // each share that arrives
+//! signing.handle_share(from, &bytes);                    // each share: Submit at T in its turn
 //! signing.handle_block(block);                           // each block: Submit when its turn
 //! signing.entry_on_chain();                              // someone submitted: stand down
 //! ```
@@ -162,6 +163,7 @@ impl EntrySigning {
             actions,
         };
         signing.try_combine();
+        signing.try_submit();
         signing
     }
 
@@ -217,6 +219,8 @@ impl EntrySigning {
         }
         self.shares.insert(from, share);
         self.try_combine();
+        // The T-th share of the member whose turn it is: submit now, not at the next block.
+        self.try_submit();
         Ok(())
     }
 
@@ -281,8 +285,13 @@ impl EntrySigning {
     pub fn handle_block(&mut self, block: u64) {
         self.head = self.head.max(block);
         self.try_combine();
+        self.try_submit();
+    }
+
+    /// Submits the entry once it is combined and this member's turn has come.
+    fn try_submit(&mut self) {
         let Some(entry) = self.entry else { return };
-        if !self.over && block >= self.submission_block() {
+        if !self.over && self.head >= self.submission_block() {
             self.over = true;
             self.actions.push_back(SigningAction::Submit { entry });
         }
@@ -367,9 +376,12 @@ mod tests {
             .collect();
         signers.sort_unstable();
         let actions = drain(me);
-        assert!(
-            matches!(&actions[..], [SigningAction::Entry { signers: used, .. }] if used == &signers)
-        );
+        // Its turn is the request's block: it submits at once.
+        assert!(matches!(
+            &actions[..],
+            [SigningAction::Entry { signers: used, .. }, SigningAction::Submit { .. }]
+                if used == &signers
+        ));
         // A share after the entry: late, not an offence to count against anyone else.
         me.handle_share(others[3] as Index + 1, &shares[others[3]].to_bytes());
         assert!(matches!(
@@ -421,11 +433,12 @@ mod tests {
     fn members_submit_in_turn_from_the_first_submitter_and_stand_down_once_on_chain() {
         let (mut members, _) = group();
         let shares: Vec<Signature> = members.iter_mut().map(own_share).collect();
+        let mut taken = Vec::new();
         for me in &mut members {
             for (i, share) in shares.iter().enumerate() {
                 me.handle_share(i as Index + 1, &share.to_bytes());
             }
-            drain(me);
+            taken.push(drain(me));
         }
         let order = turn_order(&members);
         // Seat order from the first, one step apart; the first is known before any entry.
@@ -438,12 +451,18 @@ mod tests {
         // Only the first combined; the others stand by with every share in.
         assert!(members[order[0]].entry().is_some());
         assert!(order[1..].iter().all(|i| members[*i].entry().is_none()));
-        // The first submits at its block.
-        members[order[0]].handle_block(100);
+        // The first submits with its T-th share, its turn being the request's block, not a
+        // block later.
         assert!(matches!(
-            drain(&mut members[order[0]])[..],
-            [SigningAction::Submit { .. }]
+            taken[order[0]][..],
+            [
+                SigningAction::Entry { .. },
+                SigningAction::Submit { .. },
+                ..
+            ]
         ));
+        members[order[0]].handle_block(100);
+        assert!(drain(&mut members[order[0]]).is_empty());
         // The second combines a block before its turn (103) and submits at it.
         let second = &mut members[order[1]];
         assert_eq!(second.poll_timeout(), Some(102));
