@@ -88,3 +88,52 @@ impl Future for Done {
         Poll::Pending
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{atomic::AtomicUsize, Arc},
+        task::{Context, Poll},
+    };
+
+    use futures::task::{waker, ArcWake};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Woken(AtomicUsize);
+
+    impl ArcWake for Woken {
+        fn wake_by_ref(this: &Arc<Self>) {
+            this.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    // One test: the count is the process's, so two tests side by side would see each other.
+    #[test]
+    fn dkg_waits_for_the_last_signer_and_is_woken_by_it() {
+        let woken = Arc::new(Woken::default());
+        let waker = waker(woken.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(!signing());
+        assert_eq!(Box::pin(done()).as_mut().poll(&mut cx), Poll::Ready(()));
+
+        let (mut first, mut second) = (Signing::default(), Signing::default());
+        first.set(true);
+        first.set(true);
+        second.set(true);
+        assert!(signing());
+        let mut waiting = Box::pin(done());
+        assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Pending);
+        // Counted once however often it is set.
+        first.set(false);
+        assert!(signing(), "the second still signs");
+        assert_eq!(woken.0.load(Ordering::SeqCst), 0);
+        assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Pending);
+        // A driver that ends while its member signs counts out.
+        drop(second);
+        assert!(!signing());
+        assert_eq!(woken.0.load(Ordering::SeqCst), 1);
+        assert_eq!(waiting.as_mut().poll(&mut cx), Poll::Ready(()));
+    }
+}
