@@ -7,18 +7,17 @@
 //! `--data-dir`, the chain and the members' key shares outlive the process.
 
 use std::{
-    cell::RefCell,
     collections::BTreeMap,
     io::Write,
     net::SocketAddr,
     path::{Path, PathBuf},
     rc::Rc,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use clap::Args;
-use futures::StreamExt;
+use futures::{channel::oneshot, StreamExt};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{
     body::Bytes, header, server::conn::http1, service::service_fn, Method, Request, Response,
@@ -161,90 +160,156 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let www = (!args.headless).then(|| args.www.clone());
     tokio::spawn(serve(listener, www, beacon.clone()));
 
-    let tracker: Rc<RefCell<Tracker>> = Rc::default();
+    let tracker: Arc<Mutex<Tracker>> = Arc::default();
     let trace = match &args.trace {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .map_err(|e| format!("--trace {}: {e}", path.display()))?;
-            Some(Rc::new(RefCell::new(std::io::BufWriter::new(file))))
+            Some(Arc::new(Mutex::new(std::io::BufWriter::new(file))))
         }
         None => None,
     };
     let started = platform::now();
-    let local = tokio::task::LocalSet::new();
-    let result = local
-        .run_until(async {
-            let mut nodes = Vec::new();
-            // Nodes first, stakes after: the genesis DKG starts once every member can hear it.
-            for i in 0..args.members {
-                let key = member_key(i);
-                if i >= args.members.saturating_sub(args.silent_members) {
-                    continue;
-                }
-                let config = NodeConfig::new(key.clone()).with_bootstrap(bootstrap.clone());
-                let (node, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
-                tokio::spawn(async move { while events.next().await.is_some() {} });
-                let store: Rc<dyn GroupStore> = match &args.data_dir {
-                    Some(dir) => Rc::new(DirStore::new(&dir.join("members").join(i.to_string()))?),
-                    None => Rc::new(KeyValueStore::new(format!("dev/{}", key.address()))),
-                };
-                let tracker = tracker.clone();
-                let trace = trace.clone();
-                spawn_member(node.clone(), key, beacon.clone(), store, move |event| {
-                    track(&mut tracker.borrow_mut(), &event);
-                    if let Some(trace) = &trace {
-                        let mut line = serde_json::to_value(&event).unwrap_or_default();
-                        line["member"] = i.into();
-                        line["ms"] = (started.elapsed().as_millis() as u64).into();
-                        let _ = writeln!(trace.borrow_mut(), "{line}");
+    // The members' drivers hold non-Send channels, so they run on local executors: one thread
+    // per core, each with its own LocalSet, the members dealt out among them. (On one
+    // thread, 64 members' DKG work ran one after another while the runtime's workers, which
+    // run the swarms and relays, waited.)
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, args.members.max(1) as usize);
+    let speaking = args.members.saturating_sub(args.silent_members);
+    let mut member_threads = Vec::new();
+    for t in 0..threads {
+        let mine: Vec<u32> = (0..speaking)
+            .filter(|i| *i as usize % threads == t)
+            .collect();
+        let (ready_tx, ready) = oneshot::channel::<Result<(), String>>();
+        let (stop, stop_rx) = oneshot::channel::<()>();
+        let (done_tx, done) = oneshot::channel::<()>();
+        let runtime = tokio::runtime::Handle::current();
+        let (bootstrap, beacon, data_dir) =
+            (bootstrap.clone(), beacon.clone(), args.data_dir.clone());
+        let (tracker, trace) = (tracker.clone(), trace.clone());
+        std::thread::Builder::new()
+            .name(format!("members-{t}"))
+            .spawn(move || {
+                let local = tokio::task::LocalSet::new();
+                runtime.block_on(local.run_until(async move {
+                    let mut nodes = Vec::new();
+                    let started_all: Result<(), String> = async {
+                        for i in mine {
+                            let key = member_key(i);
+                            let config =
+                                NodeConfig::new(key.clone()).with_bootstrap(bootstrap.clone());
+                            let (node, mut events) =
+                                Node::start(config).await.map_err(|e| e.to_string())?;
+                            tokio::spawn(async move { while events.next().await.is_some() {} });
+                            let store: Rc<dyn GroupStore> = match &data_dir {
+                                Some(dir) => Rc::new(DirStore::new(
+                                    &dir.join("members").join(i.to_string()),
+                                )?),
+                                None => {
+                                    Rc::new(KeyValueStore::new(format!("dev/{}", key.address())))
+                                }
+                            };
+                            let tracker = tracker.clone();
+                            let trace = trace.clone();
+                            spawn_member(node.clone(), key, beacon.clone(), store, move |event| {
+                                track(&mut lock(&tracker), &event);
+                                if let Some(trace) = &trace {
+                                    let mut line = serde_json::to_value(&event).unwrap_or_default();
+                                    line["member"] = i.into();
+                                    line["ms"] = (started.elapsed().as_millis() as u64).into();
+                                    let _ = writeln!(lock(trace), "{line}");
+                                }
+                            });
+                            nodes.push(node);
+                        }
+                        Ok(())
                     }
-                });
-                nodes.push(node);
-            }
-            for i in 0..args.members {
-                let operator = member_key(i).address();
-                beacon.faucet(operator).await.map_err(|e| e.to_string())?;
-            }
-            eprintln!(
-                "keep-light dev: {} members ({} silent), groups of {} (threshold {}), a block every {} ms; \
-                 chain JSON-RPC at {origin}/rpc; relays {} and {}",
-                args.members,
-                args.silent_members,
-                args.rules.group_size,
-                args.rules.threshold,
-                args.block_time,
-                find(&first, "/ws"),
-                find(&second, "/ws"),
-            );
-            let page = (!args.headless).then(|| {
-                let relays = [find(&first, "/ws"), find(&second, "webrtc-direct")];
-                let query: Vec<String> = relays
-                    .iter()
-                    .map(|r| format!("relay={}", urlencode(r)))
-                    .chain([format!("chain={}", urlencode(&format!("{origin}/rpc")))])
-                    .collect();
-                format!("{origin}/?{}", query.join("&"))
-            });
-            if let Some(url) = page {
-                println!("{}", json!({ "url": url }));
-                eprintln!("open {url}");
-            }
-            let outcome = follow(&chain, &args, &tracker).await;
-            for node in nodes {
-                node.shutdown().await;
-            }
-            if let Some(trace) = &trace {
-                trace
-                    .borrow_mut()
-                    .flush()
-                    .map_err(|e| format!("--trace: {e}"))?;
-            }
-            outcome
-        })
-        .await;
+                    .await;
+                    let serve = started_all.is_ok();
+                    let _ = ready_tx.send(started_all);
+                    if serve {
+                        let _ = stop_rx.await;
+                    }
+                    for node in nodes {
+                        node.shutdown().await;
+                    }
+                    let _ = done_tx.send(());
+                }));
+            })
+            .map_err(|e| format!("cannot start a members thread: {e}"))?;
+        member_threads.push((ready, stop, done));
+    }
+    let mut result = Ok(());
+    for (ready, _, _) in &mut member_threads {
+        let outcome = ready
+            .await
+            .unwrap_or_else(|_| Err("a members thread ended".into()));
+        if result.is_ok() {
+            result = outcome;
+        }
+    }
+    if result.is_ok() {
+        // Nodes first, stakes after: the genesis DKG starts once every member can hear it.
+        result = serve_members(&chain, &beacon, &args, &first, &second, &origin, &tracker).await;
+    }
+    for (_, stop, done) in member_threads {
+        let _ = stop.send(());
+        let _ = done.await;
+    }
+    if let Some(trace) = &trace {
+        lock(trace).flush().map_err(|e| format!("--trace: {e}"))?;
+    }
     relay.shutdown().await;
     relay2.shutdown().await;
     result
+}
+
+/// With every member's node up: stakes them, says where everything is, and follows the chain
+/// ([`follow`]).
+async fn serve_members(
+    chain: &LocalChain,
+    beacon: &Arc<dyn BeaconChain>,
+    args: &DevArgs,
+    first: &[String],
+    second: &[String],
+    origin: &str,
+    tracker: &Mutex<Tracker>,
+) -> Result<(), String> {
+    for i in 0..args.members {
+        let operator = member_key(i).address();
+        beacon.faucet(operator).await.map_err(|e| e.to_string())?;
+    }
+    eprintln!(
+        "keep-light dev: {} members ({} silent), groups of {} (threshold {}), a block every {} ms; \
+         chain JSON-RPC at {origin}/rpc; relays {} and {}",
+        args.members,
+        args.silent_members,
+        args.rules.group_size,
+        args.rules.threshold,
+        args.block_time,
+        find(first, "/ws"),
+        find(second, "/ws"),
+    );
+    if !args.headless {
+        let relays = [find(first, "/ws"), find(second, "webrtc-direct")];
+        let query: Vec<String> = relays
+            .iter()
+            .map(|r| format!("relay={}", urlencode(r)))
+            .chain([format!("chain={}", urlencode(&format!("{origin}/rpc")))])
+            .collect();
+        let url = format!("{origin}/?{}", query.join("&"));
+        println!("{}", json!({ "url": url }));
+        eprintln!("open {url}");
+    }
+    follow(chain, args, tracker).await
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A member's report that panicked left the tracker as it was: keep using it.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn track(tracker: &mut Tracker, event: &MemberEvent) {
@@ -279,7 +344,7 @@ fn track(tracker: &mut Tracker, event: &MemberEvent) {
 async fn follow(
     chain: &LocalChain,
     args: &DevArgs,
-    tracker: &Rc<RefCell<Tracker>>,
+    tracker: &Mutex<Tracker>,
 ) -> Result<(), String> {
     let shutdown = crate::cli::shutdown_signal()?;
     tokio::pin!(shutdown);
@@ -301,7 +366,7 @@ async fn follow(
         for logged in &events.events {
             match &logged.event {
                 Event::GroupCreated { group, session, .. } => {
-                    let tracker = tracker.borrow();
+                    let tracker = lock(tracker);
                     if let Some((joined, Some(finished))) = tracker.dkg.get(session) {
                         dkg_ms.insert(*group, finished.duration_since(*joined).as_millis() as u64);
                     }
@@ -327,7 +392,7 @@ async fn follow(
         // Print entries whose signers are known, or that waited two seconds for them.
         let mut still = Vec::new();
         for (request, seen) in waiting.drain(..) {
-            let signers = tracker.borrow().signers.get(&request).cloned();
+            let signers = lock(tracker).signers.get(&request).cloned();
             if signers.is_none() && seen.elapsed() < Duration::from_secs(2) {
                 still.push((request, seen));
                 continue;
