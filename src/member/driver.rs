@@ -8,8 +8,8 @@
 //! per block, submits what it submits, keeps its key shares in a [`GroupStore`], and hands
 //! every [`MemberEvent`] to the caller. The member's DKG work runs in short slices, and not
 //! while any member in the process signs an entry ([`priority`]), at most a second behind.
-//! It uses only the Channel API and the [`BeaconChain`]
-//! trait, never the swarm, so the same driver runs natively and in a tab.
+//! It uses only the Channel API and the [`BeaconChain`] trait, never the swarm, so the same
+//! driver runs natively and in a tab.
 //!
 //! Channels hold non-`Send` futures: run it on a local executor (natively a
 //! `tokio::task::LocalSet`, in a tab the page's event loop). It ends when the node stops or

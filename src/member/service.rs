@@ -489,7 +489,8 @@ impl Member {
         }
     }
 
-    /// The chain's head reached `head`: phase deadlines and submission turns.
+    /// The chain's head reached `head`: submission turns now, DKG phase deadlines as DKG work
+    /// ([`Member::run_dkg_work`]).
     pub fn handle_block(&mut self, head: u64) {
         self.head = self.head.max(head);
         if !self.dkgs.is_empty() {

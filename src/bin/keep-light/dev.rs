@@ -169,7 +169,14 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let started = platform::now();
+    let setup = MemberSetup {
+        bootstrap: bootstrap.clone(),
+        beacon: beacon.clone(),
+        data_dir: args.data_dir.clone(),
+        tracker: tracker.clone(),
+        trace: trace.clone(),
+        started: platform::now(),
+    };
     // The members' drivers hold non-Send channels, so they run on local executors: one thread
     // per core, each with its own LocalSet, the members dealt out among them. (On one
     // thread, 64 members' DKG work ran one after another while the runtime's workers, which
@@ -180,56 +187,72 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
     let speaking = args.members.saturating_sub(args.silent_members);
     let mut member_threads = Vec::new();
     for t in 0..threads {
-        let mine: Vec<u32> = (0..speaking)
+        let mine = (0..speaking)
             .filter(|i| *i as usize % threads == t)
             .collect();
-        let (ready_tx, ready) = oneshot::channel::<Result<(), String>>();
+        member_threads.push(MembersThread::spawn(t, mine, setup.clone())?);
+    }
+    let mut result = Ok(());
+    for thread in &mut member_threads {
+        let started = (&mut thread.ready)
+            .await
+            .unwrap_or_else(|_| Err("a members thread ended".into()));
+        if result.is_ok() {
+            result = started;
+        }
+    }
+    if result.is_ok() {
+        // Nodes first, stakes after: the genesis DKG starts once every member can hear it.
+        result = serve_members(&chain, &beacon, &args, &first, &second, &origin, &tracker).await;
+    }
+    for thread in member_threads {
+        thread.stop().await;
+    }
+    if let Some(trace) = &trace {
+        lock(trace).flush().map_err(|e| format!("--trace: {e}"))?;
+    }
+    relay.shutdown().await;
+    relay2.shutdown().await;
+    result
+}
+
+/// What a members thread needs to start its members and report their events.
+#[derive(Clone)]
+struct MemberSetup {
+    bootstrap: Vec<String>,
+    beacon: Arc<dyn BeaconChain>,
+    data_dir: Option<PathBuf>,
+    tracker: Arc<Mutex<Tracker>>,
+    trace: Option<Arc<Mutex<std::io::BufWriter<std::fs::File>>>>,
+    started: Instant,
+}
+
+/// A thread serving some of the members on its own `LocalSet` (their swarms run on the
+/// runtime's workers) until it is stopped.
+struct MembersThread {
+    /// Once its members' nodes are up (or one failed to start).
+    ready: oneshot::Receiver<Result<(), String>>,
+    stop: oneshot::Sender<()>,
+    /// Once its nodes have shut down.
+    done: oneshot::Receiver<()>,
+}
+
+impl MembersThread {
+    /// Starts thread `index` for the members numbered `members`.
+    fn spawn(index: usize, members: Vec<u32>, setup: MemberSetup) -> Result<Self, String> {
+        let (ready_tx, ready) = oneshot::channel();
         let (stop, stop_rx) = oneshot::channel::<()>();
-        let (done_tx, done) = oneshot::channel::<()>();
+        let (done_tx, done) = oneshot::channel();
         let runtime = tokio::runtime::Handle::current();
-        let (bootstrap, beacon, data_dir) =
-            (bootstrap.clone(), beacon.clone(), args.data_dir.clone());
-        let (tracker, trace) = (tracker.clone(), trace.clone());
         std::thread::Builder::new()
-            .name(format!("members-{t}"))
+            .name(format!("members-{index}"))
             .spawn(move || {
                 let local = tokio::task::LocalSet::new();
                 runtime.block_on(local.run_until(async move {
                     let mut nodes = Vec::new();
-                    let started_all: Result<(), String> = async {
-                        for i in mine {
-                            let key = member_key(i);
-                            let config =
-                                NodeConfig::new(key.clone()).with_bootstrap(bootstrap.clone());
-                            let (node, mut events) =
-                                Node::start(config).await.map_err(|e| e.to_string())?;
-                            tokio::spawn(async move { while events.next().await.is_some() {} });
-                            let store: Rc<dyn GroupStore> = match &data_dir {
-                                Some(dir) => Rc::new(DirStore::new(
-                                    &dir.join("members").join(i.to_string()),
-                                )?),
-                                None => {
-                                    Rc::new(KeyValueStore::new(format!("dev/{}", key.address())))
-                                }
-                            };
-                            let tracker = tracker.clone();
-                            let trace = trace.clone();
-                            spawn_member(node.clone(), key, beacon.clone(), store, move |event| {
-                                track(&mut lock(&tracker), &event);
-                                if let Some(trace) = &trace {
-                                    let mut line = serde_json::to_value(&event).unwrap_or_default();
-                                    line["member"] = i.into();
-                                    line["ms"] = (started.elapsed().as_millis() as u64).into();
-                                    let _ = writeln!(lock(trace), "{line}");
-                                }
-                            });
-                            nodes.push(node);
-                        }
-                        Ok(())
-                    }
-                    .await;
-                    let serve = started_all.is_ok();
-                    let _ = ready_tx.send(started_all);
+                    let started = start_members(members, &setup, &mut nodes).await;
+                    let serve = started.is_ok();
+                    let _ = ready_tx.send(started);
                     if serve {
                         let _ = stop_rx.await;
                     }
@@ -240,31 +263,51 @@ pub async fn run(args: DevArgs) -> Result<(), String> {
                 }));
             })
             .map_err(|e| format!("cannot start a members thread: {e}"))?;
-        member_threads.push((ready, stop, done));
+        Ok(Self { ready, stop, done })
     }
-    let mut result = Ok(());
-    for (ready, _, _) in &mut member_threads {
-        let outcome = ready
-            .await
-            .unwrap_or_else(|_| Err("a members thread ended".into()));
-        if result.is_ok() {
-            result = outcome;
-        }
+
+    /// Stops its members and waits for their nodes to shut down.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.done.await;
     }
-    if result.is_ok() {
-        // Nodes first, stakes after: the genesis DKG starts once every member can hear it.
-        result = serve_members(&chain, &beacon, &args, &first, &second, &origin, &tracker).await;
+}
+
+/// Starts a node and the member service for each of `members` on the current `LocalSet`,
+/// keeping the nodes in `nodes`.
+async fn start_members(
+    members: Vec<u32>,
+    setup: &MemberSetup,
+    nodes: &mut Vec<NodeHandle>,
+) -> Result<(), String> {
+    for i in members {
+        let key = member_key(i);
+        let config = NodeConfig::new(key.clone()).with_bootstrap(setup.bootstrap.clone());
+        let (node, mut events) = Node::start(config).await.map_err(|e| e.to_string())?;
+        tokio::spawn(async move { while events.next().await.is_some() {} });
+        let store: Rc<dyn GroupStore> = match &setup.data_dir {
+            Some(dir) => Rc::new(DirStore::new(&dir.join("members").join(i.to_string()))?),
+            None => Rc::new(KeyValueStore::new(format!("dev/{}", key.address()))),
+        };
+        let (tracker, trace, started) = (setup.tracker.clone(), setup.trace.clone(), setup.started);
+        spawn_member(
+            node.clone(),
+            key,
+            setup.beacon.clone(),
+            store,
+            move |event| {
+                track(&mut lock(&tracker), &event);
+                if let Some(trace) = &trace {
+                    let mut line = serde_json::to_value(&event).unwrap_or_default();
+                    line["member"] = i.into();
+                    line["ms"] = (started.elapsed().as_millis() as u64).into();
+                    let _ = writeln!(lock(trace), "{line}");
+                }
+            },
+        );
+        nodes.push(node);
     }
-    for (_, stop, done) in member_threads {
-        let _ = stop.send(());
-        let _ = done.await;
-    }
-    if let Some(trace) = &trace {
-        lock(trace).flush().map_err(|e| format!("--trace: {e}"))?;
-    }
-    relay.shutdown().await;
-    relay2.shutdown().await;
-    result
+    Ok(())
 }
 
 /// With every member's node up: stakes them, says where everything is, and follows the chain
