@@ -10,8 +10,9 @@
 //! (halved down to the bad shares only if it fails, see
 //! [`threshold::combine_verified`](super::threshold::combine_verified)) and combines T valid
 //! ones into the entry, submitted at once when its turn has come (the first submitter's is the
-//! request's block, so its T-th share makes the submission). So in a healthy group one member combines, not N: in a group of 64 on
-//! shared cores, N batched checks of T shares were most of an entry's time.
+//! request's block, so its T-th share makes the submission). So in a healthy group one member
+//! combines, not N: in a group of 64 on shared cores, N batched checks of T shares were most
+//! of an entry's time.
 //!
 //! # Usage
 //! ```text
