@@ -5,8 +5,8 @@ fn main() {}
 
 // A relay or a `keep-light dev` process allocates for every frame of every connection, on
 // several threads at once. With mimalloc's per-thread heaps, `keep-light dev` with 64 members
-// needs about a tenth less CPU than with glibc's malloc (14.6-16.2 s against 16.0-19.3 s
-// user time, docs/benchmarks.md), for up to a fifth more resident memory.
+// needs about a tenth less CPU than with glibc's malloc, for up to a fifth more resident
+// memory (docs/benchmarks.md has the runs).
 #[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
